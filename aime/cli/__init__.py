@@ -1,0 +1,1 @@
+"""The ``aime`` command line: one module per command."""

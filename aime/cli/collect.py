@@ -1,0 +1,51 @@
+"""``aime collect``: fill a replay store with episodes from parallel rollout actors."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict
+
+from aime.cli.common import add_config_arguments, config_from_args
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "collect",
+        help="collect episodes into a replay store",
+        description="Run dm_control episodes in Ray actors and write them as Parquet to the replay store.",
+        epilog="example: aime collect --task cheetah-run --episodes 20 --workers 2 --out results/replay",
+    )
+    parser.add_argument("--task", help="dm_control task, domain-task (env.task)")
+    parser.add_argument("--episodes", type=int, help="episodes to collect (collect.episodes)")
+    parser.add_argument("--workers", type=int, help="rollout actors (collect.workers)")
+    parser.add_argument("--out", help="replay root: a directory or a pyarrow URI (replay.root)")
+    add_config_arguments(parser)
+    parser.set_defaults(handler=run)
+
+
+def flag_overrides(args: argparse.Namespace) -> list[str]:
+    pairs = {"env.task": args.task, "collect.episodes": args.episodes, "collect.workers": args.workers}
+    pairs["replay.root"] = args.out
+    return [f"{key}={value}" for key, value in pairs.items() if value is not None]
+
+
+def run(args: argparse.Namespace) -> int:
+    from aime.actors.collect import collect
+    from aime.run.ray_init import init_ray
+    from aime.run.rundir import MetricsWriter, create_run_dir
+    from aime.run.seeding import seed_everything
+
+    cfg = config_from_args(args, flag_overrides(args))
+    cfg, run_dir = create_run_dir(cfg)
+    seed_everything(cfg.seed)
+    init_ray(cfg.ray)
+    print(f"run directory {run_dir}")
+    metrics = MetricsWriter(run_dir / "metrics.jsonl")
+    try:
+        summary = collect(cfg, metrics, progress=not args.no_progress)
+    finally:
+        metrics.close()
+    (run_dir / "collect.json").write_text(json.dumps(asdict(summary), indent=2) + "\n")
+    print("\n".join(["collected:", *("  " + line for line in summary.lines())]))
+    return 0

@@ -1,0 +1,74 @@
+"""The typed configuration of an aime run: one frozen dataclass per component.
+
+Field comments are the documentation of every key; ``cluster/configs/default.yaml`` holds the
+defaults a run starts from. Components receive only their own slice (``cfg.env``, ``cfg.replay``...).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    task: str = "cheetah-run"  # dm_control suite task as "domain-task"
+    image_size: int = 64  # square pixel observations, image_size x image_size x 3
+    action_repeat: int = 2  # physics control steps per agent step; rewards are summed
+    camera: int | str | None = None  # camera id or name; None: the domain's usual camera
+    max_episode_steps: int | None = None  # agent steps; None: the task's own limit / action_repeat
+    render_lite: bool = True  # shadows, reflections and skybox off: 3-5x cheaper frames on the CPU
+    egl_device: Literal["auto", "cpu"] | int = "auto"  # see docs/RENDERING.md
+
+
+@dataclass(frozen=True)
+class CollectConfig:
+    episodes: int = 20  # complete episodes to write
+    workers: int = 2  # rollout actors
+    envs_per_worker: int = 1  # environments each actor steps together
+    policy: Literal["random"] = "random"
+    cpus_per_worker: float = 1.0
+    max_restarts: int = 3  # per actor, before the collection gives up on it
+    max_task_retries: int = 3
+    max_attempts_per_episode: int = 5  # a slot that fails this often aborts the collection
+
+
+@dataclass(frozen=True)
+class ReplayConfig:
+    root: str | None = None  # local path or pyarrow URI (s3://...); None: <run_dir>/replay
+    capacity_steps: int = 1_000_000  # oldest episodes are evicted beyond this many steps
+    chunk_steps: int | None = None  # split long episodes into files of this many steps
+    row_group_steps: int = 64  # Parquet row group size: the unit a window read decodes
+    compression: Literal["zstd", "lz4", "snappy", "none"] = "zstd"
+    compression_level: int | None = None
+    refresh_seconds: float = 5.0  # how often samplers look for new episodes
+
+
+@dataclass(frozen=True)
+class RayConfig:
+    address: str | None = None  # None: $RAY_ADDRESS if set, else start a local Ray
+    num_cpus: int | None = None  # local Ray only; None: all cores
+    include_dashboard: bool = False  # local Ray only
+    object_store_memory_mb: int | None = None  # local Ray only
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    batch_size: int = 16  # B: sequences per batch
+    seq_len: int = 32  # T: steps per sequence
+    sampler_workers: int = 1  # Ray Data actors sampling windows
+    windows_per_read: int = 64  # windows each sampler call returns; amortises per-call overhead
+    prefetch_batches: int = 2
+
+
+@dataclass(frozen=True)
+class Config:
+    seed: int = 0  # drives Python, NumPy, torch and every actor's environment seed
+    run_id: str | None = None  # None: <UTC time>-<task>-<random suffix>
+    results_dir: str = "results"
+    log_every_seconds: float = 1.0
+    env: EnvConfig = field(default_factory=EnvConfig)
+    collect: CollectConfig = field(default_factory=CollectConfig)
+    replay: ReplayConfig = field(default_factory=ReplayConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    ray: RayConfig = field(default_factory=RayConfig)

@@ -1,0 +1,14 @@
+"""Metric names: constants with fixed prefixes, so dashboards and tests agree on them."""
+
+ENV_EPISODES = "env/episodes"
+ENV_STEPS = "env/steps"
+ENV_FRAMES = "env/frames"  # agent steps x action_repeat, the DMC convention
+ENV_STEPS_PER_SECOND = "env/steps_per_second"
+ENV_FRAMES_PER_SECOND = "env/frames_per_second"
+ENV_EPISODE_RETURN = "env/episode_return"
+ENV_WORKER_FAILURES = "env/worker_failures"
+
+REPLAY_EPISODES = "replay/episodes"
+REPLAY_STEPS = "replay/steps"
+REPLAY_BYTES = "replay/bytes"
+REPLAY_EVICTED = "replay/evicted_episodes"

@@ -1,0 +1,56 @@
+"""ReplayBuffer: the replay store as trainers see it: stats, capacity, and (B, T) torch batches."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from aime.config import ReplayConfig, TrainConfig
+from aime.replay.dataset import window_dataset
+from aime.replay.sampler import WindowSampler
+from aime.replay.stats import ReplayStats, replay_stats
+from aime.replay.store import ReplayStore
+
+
+class ReplayBuffer:
+    def __init__(self, replay: ReplayConfig, train: TrainConfig, seed: int = 0):
+        assert replay.root, "ReplayBuffer needs replay.root"
+        self.replay, self.train, self.seed = replay, train, seed
+        self.store = ReplayStore(replay.root)
+
+    def stats(self) -> ReplayStats:
+        return replay_stats(self.store)
+
+    def evict(self) -> list[str]:
+        return self.store.evict(self.replay.capacity_steps)
+
+    def sampler(self) -> WindowSampler:
+        """An in-process sampler (no Ray): the same windows the dataset yields for the same seed."""
+        return WindowSampler(
+            self.replay.root or "",
+            self.train.seq_len,
+            seed=self.seed,
+            capacity_steps=self.replay.capacity_steps,
+            refresh_seconds=self.replay.refresh_seconds,
+        )
+
+    def dataset(self, num_batches: int) -> Any:
+        """A Ray Data dataset of ``num_batches * batch_size`` windows; pass it to a TorchTrainer as
+        ``datasets={"replay": ...}`` and read it per worker with ``ray.train.get_dataset_shard``."""
+        return window_dataset(
+            self.replay.root or "",
+            seq_len=self.train.seq_len,
+            num_windows=num_batches * self.train.batch_size,
+            seed=self.seed,
+            capacity_steps=self.replay.capacity_steps,
+            refresh_seconds=self.replay.refresh_seconds,
+            windows_per_read=self.train.windows_per_read,
+            sampler_workers=self.train.sampler_workers,
+        )
+
+    def iter_torch_batches(self, num_batches: int, dataset: Any = None) -> Iterator[dict[str, Any]]:
+        """``(B, T, ...)`` torch batches: pixels uint8 (B, T, C, H, W), action (B, T, A), ..."""
+        dataset = dataset if dataset is not None else self.dataset(num_batches)
+        return dataset.iter_torch_batches(
+            batch_size=self.train.batch_size, prefetch_batches=self.train.prefetch_batches, drop_last=True
+        )

@@ -1,0 +1,65 @@
+"""Replay windows as a Ray Data dataset, for streaming into Ray Train workers.
+
+    ids (range) --map_batches(SampleWindows, actors)--> {pixels (n, T, C, H, W), action, ...}
+               --iter_torch_batches(B) / get_dataset_shard--> torch tensors (B, T, ...)
+
+Each input row is a request id; a sampler actor turns ``windows_per_read`` ids into that many windows
+in one call (amortising Ray Data's per-block cost) and re-lists the store every ``refresh_seconds``,
+so episodes written during training become visible. Blocks are columnar numpy tensors: no Python
+object per row or per frame.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from aime.replay.sampler import WindowSampler
+
+
+class SampleWindows:
+    """Ray Data callable class: request ids -> windows."""
+
+    def __init__(
+        self, root: str, seq_len: int, seed: int, capacity_steps: int | None, refresh_seconds: float
+    ):
+        self.sampler = WindowSampler(
+            root, seq_len, seed=seed, capacity_steps=capacity_steps, refresh_seconds=refresh_seconds
+        )
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self.sampler.sample(batch["id"])
+
+
+def window_dataset(
+    root: str,
+    *,
+    seq_len: int,
+    num_windows: int,
+    seed: int = 0,
+    capacity_steps: int | None = None,
+    refresh_seconds: float = 5.0,
+    windows_per_read: int = 64,
+    sampler_workers: int = 1,
+    cpus_per_sampler: float = 1.0,
+) -> Any:
+    """A dataset of ``num_windows`` windows of ``seq_len`` steps; the same seed gives the same windows."""
+    import ray.data
+
+    blocks = max(1, -(-num_windows // windows_per_read))
+    ids = ray.data.range(num_windows, override_num_blocks=blocks)
+    return ids.map_batches(
+        SampleWindows,
+        fn_constructor_kwargs=dict(
+            root=root,
+            seq_len=seq_len,
+            seed=seed,
+            capacity_steps=capacity_steps,
+            refresh_seconds=refresh_seconds,
+        ),
+        batch_size=windows_per_read,
+        batch_format="numpy",
+        concurrency=sampler_workers,
+        num_cpus=cpus_per_sampler,
+    )

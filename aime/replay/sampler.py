@@ -1,0 +1,205 @@
+"""Fixed-length windows sampled uniformly from the replay store, never crossing an episode file.
+
+Memory holds the episode index (a few numbers per file), never frames; each window read decodes only
+the row groups it overlaps, so a batch costs the same whether the store holds 100 episodes or 100,000.
+Sampling is a pure function of ``(seed, request id, index)``: the same seed over the same store gives
+the same windows, in any process, in any order of calls.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+
+import numpy as np
+import pyarrow as pa
+
+from aime.replay.schema import CONCEPT_PREFIX
+from aime.replay.store import EpisodeFile, ReplayStore, within_capacity
+
+log = logging.getLogger(__name__)
+
+# Columns read per window, and their per-step shapes in the batch.
+STEP_COLUMNS = {
+    "reward": np.float32,
+    "discount": np.float32,
+    "is_first": np.bool_,
+    "is_last": np.bool_,
+    "is_terminal": np.bool_,
+    "step": np.int32,
+    "policy_version": np.int32,
+}
+VECTOR_COLUMNS = ("action", "state")
+
+
+class NoEpisodesError(RuntimeError):
+    pass
+
+
+class WindowSampler:
+    """Samples ``(N, T)`` windows: ``pixels`` uint8 (N, T, C, H, W), ``action`` (N, T, A), ...
+
+    ``concepts`` is bool (N, T, K) in the order of ``concept_names``; ``episode_key`` (N,) int64 is a
+    stable hash of each window's episode id; ``policy_version`` (N, T) says which weights acted.
+    """
+
+    def __init__(
+        self,
+        root: str,
+        seq_len: int,
+        *,
+        seed: int = 0,
+        capacity_steps: int | None = None,
+        refresh_seconds: float = 5.0,
+        max_retries: int = 3,
+    ):
+        if seq_len < 1:
+            raise ValueError(f"seq_len must be >= 1, got {seq_len}")
+        self.store = ReplayStore(root)
+        self.seq_len = seq_len
+        self.seed = seed
+        self.capacity_steps = capacity_steps
+        self.refresh_seconds = refresh_seconds
+        self.max_retries = max_retries
+        self._refreshed_at = -np.inf
+        self._episodes: list[EpisodeFile] = []
+        self._cum_windows = np.zeros(0, np.int64)
+        self.concept_names: tuple[str, ...] = ()
+
+    # ---- index -----------------------------------------------------------------------------
+    def refresh(self, force: bool = False) -> int:
+        """Re-list the store at most every ``refresh_seconds``; returns the number of usable episodes."""
+        now = time.monotonic()
+        if not force and now - self._refreshed_at < self.refresh_seconds:
+            return len(self._episodes)
+        self._refreshed_at = now
+        episodes = self.store.scan()
+        if self.capacity_steps is not None:
+            episodes = within_capacity(episodes, self.capacity_steps)
+        episodes = [e for e in episodes if e.num_rows >= self.seq_len]
+        if episodes:
+            first = episodes[0].meta
+            same = [e for e in episodes if _compatible(e, episodes[0])]
+            if len(same) < len(episodes):
+                log.warning(
+                    "replay: %d episodes differ in shape/concepts from %s and are not sampled",
+                    len(episodes) - len(same),
+                    episodes[0].name,
+                )
+            episodes = same
+            self.concept_names = first.concepts
+        self._episodes = episodes
+        windows = np.array([e.num_rows - self.seq_len + 1 for e in episodes], np.int64)
+        self._cum_windows = np.cumsum(windows)
+        return len(episodes)
+
+    @property
+    def episodes(self) -> list[EpisodeFile]:
+        return list(self._episodes)
+
+    @property
+    def num_windows(self) -> int:
+        return int(self._cum_windows[-1]) if len(self._cum_windows) else 0
+
+    # ---- sampling --------------------------------------------------------------------------
+    def sample(self, request_ids: np.ndarray | list[int]) -> dict[str, np.ndarray]:
+        """One window per request id, chosen by ``rng(seed, id)``."""
+        self.refresh()
+        ids = np.asarray(request_ids, dtype=np.int64)
+        for attempt in range(self.max_retries + 1):
+            if self.num_windows == 0:
+                raise NoEpisodesError(
+                    f"no episode of >= {self.seq_len} steps in {self.store.root}"
+                    f" (skipped files: {self.store.skipped or 'none'})"
+                )
+            picks = [self._pick(int(i), attempt) for i in ids]
+            try:
+                return self._read(picks)
+            except (OSError, pa.ArrowException) as error:
+                # An episode evicted or damaged after the index was built: drop it and draw again.
+                log.warning("replay: read failed (%s); refreshing the index", error)
+                self.refresh(force=True)
+        raise RuntimeError(f"replay: reads kept failing after {self.max_retries} index refreshes")
+
+    def _pick(self, request_id: int, attempt: int) -> tuple[int, int]:
+        rng = np.random.default_rng([self.seed, request_id, attempt])
+        flat = int(rng.integers(self.num_windows))
+        episode = int(np.searchsorted(self._cum_windows, flat, side="right"))
+        start = flat - (int(self._cum_windows[episode - 1]) if episode else 0)
+        return episode, start
+
+    def _read(self, picks: list[tuple[int, int]]) -> dict[str, np.ndarray]:
+        T = self.seq_len
+        first = self._episodes[picks[0][0]].meta
+        N, K = len(picks), len(self.concept_names)
+        out = {
+            "pixels": np.empty((N, T, *first.pixel_shape), np.uint8),
+            "action": np.empty((N, T, first.action_dim), np.float32),
+            "state": np.empty((N, T, first.state_dim), np.float32),
+            "concepts": np.empty((N, T, K), np.bool_),
+            "episode_key": np.empty(N, np.int64),
+            **{name: np.empty((N, T), dtype) for name, dtype in STEP_COLUMNS.items()},
+        }
+        by_episode: dict[int, list[tuple[int, int]]] = defaultdict(list)
+        for row, (episode, start) in enumerate(picks):
+            by_episode[episode].append((row, start))
+        concept_columns = [CONCEPT_PREFIX + c for c in self.concept_names]
+        columns = ["pixels", *VECTOR_COLUMNS, *STEP_COLUMNS, *concept_columns]
+        for episode, rows in by_episode.items():
+            entry = self._episodes[episode]
+            starts = entry.row_group_starts
+            lo = min(s for _, s in rows)
+            hi = max(s for _, s in rows) + T
+            first_group = int(np.searchsorted(starts, lo, side="right")) - 1
+            last_group = int(np.searchsorted(starts, hi, side="left")) - 1
+            offset = int(starts[first_group])
+            with self.store.fs.open_input_file(entry.path) as f:
+                table = _parquet_file(f).read_row_groups(range(first_group, last_group + 1), columns=columns)
+            arrays = {name: _column_numpy(table, name) for name in columns}
+            key = _episode_key(entry.meta.episode_id)
+            for row, start in rows:
+                window = slice(start - offset, start - offset + T)
+                out["pixels"][row] = arrays["pixels"][window].reshape(T, *first.pixel_shape)
+                for name in VECTOR_COLUMNS:
+                    out[name][row] = arrays[name][window]
+                for name in STEP_COLUMNS:
+                    out[name][row] = arrays[name][window]
+                for k, name in enumerate(concept_columns):
+                    out["concepts"][row, :, k] = arrays[name][window]
+                out["episode_key"][row] = key
+        return out
+
+
+def _parquet_file(f: pa.NativeFile):
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(f)
+
+
+def _column_numpy(table: pa.Table, name: str) -> np.ndarray:
+    """A column as one numpy array; fixed-size lists become (rows, size) without per-row objects."""
+    column = table.column(name)
+    chunks = column.chunks
+    if pa.types.is_fixed_size_list(column.type):
+        size = column.type.list_size
+        parts = [c.flatten().to_numpy(zero_copy_only=False).reshape(-1, size) for c in chunks]
+    else:
+        parts = [c.to_numpy(zero_copy_only=False) for c in chunks]
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def _episode_key(episode_id: str) -> int:
+    import hashlib
+
+    return int.from_bytes(hashlib.blake2b(episode_id.encode(), digest_size=8).digest(), "little") >> 1
+
+
+def _compatible(a: EpisodeFile, b: EpisodeFile) -> bool:
+    x, y = a.meta, b.meta
+    return (x.pixel_shape, x.action_dim, x.state_dim, x.concepts) == (
+        y.pixel_shape,
+        y.action_dim,
+        y.state_dim,
+        y.concepts,
+    )

@@ -1,0 +1,170 @@
+"""The replay store: a directory (local or any pyarrow filesystem URI) of episode Parquet files.
+
+Writers put each file at a temporary dot-name and rename it into place, so readers, which list only
+``*.parquet`` names without a leading dot, never see a half-written file. On object stores (s3://,
+gs://) an upload becomes visible only when complete, so files are written to their final key.
+Files are ordered by name; names start with the run id (a UTC timestamp), so name order is age order
+and eviction removes the oldest first.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from aime.replay.schema import FILE_SUFFIX, EpisodeMetadata, check_schema
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EpisodeFile:
+    """One readable episode file, as the index keeps it: no frames, a few numbers."""
+
+    path: str
+    name: str
+    num_rows: int
+    size_bytes: int
+    row_group_starts: np.ndarray  # (G + 1,) cumulative row offsets
+    meta: EpisodeMetadata
+
+
+class ReplayStore:
+    def __init__(self, root: str | Path):
+        root = str(root)
+        if "://" in root:
+            self.fs, self.path = pafs.FileSystem.from_uri(root)
+        else:
+            self.fs, self.path = pafs.LocalFileSystem(), str(Path(root).resolve())
+        self.root = root
+        self.atomic_rename = isinstance(self.fs, pafs.LocalFileSystem | pafs.HadoopFileSystem)
+        self._known: dict[str, EpisodeFile] = {}
+        self._bad: set[tuple[str, int]] = set()
+
+    # ---- writing ---------------------------------------------------------------------------
+    def write(
+        self,
+        name: str,
+        table: pa.Table,
+        *,
+        row_group_steps: int = 64,
+        compression: str = "zstd",
+        compression_level: int | None = None,
+    ) -> str:
+        """Write ``table`` as ``<root>/<name>.parquet`` atomically; returns the final path."""
+        self.fs.create_dir(self.path, recursive=True)
+        final = f"{self.path}/{name}{FILE_SUFFIX}"
+        target = f"{self.path}/.{name}.{uuid.uuid4().hex[:8]}.tmp" if self.atomic_rename else final
+        try:
+            with self.fs.open_output_stream(target) as sink:
+                pq.write_table(
+                    table,
+                    sink,
+                    row_group_size=row_group_steps,
+                    compression=compression,
+                    compression_level=compression_level,
+                    use_dictionary=["episode_id"],
+                    write_statistics=False,
+                )
+            if target != final:
+                self.fs.move(target, final)
+        except BaseException:
+            if target != final:
+                self._delete_quietly(target)
+            raise
+        return final
+
+    # ---- reading ---------------------------------------------------------------------------
+    def list_names(self) -> list[str]:
+        """Paths of the complete episode files, oldest first. Temporary files are not listed."""
+        try:
+            infos = self.fs.get_file_info(pafs.FileSelector(self.path, allow_not_found=True))
+        except FileNotFoundError:
+            return []
+        paths = [
+            i.path
+            for i in infos
+            if i.type == pafs.FileType.File
+            and i.base_name.endswith(FILE_SUFFIX)
+            and not i.base_name.startswith(".")
+        ]
+        return sorted(paths, key=lambda p: p.rsplit("/", 1)[-1])
+
+    def scan(self) -> list[EpisodeFile]:
+        """The readable episodes, oldest first. Reads only new files' footers; warns once per bad file."""
+        paths = self.list_names()
+        present = set(paths)
+        self._known = {p: e for p, e in self._known.items() if p in present}
+        infos = {i.path: i for i in self.fs.get_file_info([p for p in paths if p not in self._known])}
+        for path, info in infos.items():
+            if (path, info.size) in self._bad:
+                continue
+            entry = self._read_footer(path, info.size)
+            if entry is None:
+                self._bad.add((path, info.size))
+            else:
+                self._known[path] = entry
+        return [self._known[p] for p in paths if p in self._known]
+
+    @property
+    def skipped(self) -> list[str]:
+        return sorted(path for path, _ in self._bad)
+
+    def open(self, path: str) -> pq.ParquetFile:
+        return pq.ParquetFile(self.fs.open_input_file(path))
+
+    def _read_footer(self, path: str, size: int) -> EpisodeFile | None:
+        try:
+            with self.fs.open_input_file(path) as f:
+                metadata = pq.read_metadata(f)
+            meta = check_schema(metadata.schema.to_arrow_schema())
+        except (OSError, ValueError, pa.ArrowException) as error:
+            log.warning("replay: skipping %s: %s", path, error)
+            return None
+        counts = [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
+        return EpisodeFile(
+            path=path,
+            name=path.rsplit("/", 1)[-1][: -len(FILE_SUFFIX)],
+            num_rows=metadata.num_rows,
+            size_bytes=size,
+            row_group_starts=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+            meta=meta,
+        )
+
+    # ---- capacity --------------------------------------------------------------------------
+    def evict(self, capacity_steps: int) -> list[str]:
+        """Delete the oldest episodes until at most ``capacity_steps`` rows remain."""
+        episodes = self.scan()
+        total = sum(e.num_rows for e in episodes)
+        removed = []
+        for episode in episodes:
+            if total <= capacity_steps:
+                break
+            self._delete_quietly(episode.path)
+            total -= episode.num_rows
+            removed.append(episode.path)
+        return removed
+
+    def _delete_quietly(self, path: str) -> None:
+        try:
+            self.fs.delete_file(path)
+        except (FileNotFoundError, OSError):
+            pass
+
+
+def within_capacity(episodes: list[EpisodeFile], capacity_steps: int) -> list[EpisodeFile]:
+    """The newest episodes whose rows fit in ``capacity_steps`` (readers' view of eviction)."""
+    kept, total = [], 0
+    for episode in reversed(episodes):
+        if total + episode.num_rows > capacity_steps and kept:
+            break
+        kept.append(episode)
+        total += episode.num_rows
+    return kept[::-1]

@@ -1,0 +1,92 @@
+"""Run directories: ``results/<run_id>/`` with the exact config, versions, seeds and metrics."""
+
+from __future__ import annotations
+
+import json
+import platform
+import secrets
+import subprocess
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from aime.config import Config, dump_yaml
+
+
+def new_run_id(cfg: Config) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    return f"{stamp}-{cfg.env.task}-{secrets.token_hex(2)}"
+
+
+def create_run_dir(cfg: Config) -> tuple[Config, Path]:
+    """Resolve the run id and replay root, write config.yaml, versions.json and seeds.json."""
+    run_id = cfg.run_id or new_run_id(cfg)
+    run_dir = Path(cfg.results_dir) / run_id
+    replay_root = cfg.replay.root or str(run_dir / "replay")
+    cfg = replace(cfg, run_id=run_id, replay=replace(cfg.replay, root=replay_root))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(dump_yaml(cfg))
+    (run_dir / "versions.json").write_text(json.dumps(versions(), indent=2) + "\n")
+    (run_dir / "seeds.json").write_text(json.dumps({"seed": cfg.seed}, indent=2) + "\n")
+    return cfg, run_dir
+
+
+def versions() -> dict[str, Any]:
+    out: dict[str, Any] = {"python": platform.python_version(), "platform": platform.platform()}
+    for module in (
+        "aime",
+        "numpy",
+        "pyarrow",
+        "torch",
+        "ray",
+        "mujoco",
+        "dm_control",
+        "gymnasium",
+        "deepspeed",
+    ):
+        out[module] = _version_of(module)
+    out["git_commit"] = _git_commit()
+    return out
+
+
+def _version_of(module: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(module.replace("_", "-") if module == "dm_control" else module)
+    except PackageNotFoundError:
+        return None
+
+
+def _git_commit() -> str | None:
+    root = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("-dirty" if dirty else "")
+
+
+class MetricsWriter:
+    """Appends one JSON object per line to ``metrics.jsonl``: ``{"time": ..., "step": ..., name: value}``."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._file = open(self.path, "a", buffering=1)
+
+    def write(self, step: int, metrics: dict[str, float | int]) -> None:
+        record = {"time": round(time.time(), 3), "step": step, **metrics}
+        self._file.write(json.dumps(record) + "\n")
+
+    def close(self) -> None:
+        self._file.close()

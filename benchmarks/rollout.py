@@ -1,0 +1,164 @@
+"""Rollout throughput, side by side in one run (prints JSON).
+
+    python benchmarks/rollout.py [--task cheetah-run] [--image-size 64] [--steps 1500]
+
+(a) plain: one dm_control environment stepped in a plain loop with a reused lite mujoco.Renderer
+    (no gymnasium wrapper, no concepts, no writing);
+(b) aime actors, 1 worker: the whole collection path (gymnasium env, concepts, recorder, Parquet);
+(c) aime actors, one worker per core;
+(d) floor: raw ``mujoco.mj_step`` substeps plus one render per frame, no Python environment.
+
+A frame is one rendered observation (one agent step = ``action_repeat`` control steps). Actor rates
+are steady-state: the slope of the actors' step counters after the first steps, so actor start-up
+(process spawn, imports, model compile) is reported separately, not mixed into the rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+import mujoco  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def plain_loop(task: str, size: int, steps: int, action_repeat: int) -> float:
+    from dm_control import suite
+
+    from aime.envs.render import PixelRenderer
+
+    domain, name = task.split("-", 1)
+    env = suite.load(domain, name, task_kwargs={"random": 0})
+    renderer = PixelRenderer(env.physics, size, size, camera=0, lite=True)
+    spec = env.action_spec()
+    rng = np.random.default_rng(0)
+    env.reset()
+    start = time.perf_counter()
+    for _ in range(steps):
+        action = rng.uniform(spec.minimum, spec.maximum)
+        for _ in range(action_repeat):
+            if env.step(action).last():
+                env.reset()
+        renderer.render()
+    rate = steps / (time.perf_counter() - start)
+    renderer.close()
+    return rate
+
+
+def floor_loop(task: str, size: int, steps: int, action_repeat: int) -> float:
+    from dm_control import suite
+
+    domain, name = task.split("-", 1)
+    env = suite.load(domain, name, task_kwargs={"random": 0})
+    env.reset()
+    model, data = env.physics.model.ptr, env.physics.data.ptr
+    substeps = env._n_sub_steps * action_repeat
+    renderer = mujoco.Renderer(model, size, size)
+    for flag in (
+        mujoco.mjtRndFlag.mjRND_SHADOW,
+        mujoco.mjtRndFlag.mjRND_REFLECTION,
+        mujoco.mjtRndFlag.mjRND_SKYBOX,
+    ):
+        renderer.scene.flags[flag] = 0
+    rng = np.random.default_rng(0)
+    start = time.perf_counter()
+    for _ in range(steps):
+        data.ctrl[:] = rng.uniform(-1, 1, model.nu)
+        for _ in range(substeps):
+            mujoco.mj_step(model, data)
+        renderer.update_scene(data, camera=0)
+        renderer.render()
+    rate = steps / (time.perf_counter() - start)
+    renderer.close()
+    return rate
+
+
+def actor_rate(task: str, size: int, workers: int, episodes: int, workdir: str) -> dict[str, float]:
+    from aime.actors.collect import collect
+    from aime.config import Config, load_config
+    from aime.run.rundir import MetricsWriter, create_run_dir
+
+    cfg = load_config(
+        Config,
+        None,
+        [
+            f"env.task={task}",
+            f"env.image_size={size}",
+            f"collect.workers={workers}",
+            f"collect.episodes={episodes}",
+            f"results_dir={workdir}",
+            "log_every_seconds=0.25",
+        ],
+    )
+    cfg, run_dir = create_run_dir(cfg)
+    metrics = MetricsWriter(run_dir / "metrics.jsonl")
+    summary = collect(cfg, metrics, progress=False)
+    metrics.close()
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    moving = [r for r in records if r["env/steps"] > 0]
+    first, last = moving[0], moving[-1]
+    steady = (last["env/steps"] - first["env/steps"]) / max(last["time"] - first["time"], 1e-9)
+    return {
+        "steady_frames_per_second": round(steady, 1),
+        "end_to_end_frames_per_second": round(summary.steps_per_second, 1),
+        "seconds": round(summary.seconds, 2),
+        "episodes": summary.episodes,
+        "bytes_per_frame": round(summary.bytes / summary.steps, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--task", default="cheetah-run")
+    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--action-repeat", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=1500, help="frames for the plain and floor loops")
+    parser.add_argument("--episodes-per-worker", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="(c): default one per core")
+    args = parser.parse_args()
+
+    import ray
+
+    from aime.config import RayConfig
+    from aime.run.ray_init import init_ray
+
+    size, task, repeat = args.image_size, args.task, args.action_repeat
+    out: dict = {
+        "task": task,
+        "image_size": size,
+        "action_repeat": repeat,
+        "render": "lite",
+        "cores": os.cpu_count(),
+    }
+    out["a_plain_frames_per_second"] = round(plain_loop(task, size, args.steps, repeat), 1)
+    out["d_floor_frames_per_second"] = round(floor_loop(task, size, args.steps, repeat), 1)
+    init_ray(RayConfig(num_cpus=max(args.workers, 1)))
+    with tempfile.TemporaryDirectory() as workdir:
+        one = actor_rate(task, size, 1, args.episodes_per_worker, workdir)
+        many = actor_rate(task, size, args.workers, args.episodes_per_worker * args.workers, workdir)
+    ray.shutdown()
+    a, d = out["a_plain_frames_per_second"], out["d_floor_frames_per_second"]
+    b, c, n = one["steady_frames_per_second"], many["steady_frames_per_second"], args.workers
+    out["b_actors_1_worker"] = one
+    out[f"c_actors_{n}_workers"] = many
+    out["ratio_b_over_a"] = round(b / a, 3)
+    out["scaling_efficiency_c_over_n_b"] = round(c / (n * b), 3)
+    out["fraction_of_floor"] = {
+        "a": round(a / d, 3),
+        "b": round(b / d, 3),
+        "c_per_worker": round(c / n / d, 3),
+    }
+    out["targets"] = {"ratio_b_over_a": ">= 0.9", "scaling_efficiency": ">= 0.85"}
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""``aime collect`` end to end on a real local Ray, including a worker killed mid-collection."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+
+import pyarrow.parquet as pq
+import pytest
+
+from aime.actors.collect import actor_name, collect
+from aime.cli.main import main
+from aime.config import Config, load_config
+from aime.replay import ReplayStore
+from aime.replay.schema import check_schema
+from aime.run.rundir import create_run_dir
+
+
+def _complete_episodes(root: str) -> dict[str, int]:
+    """episode id -> rows, checking every file is a complete, valid episode file."""
+    out = {}
+    for path in ReplayStore(root).list_names():
+        table = pq.read_table(path)
+        meta = check_schema(table.schema)
+        assert table.num_rows == meta.length and table.column("is_last").to_pylist()[-1], path
+        out[meta.episode_id] = table.num_rows
+    return out
+
+
+def test_collect_cli_writes_exactly_the_requested_episodes(tmp_path, ray_local):
+    out = tmp_path / "replay"
+    code = main(
+        [
+            "collect",
+            "--config",
+            "tiny",
+            "--episodes",
+            "5",
+            "--workers",
+            "2",
+            "--out",
+            str(out),
+            "--no-progress",
+            f"results_dir={tmp_path / 'results'}",
+            "env.max_episode_steps=15",
+        ]
+    )
+    assert code == 0
+    episodes = _complete_episodes(str(out))
+    assert len(episodes) == 5 and set(episodes.values()) == {16}
+    assert not [p for p in os.listdir(out) if p.startswith(".")], "no temporary file is left behind"
+    (run_dir,) = (tmp_path / "results").iterdir()
+    for name in ("config.yaml", "versions.json", "seeds.json", "metrics.jsonl", "collect.json"):
+        assert (run_dir / name).exists(), name
+    summary = json.loads((run_dir / "collect.json").read_text())
+    assert summary["episodes"] == 5 and summary["steps"] == 75 and summary["bytes"] > 0
+    last = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last["env/episodes"] == 5 and last["env/steps"] == 75
+
+
+@pytest.mark.parametrize("max_restarts", [3, 0], ids=["ray-restarts-actor", "driver-replaces-actor"])
+def test_killing_a_worker_mid_collection_still_yields_every_episode(tmp_path, ray_local, max_restarts):
+    cfg = load_config(
+        Config,
+        "tiny",
+        [
+            f"results_dir={tmp_path}",
+            "collect.episodes=6",
+            "collect.workers=2",
+            "env.max_episode_steps=60",
+            f"collect.max_restarts={max_restarts}",
+        ],
+    )
+    cfg, _ = create_run_dir(cfg)
+    result: dict = {}
+    thread = threading.Thread(target=lambda: result.update(summary=collect(cfg, progress=False)))
+    thread.start()
+    victim = _wait_for_actor(ray_local, actor_name(cfg.run_id, 0))
+    pid = ray_local.get(victim.ready.remote())["pid"]
+    _wait_until(lambda: ray_local.get(victim.steps_done.remote()) > 10)
+    os.kill(pid, signal.SIGKILL)  # a crash mid-episode, as an OOM kill or a segfault would be
+    thread.join(timeout=240)
+    assert not thread.is_alive(), "collection did not finish"
+    summary = result["summary"]
+    assert summary.episodes == 6
+    episodes = _complete_episodes(cfg.replay.root)
+    assert len(episodes) == 6 and set(episodes.values()) == {61}
+    if max_restarts == 0:
+        assert summary.worker_failures >= 1
+
+
+def _wait_for_actor(ray, name: str, timeout: float = 60):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return ray.get_actor(name)
+        except ValueError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def _wait_until(condition, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_unknown_task_bad_key_and_bad_type_are_clear_cli_errors(tmp_path, capsys):
+    base = ["collect", "--config", "tiny", "--no-progress", f"results_dir={tmp_path}"]
+    assert main([*base, "--task", "cheetah-fly"]) == 2
+    assert "unknown task 'cheetah-fly'; valid tasks:" in capsys.readouterr().err
+    assert main([*base, "collect.workerz=2"]) == 2
+    assert "unknown config key 'collect.workerz'" in capsys.readouterr().err
+    assert main([*base, "collect.workers=two"]) == 2
+    assert "collect.workers: expected int, got 'two'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [[], ["collect"], ["run"], ["replay"], ["replay", "stats"]])
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: aime" in capsys.readouterr().out

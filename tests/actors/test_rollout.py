@@ -1,0 +1,108 @@
+"""RolloutWorker in-process (no Ray) and as a Ray actor."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from aime.actors.policy import make_policy
+from aime.actors.rollout import RolloutWorker
+from aime.config import Config, load_config
+from aime.envs import make_env_from_config
+from aime.replay.schema import CONCEPT_PREFIX, check_schema
+from aime.run.rundir import create_run_dir
+
+
+def _worker_kwargs(cfg: Config, num_envs: int = 2) -> dict:
+    return dict(
+        make_env=functools.partial(make_env_from_config, cfg.env),
+        make_policy=functools.partial(make_policy, cfg.collect.policy),
+        replay=cfg.replay,
+        run_id=cfg.run_id,
+        seed=cfg.seed,
+        task=cfg.env.task,
+        num_envs=num_envs,
+    )
+
+
+@pytest.fixture
+def resolved(tmp_path) -> Config:
+    cfg = load_config(Config, "tiny", [f"results_dir={tmp_path}", "env.max_episode_steps=12"])
+    return create_run_dir(cfg)[0]
+
+
+def test_episodes_follow_the_schema_and_rlds_alignment(resolved):
+    worker = RolloutWorker(0, **_worker_kwargs(resolved))
+    try:
+        records = worker.run_episodes([0, 1, 2])
+    finally:
+        worker.close()
+    assert [r.slot for r in records] == [0, 1, 2]
+    for record in records:
+        assert record.steps == 12 and len(record.files) == 1
+        table = pq.read_table(record.files[0])
+        meta = check_schema(table.schema)
+        assert meta.length == 13 and meta.task == "cheetah-run" and meta.pixel_shape == (3, 32, 32)
+        assert table.column("step").to_pylist() == list(range(13))
+        assert table.column("is_first").to_pylist() == [True] + [False] * 12
+        assert table.column("is_last").to_pylist() == [False] * 12 + [True]
+        actions = np.array(table.column("action").to_pylist())
+        assert np.all(actions[-1] == 0) and np.all(np.abs(actions[:-1]).sum(axis=1) > 0)
+        assert set(meta.concepts) and all(CONCEPT_PREFIX + c in table.column_names for c in meta.concepts)
+        assert meta.episode_return == pytest.approx(sum(table.column("reward").to_pylist()), rel=1e-5)
+
+
+def test_a_slot_rerun_rewrites_the_identical_episode(resolved):
+    worker = RolloutWorker(0, **_worker_kwargs(resolved, num_envs=1))
+    try:
+        first = worker.run_episodes([5])[0]
+        before = pq.read_table(first.files[0]).drop_columns([])
+        again = worker.run_episodes([5])[0]
+    finally:
+        worker.close()
+    assert again.files == first.files  # same name: a retry replaces, never duplicates
+    after = pq.read_table(again.files[0])
+    for column in ("pixels", "action", "reward", "state"):
+        assert before.column(column).equals(after.column(column)), column
+
+
+def test_long_episodes_are_split_into_chunks(tmp_path):
+    cfg = load_config(
+        Config, "tiny", [f"results_dir={tmp_path}", "env.max_episode_steps=20", "replay.chunk_steps=8"]
+    )
+    cfg = create_run_dir(cfg)[0]
+    worker = RolloutWorker(0, **_worker_kwargs(cfg, num_envs=1))
+    try:
+        record = worker.run_episodes([0])[0]
+    finally:
+        worker.close()
+    lengths = [pq.read_metadata(f).num_rows for f in record.files]
+    assert lengths == [8, 8, 5] and record.steps == 20
+    steps = np.concatenate([pq.read_table(f).column("step").to_numpy() for f in record.files])
+    np.testing.assert_array_equal(steps, np.arange(21))
+
+
+def test_policy_weights_update_while_running_is_stamped_on_steps(resolved):
+    worker = RolloutWorker(0, **_worker_kwargs(resolved, num_envs=1))
+    try:
+        worker.set_policy_weights({"w": 1}, version=3)
+        record = worker.run_episodes([0])[0]
+    finally:
+        worker.close()
+    assert record.policy_version == 3
+    assert set(pq.read_table(record.files[0]).column("policy_version").to_pylist()) == {3}
+
+
+def test_worker_as_ray_actor(resolved, ray_local):
+    from aime.actors.remote import rollout_actor
+
+    actor = rollout_actor(resolved.collect, worker_id=0, **_worker_kwargs(resolved))
+    try:
+        records = ray_local.get(actor.run_episodes.remote([0, 1]))
+        assert ray_local.get(actor.steps_done.remote()) == 24
+    finally:
+        ray_local.kill(actor)
+    assert [r.steps for r in records] == [12, 12]

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from aime.config import Config, ConfigError, load_config
+from aime.run.rundir import create_run_dir
+
+
+def test_defaults_compose_presets_experiment_and_overrides():
+    cfg = load_config(Config, "tiny", ["env=walker-walk", "env.image_size=48", "seed=7", "collect.workers=3"])
+    assert cfg.env.task == "walker-walk"  # preset chosen on the command line beats the experiment's
+    assert cfg.env.image_size == 48
+    assert cfg.seed == 7 and cfg.collect.workers == 3
+    assert cfg.train.batch_size == 4  # from train/tiny.yaml via the experiment's defaults
+
+
+def test_unknown_key_names_it_and_lists_valid_keys():
+    with pytest.raises(ConfigError) as error:
+        load_config(Config, None, ["env.tsk=cheetah-run"])
+    message = str(error.value)
+    assert "env.tsk" in message and "image_size" in message and "task" in message
+
+
+def test_wrong_type_names_key_and_type():
+    with pytest.raises(ConfigError, match=r"env\.image_size: expected int, got 'big'"):
+        load_config(Config, None, ["env.image_size=big"])
+    with pytest.raises(ConfigError, match="collect.episodes"):
+        load_config(Config, None, ["collect.episodes=true"])
+
+
+def test_literal_and_preset_errors_list_choices():
+    with pytest.raises(ConfigError, match="zstd"):
+        load_config(Config, None, ["replay.compression=gzip9"])
+    with pytest.raises(ConfigError, match="unknown experiment|not found"):
+        load_config(Config, "no-such-experiment")
+    with pytest.raises(ConfigError, match="not of the form"):
+        load_config(Config, None, ["seed"])
+
+
+def test_every_preset_and_experiment_loads():
+    from aime.config.loader import CONFIG_DIR
+
+    for group in ("env", "train"):
+        for preset in sorted((CONFIG_DIR / group).glob("*.yaml")):
+            load_config(Config, None, [f"{group}={preset.stem}"])
+    for experiment in sorted((CONFIG_DIR / "experiment").glob("*.yaml")):
+        load_config(Config, experiment)
+
+
+def test_run_dir_holds_resolved_config_versions_and_seeds(tmp_path):
+    cfg = load_config(Config, "tiny", [f"results_dir={tmp_path}", "seed=11"])
+    cfg, run_dir = create_run_dir(cfg)
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert saved["seed"] == 11 and saved["run_id"] == cfg.run_id
+    assert saved["replay"]["root"] == str(run_dir / "replay")
+    # The saved config is complete: it loads back into the same Config.
+    assert load_config(Config, run_dir / "config.yaml") == cfg
+    versions = yaml.safe_load((run_dir / "versions.json").read_text())
+    for key in ("python", "torch", "ray", "mujoco", "dm_control", "git_commit"):
+        assert key in versions
