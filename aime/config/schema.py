@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from aime.models.config import ModelConfig
+
 
 @dataclass(frozen=True)
 class EnvConfig:
@@ -57,6 +59,7 @@ class TrainConfig:
     batch_size: int = 16  # B: sequences per batch
     seq_len: int = 32  # T: steps per sequence
     sampler_workers: int = 1  # Ray Data actors sampling windows
+    sampler_cpus: float = 1.0  # CPUs reserved per sampler actor
     windows_per_read: int = 64  # windows each sampler call returns; amortises per-call overhead
     prefetch_batches: int = 2
 
@@ -70,5 +73,6 @@ class Config:
     env: EnvConfig = field(default_factory=EnvConfig)
     collect: CollectConfig = field(default_factory=CollectConfig)
     replay: ReplayConfig = field(default_factory=ReplayConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     ray: RayConfig = field(default_factory=RayConfig)

@@ -46,6 +46,7 @@ class ReplayBuffer:
             refresh_seconds=self.replay.refresh_seconds,
             windows_per_read=self.train.windows_per_read,
             sampler_workers=self.train.sampler_workers,
+            cpus_per_sampler=self.train.sampler_cpus,
         )
 
     def iter_torch_batches(self, num_batches: int, dataset: Any = None) -> Iterator[dict[str, Any]]:

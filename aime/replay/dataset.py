@@ -1,6 +1,6 @@
 """Replay windows as a Ray Data dataset, for streaming into Ray Train workers.
 
-    ids (range) --map_batches(SampleWindows, actors)--> {pixels (n, T, C, H, W), action, ...}
+    ids (numpy blocks) --map_batches(SampleWindows, actors)--> {pixels (n, T, C, H, W), action, ...}
                --iter_torch_batches(B) / get_dataset_shard--> torch tensors (B, T, ...)
 
 Each input row is a request id; a sampler actor turns ``windows_per_read`` ids into that many windows
@@ -29,7 +29,7 @@ class SampleWindows:
         )
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return self.sampler.sample(batch["id"])
+        return self.sampler.sample(batch["data"])
 
 
 def window_dataset(
@@ -48,7 +48,9 @@ def window_dataset(
     import ray.data
 
     blocks = max(1, -(-num_windows // windows_per_read))
-    ids = ray.data.range(num_windows, override_num_blocks=blocks)
+    # In-memory id blocks, not ray.data.range: range's read tasks each want a whole CPU, and under Ray
+    # Train (which keeps the workers' CPUs from Ray Data) they can starve behind the sampler actors.
+    ids = ray.data.from_numpy(np.array_split(np.arange(num_windows, dtype=np.int64), blocks))
     return ids.map_batches(
         SampleWindows,
         fn_constructor_kwargs=dict(

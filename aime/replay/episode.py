@@ -44,7 +44,7 @@ def episode_table(arrays: EpisodeArrays, meta: EpisodeMetadata) -> pa.Table:
     columns = {
         "episode_id": pa.array([meta.episode_id] * n, pa.string()),
         "step": pa.array(step.astype(np.int32)),
-        "pixels": _fixed_list(arrays.pixels.astype(np.uint8, copy=False), pa.uint8()),
+        "pixels": _fixed_binary(arrays.pixels.astype(np.uint8, copy=False)),
         "action": _fixed_list(arrays.action.astype(np.float32, copy=False), pa.float32()),
         "reward": pa.array(arrays.reward.astype(np.float32, copy=False)),
         "discount": pa.array(arrays.discount.astype(np.float32, copy=False)),
@@ -57,6 +57,13 @@ def episode_table(arrays: EpisodeArrays, meta: EpisodeMetadata) -> pa.Table:
     for k, name in enumerate(meta.concepts):
         columns[CONCEPT_PREFIX + name] = pa.array(arrays.concepts[:, k].astype(bool))
     return pa.Table.from_pydict(columns, schema=episode_schema(meta))
+
+
+def _fixed_binary(frames: np.ndarray) -> pa.FixedSizeBinaryArray:
+    """(N, ...) uint8 -> N fixed-size binary values, wrapping the numpy buffer without a copy."""
+    flat = np.ascontiguousarray(frames).reshape(-1)
+    size = int(np.prod(frames.shape[1:]))
+    return pa.FixedSizeBinaryArray.from_buffers(pa.binary(size), len(frames), [None, pa.py_buffer(flat)])
 
 
 def _fixed_list(values: np.ndarray, value_type: pa.DataType) -> pa.FixedSizeListArray:

@@ -181,12 +181,21 @@ def _column_numpy(table: pa.Table, name: str) -> np.ndarray:
     """A column as one numpy array; fixed-size lists become (rows, size) without per-row objects."""
     column = table.column(name)
     chunks = column.chunks
-    if pa.types.is_fixed_size_list(column.type):
+    if pa.types.is_fixed_size_binary(column.type):
+        size = column.type.byte_width
+        parts = [_binary_numpy(c, size) for c in chunks]
+    elif pa.types.is_fixed_size_list(column.type):
         size = column.type.list_size
         parts = [c.flatten().to_numpy(zero_copy_only=False).reshape(-1, size) for c in chunks]
     else:
         parts = [c.to_numpy(zero_copy_only=False) for c in chunks]
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def _binary_numpy(chunk: pa.FixedSizeBinaryArray, size: int) -> np.ndarray:
+    """(rows, size) uint8 view of a fixed-size binary chunk's data buffer (no nulls are written)."""
+    data = np.frombuffer(chunk.buffers()[1], np.uint8)
+    return data[chunk.offset * size : (chunk.offset + len(chunk)) * size].reshape(len(chunk), size)
 
 
 def _episode_key(episode_id: str) -> int:

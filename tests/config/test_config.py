@@ -13,6 +13,8 @@ def test_defaults_compose_presets_experiment_and_overrides():
     assert cfg.env.image_size == 48
     assert cfg.seed == 7 and cfg.collect.workers == 3
     assert cfg.train.batch_size == 4  # from train/tiny.yaml via the experiment's defaults
+    assert cfg.model.image_size == 32  # from model/tiny.yaml
+    assert load_config(Config, None, ["model=tiny"]).model == cfg.model
 
 
 def test_unknown_key_names_it_and_lists_valid_keys():
@@ -41,7 +43,7 @@ def test_literal_and_preset_errors_list_choices():
 def test_every_preset_and_experiment_loads():
     from aime.config.loader import CONFIG_DIR
 
-    for group in ("env", "train"):
+    for group in ("env", "model", "train"):
         for preset in sorted((CONFIG_DIR / group).glob("*.yaml")):
             load_config(Config, None, [f"{group}={preset.stem}"])
     for experiment in sorted((CONFIG_DIR / "experiment").glob("*.yaml")):

@@ -1,0 +1,101 @@
+"""Imagination: observe context frames with the posterior, then roll the prior forward under given actions.
+
+Actions follow the storage convention: ``context_action[:, -1]`` is taken after the last context
+frame, so it leads into imagined frame 0, and ``future_action[:, k]`` is taken after imagined frame
+k (leading into frame k + 1). A data window split at Tc therefore reads
+``imagine(obs[:, :Tc], action[:, :Tc], action[:, Tc:Tc+H])`` and predicts ``obs[:, Tc:Tc+H]``.
+
+Each imagined step decodes a frame from (z_t, h_{t-1}) exactly as training does, recomputes c_t by
+running perception over the frames so far (the decoded ones included), and takes the attention map
+from the attention prior, since there is no real frame to attend to.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+from aime.models.attention.maps import uniform_slot_maps
+
+if TYPE_CHECKING:
+    from aime.models.world_model import WorldModel
+
+
+def imagine(
+    model: WorldModel,
+    context_obs: Tensor,
+    context_action: Tensor,
+    future_action: Tensor,
+    *,
+    temperature: float = 1.0,
+) -> Tensor:
+    """context_obs uint8 (B, Tc, 3, S, S), context_action (B, Tc, A), future_action (B, H, A).
+
+    Returns frames (B, H, 3, S, S) in [0, 1].
+    """
+    B, Tc = context_obs.shape[:2]
+    model.validate(
+        context_obs, context_action, torch.zeros(B, Tc, dtype=torch.bool, device=context_obs.device)
+    )
+    if (
+        future_action.dim() != 3
+        or future_action.shape[0] != B
+        or future_action.shape[2] != model.cfg.action_dim
+    ):
+        raise ValueError(
+            f"future_action: expected floating [{B}, H, {model.cfg.action_dim}], "
+            f"got {list(future_action.shape)}"
+        )
+    from aime.models.world_model import evaluating
+
+    with evaluating(model):  # no codebook EMA or spectral-norm power iterations from imagination
+        return _imagine(model, context_obs, context_action, future_action, temperature)
+
+
+def _imagine(
+    model: WorldModel, context_obs: Tensor, context_action: Tensor, future_action: Tensor, temperature: float
+) -> Tensor:
+    B, Tc = context_obs.shape[:2]
+    Hn = future_action.shape[1]
+    frames = context_obs.float() / 127.5 - 1.0  # (B, Tc, 3, S, S)
+    reset = torch.zeros(B, Tc, dtype=torch.bool, device=frames.device)
+    reset[:, 0] = True
+    context = model.perception.context(frames, reset) if model.perception is not None else None
+    roll = model._rollout(frames, context_action, reset, context, sample=True)
+    state, c_prev, z_prev = roll.final_state, roll.context[:, -1], roll.z[:, -1]
+    slot_maps = roll.slot_maps[:, -1] if roll.slot_maps is not None else None  # (B, K, N)
+    a_prev = context_action[:, -1]
+    out = []
+    for k in range(Hn):
+        h_prev = model.dynamics.top(state)
+        stats = model.prior(torch.cat([h_prev, c_prev, a_prev], dim=-1))
+        z = model.prior.sample(stats, temperature)  # (B, Z)
+        params = model.decoder(torch.cat([z, h_prev], dim=-1).unsqueeze(1))  # (B, 1, P, S, S)
+        frame = model.likelihood.mean(params[:, 0])  # (B, 3, S, S) in [-1, 1]
+        out.append(frame)
+        frames = torch.cat([frames, frame.unsqueeze(1)], dim=1)
+        reset = torch.cat([reset, torch.zeros_like(reset[:, :1])], dim=1)
+        c = c_prev[:, :0] if model.perception is None else _context(model, frames, reset)
+        attention_state = z[:, :0]
+        if model.attention is not None:
+            if slot_maps is None:  # attention enabled but no context maps: start from uniform
+                slot_maps = uniform_slot_maps(B, model.attention.slots, model.attention.map_size**2, like=z)
+            cond = torch.cat([h_prev, z_prev], dim=-1).unsqueeze(1)
+            slot_maps_seq, fused = model.attention.prior(slot_maps.unsqueeze(1), cond)
+            slot_maps = slot_maps_seq[:, 0]
+            attention_state, _, _ = model.attention.state(fused[:, 0], temperature=temperature)
+        a_t = future_action[:, k]
+        state = model.dynamics.step(torch.cat([z, c, attention_state, a_t], dim=-1), state)
+        c_prev, z_prev, a_prev = c, z, a_t
+    return (torch.stack(out, dim=1) + 1.0) / 2.0  # (B, H, 3, S, S)
+
+
+def _context(model: WorldModel, frames: Tensor, reset: Tensor) -> Tensor:
+    """c for the newest frame; beyond max_frames the perception window slides (oldest frames drop out)."""
+    assert model.perception is not None
+    limit = model.cfg.perception.max_frames
+    frames, reset = frames[:, -limit:], reset[:, -limit:].clone()
+    reset[:, 0] = True
+    return model.perception.context(frames, reset)[:, -1]

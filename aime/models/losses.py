@@ -1,0 +1,108 @@
+"""Every loss term of the world model, grouped into the four balancing tasks.
+
+Task grouping (docs/ARCHITECTURE.md has the rationale):
+  elbo        recon + kl_z + kl_sticks + kl_alpha
+  perception  token_ce + vq (commitment) + tokenizer_recon
+  attention   attention_kl + slot_diversity + attention_movement + attention_state_kl
+  adversarial adversarial (generator) + feature_matching + discriminator
+Reconstruction is in nats per frame (summed over pixels), KLs in nats per step; both averaged over
+(B, T). Names are the keys of ``LossOutput.components``; the trainer prefixes ``train/``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from aime.models.adversarial import discriminator_loss, generator_losses
+from aime.models.attention.maps import kl_maps, movement, slot_diversity
+from aime.models.common import kl_standard_normal
+from aime.models.outputs import LossOutput, WorldModelOutput
+from aime.models.perception import PerceptionStream
+from aime.models.prior import DPGMMPrior
+
+if TYPE_CHECKING:
+    from aime.models.world_model import WorldModel
+
+TASKS = ("elbo", "perception", "attention", "adversarial")
+
+
+def compute_losses(model: WorldModel, out: WorldModelOutput, batch: Mapping[str, Tensor]) -> LossOutput:
+    w = model.cfg.loss
+    frames = batch["obs"].float() / 127.5 - 1.0  # (B, T, 3, H, W)
+    comps: dict[str, Tensor] = {}
+    metrics: dict[str, Tensor] = {}
+    tasks: dict[str, Tensor] = {}
+
+    # Likelihoods and KLs in fp32 even under bf16 autocast (sums over thousands of pixels, lgamma).
+    with torch.autocast(device_type=frames.device.type, enabled=False):
+        log_p = model.likelihood.log_prob(out.recon_params.flatten(0, 1).float(), frames.flatten(0, 1))
+        comps["elbo/recon"] = -log_p.mean()
+        prior = out.prior.float()
+        kl_z = model.prior.kl_z(out.posterior_mean.float(), out.posterior_std.float(), prior)  # (B, T)
+        comps["elbo/kl_z"] = kl_z.mean()
+        comps["elbo/kl_sticks"] = model.prior.kl_sticks(prior).mean()
+        comps["elbo/kl_alpha"] = model.prior.kl_alpha(prior).mean()
+    tasks["elbo"] = (
+        w.recon * comps["elbo/recon"]
+        + w.kl_z * kl_z.clamp(min=w.free_nats).mean()
+        + w.kl_sticks * comps["elbo/kl_sticks"]
+        + w.kl_alpha * comps["elbo/kl_alpha"]
+    )
+    metrics["elbo/recon_mse"] = F.mse_loss(out.reconstruction, batch["obs"].float() / 255.0).detach()
+    metrics["elbo/bits_per_dim"] = comps["elbo/recon"].detach() / (frames[0, 0].numel() * math.log(2.0))
+    metrics["prior/effective_components"] = DPGMMPrior.effective_components(prior).mean().detach()
+    metrics["prior/alpha"] = out.prior.alpha.mean().detach()
+
+    if out.perception is not None:
+        p = out.perception
+        comps["perception/token_ce"] = PerceptionStream.token_cross_entropy(p)
+        comps["perception/vq"] = p.commitment
+        comps["perception/tokenizer_recon"] = F.mse_loss(p.tokenizer_recon.float(), frames)
+        tasks["perception"] = (
+            w.token_ce * comps["perception/token_ce"]
+            + w.vq * comps["perception/vq"]
+            + w.tokenizer_recon * comps["perception/tokenizer_recon"]
+        )
+        metrics["perception/perplexity"] = p.perplexity.detach()
+
+    if out.attention_map is not None:
+        assert out.attention_prior_map is not None and out.slot_maps is not None
+        assert out.attention_state_mean is not None and out.attention_state_std is not None
+        M = out.attention_map.shape[-1]
+        post_map, prior_map = out.attention_map.flatten(2), out.attention_prior_map.flatten(2)  # (B, T, N)
+        comps["attention/kl"] = kl_maps(post_map, prior_map).mean()
+        comps["attention/slot_diversity"] = slot_diversity(out.slot_maps.flatten(3)).mean()
+        comps["attention/movement"] = movement(post_map, out.reset, M).mean()
+        comps["attention/state_kl"] = kl_standard_normal(
+            out.attention_state_mean, out.attention_state_std
+        ).mean()
+        tasks["attention"] = (
+            w.attention_kl * comps["attention/kl"]
+            + w.slot_diversity * comps["attention/slot_diversity"]
+            + w.attention_movement * comps["attention/movement"]
+            + w.attention_state_kl * comps["attention/state_kl"]
+        )
+
+    if model.discriminator is not None:
+        a = model.cfg.adversarial
+        fake = out.reconstruction * 2.0 - 1.0  # differentiable: the generator gets a gradient
+        comps["adversarial/generator"], comps["adversarial/feature_matching"] = generator_losses(
+            model.discriminator, frames, fake, out.z
+        )
+        comps["adversarial/discriminator"] = discriminator_loss(
+            model.discriminator, frames, fake, out.z, kind=a.loss, gp_weight=a.gp_weight
+        )
+        tasks["adversarial"] = (
+            w.adversarial * comps["adversarial/generator"]
+            + w.feature_matching * comps["adversarial/feature_matching"]
+            + w.discriminator * comps["adversarial/discriminator"]
+        )
+
+    total = torch.stack(list(tasks.values())).sum()
+    return LossOutput(total=total, tasks=tasks, components=comps, metrics=metrics)

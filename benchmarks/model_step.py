@@ -1,0 +1,159 @@
+"""Forward+backward throughput of the world model: fp32 eager vs bf16 autocast vs bf16 + torch.compile,
+RGB vs sum balancing. Prints one JSON object.
+
+    python benchmarks/model_step.py --device cuda                     # default preset, B=16, T=16
+    python benchmarks/model_step.py --device cpu --preset tiny --steps 3
+
+Each configuration runs ``--warmup`` untimed steps (compilation happens there), then ``--steps`` timed
+ones. A step is forward, losses, balancing and backward (no optimizer update). MFU is the model
+FLOPs of a step (counted once in fp32 by ``aime.models.summary.count_flops``; RGB counts one
+backward per task) times steps per second, over the GPU's dense bf16 peak.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from aime.config.loader import _read_yaml, build
+from aime.models import ModelConfig, WorldModel
+from aime.models.balancing import GradientBalancer
+from aime.models.config import BalancingConfig
+from aime.models.summary import count_flops
+
+PRESETS = Path(__file__).resolve().parents[1] / "cluster" / "configs" / "model"
+# Dense bf16 tensor-core peaks (TFLOP/s) from the vendors' datasheets.
+BF16_PEAK_TFLOPS = {"H100": 989.4, "H200": 989.4, "A100": 312.0, "L4": 121.0, "A10": 125.0}
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--preset", default="default", help="a cluster/configs/model preset name")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--seq-len", type=int, default=16)
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--modes", default="fp32,bf16,bf16-compile", help="comma list of fp32, bf16, bf16-compile")
+    p.add_argument("--balancing", default="sum,rgb", help="comma list of sum, rgb")
+    p.add_argument("--peak-tflops", type=float, default=None, help="override the bf16 peak used for MFU")
+    return p.parse_args()
+
+
+def make_batch(cfg: ModelConfig, B: int, T: int, device: torch.device) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    S = cfg.image_size
+    batch = {
+        "obs": torch.randint(0, 256, (B, T, 3, S, S), dtype=torch.uint8, generator=g),
+        "action": torch.rand(B, T, cfg.action_dim, generator=g) * 2 - 1,
+        "is_first": torch.zeros(B, T, dtype=torch.bool),
+    }
+    batch["is_first"][:, 0] = True
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+def run(cfg: ModelConfig, args: argparse.Namespace, mode: str, balancing: str, device: torch.device) -> dict:
+    torch.manual_seed(0)
+    model = WorldModel(cfg).to(device)
+    forward = torch.compile(model) if mode == "bf16-compile" else model
+    balancer = GradientBalancer(BalancingConfig(mode=balancing))  # type: ignore[arg-type]
+    params = [p for p in model.parameters() if p.requires_grad]
+    batch = make_batch(cfg, args.batch_size, args.seq_len, device)
+    autocast = (
+        torch.autocast(device.type, dtype=torch.bfloat16) if mode != "fp32" else contextlib.nullcontext()
+    )
+
+    def step() -> float:
+        with autocast:
+            out = forward(batch["obs"], batch["action"], batch["is_first"])
+            loss = model.losses(out, batch)
+        balancer(loss.tasks, params).loss.backward()
+        for p in params:
+            p.grad = None
+        return float(loss.total.detach())
+
+    for _ in range(args.warmup):
+        step()
+    sync(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        total = step()
+    sync(device)
+    seconds = (time.perf_counter() - start) / args.steps
+    return {
+        "precision": "fp32" if mode == "fp32" else "bf16",
+        "compile": mode == "bf16-compile",
+        "balancing": balancing,
+        "step_ms": 1e3 * seconds,
+        "sequences_per_s": args.batch_size / seconds,
+        "peak_memory_mb": peak_memory_mb(device),
+        "final_loss": total,
+    }
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # process peak RSS (Linux: KiB)
+
+
+def main() -> None:
+    args = parse_args()
+    device = torch.device(args.device)
+    cfg = build(ModelConfig, _read_yaml(PRESETS / f"{args.preset}.yaml"))
+    torch.manual_seed(0)
+    flops = count_flops(WorldModel(cfg), seq_len=args.seq_len)
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
+    peak = args.peak_tflops or next((v for k, v in BF16_PEAK_TFLOPS.items() if gpu and k in gpu), None)
+    results = []
+    if "bf16-compile" in args.modes:
+        # RGB back-propagates the compiled graph once per task (retain_graph=True), which AOTAutograd's
+        # donated buffers forbid; they only save memory, so they are turned off for every mode here.
+        torch._functorch.config.donated_buffer = False
+    for mode in args.modes.split(","):
+        for balancing in args.balancing.split(","):
+            try:
+                row = run(cfg, args, mode, balancing, device)
+            except Exception as error:  # one failing configuration must not hide the others' figures
+                results.append(
+                    {"mode": mode, "balancing": balancing, "error": f"{type(error).__name__}: {error}"}
+                )
+                continue
+            print(json.dumps(row), file=sys.stderr, flush=True)
+            backward_passes = flops["tasks"] if balancing == "rgb" else 1.0
+            step_flops = flops["forward"] + backward_passes * flops["backward"]
+            row["model_tflops_per_s"] = step_flops * row["sequences_per_s"] / 1e12
+            row["mfu_vs_bf16_peak"] = row["model_tflops_per_s"] / peak if peak else None
+            results.append(row)
+    report = {
+        "device": gpu or platform.processor() or "cpu",
+        "torch": torch.__version__,
+        "preset": args.preset,
+        "batch_size": args.batch_size,
+        "seq_len": args.seq_len,
+        "parameters": sum(p.numel() for p in WorldModel(cfg).parameters()),
+        "flops_per_sequence": flops["forward"] + flops["backward"],
+        "flops_per_sequence_forward": flops["forward"],
+        "bf16_peak_tflops": peak,
+        "results": results,
+    }
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
