@@ -6,11 +6,11 @@ Frames are rendered from the task with random actions and stored as the replay s
 uint8, one frame per row, ``--row-group`` rows per row group. Compared:
 
 - raw: the numpy bytes, no container (decode is a copy);
-- parquet_<codec>: the store's layout, a ``fixed_size_list<uint8>[C*H*W]`` column written as
-  ``ReplayStore.write`` writes it (no dictionary, no statistics), with no compression, zstd at
-  pyarrow's default level and at level 3, lz4, snappy;
-- parquet_binary_zstd: the same bytes as one ``fixed_size_binary[C*H*W]`` value per frame, to show
-  what the list layout's per-element levels cost;
+- parquet_<codec>: a ``fixed_size_list<uint8>[C*H*W]`` column (the store's first layout, schema v1)
+  written as ``ReplayStore.write`` writes (no dictionary, no statistics), with no compression, zstd
+  at pyarrow's default level and at level 3, lz4, snappy;
+- parquet_binary_zstd: the same bytes as one ``fixed_size_binary[C*H*W]`` value per frame: the
+  store's layout since schema v2, chosen by this benchmark;
 - png: one PNG per frame (Pillow, default level), decoded back to CHW.
 
 The same measurement on synthetic frames (``aime/replay/synthetic.py``) checks that the replay
@@ -170,7 +170,7 @@ def choice(results: dict) -> str:
         f"raw+zstd, as fixed_size_binary frames: {binary['ratio_vs_raw']}x smaller than raw vs PNG's "
         f"{png['ratio_vs_raw']}x, {png['encode_ms_per_frame'] / binary['encode_ms_per_frame']:.0f}x cheaper "
         f"to encode and {png['decode_ms_per_frame'] / binary['decode_ms_per_frame']:.0f}x cheaper to decode "
-        f"than PNG, no per-frame Python. In the store's current fixed_size_list<uint8> layout each pixel "
+        f"than PNG, no per-frame Python. In a fixed_size_list<uint8> layout (schema v1) each pixel "
         f"is a Parquet INT32 with list levels ({plain['bytes_per_frame'] / raw['bytes_per_frame']:.1f}x raw "
         f"before compression): zstd then reaches only {zstd['ratio_vs_raw']}x "
         f"({zstd['ratio_vs_raw'] / lz4['ratio_vs_raw']:.2f}x lz4's) and decodes "

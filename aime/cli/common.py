@@ -38,5 +38,5 @@ def setup_logging(verbose: bool = False) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
-    for noisy in ("absl", "ray", "ray.data", "filelock"):
+    for noisy in ("absl", "ray", "ray.data", "filelock", "OpenGL"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
