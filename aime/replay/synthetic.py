@@ -4,9 +4,9 @@ A frame looks like a dm_control observation in the ways that matter to storage: 
 floor band with a soft gradient and a little sensor-like noise, and a few coloured rectangles that
 move smoothly. Parquet's zstd compresses these frames somewhat less than rendered cheetah-run
 frames (``benchmarks/pixel_codec.py`` prints both ratios), so stores in ``benchmarks/replay.py``
-are a little larger, and slower to read, than real ones: a conservative stand-in. Episode ``index`` is drawn from
-``default_rng([seed, index])`` alone, so several processes can write parts of one store and get the
-same files as one process would.
+are a little larger, and slower to read, than real ones: a conservative stand-in. Episode
+``index`` is drawn from ``default_rng([seed, index])`` alone, so several processes can write parts
+of one store and get the same files as one process would.
 """
 
 from __future__ import annotations
