@@ -14,7 +14,7 @@ def rollout_actor(cfg: CollectConfig, name: str | None = None, **worker_kwargs: 
     lets ``set_policy_weights`` and ``steps_done`` run while ``run_episodes`` is busy."""
     import ray
 
-    actor_class = ray.remote(
+    actor_class = ray.remote(  # type: ignore[call-overload]
         num_cpus=cfg.cpus_per_worker,
         max_restarts=cfg.max_restarts,
         max_task_retries=cfg.max_task_retries,

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any, TypeVar
 
 import gymnasium as gym
@@ -27,6 +28,7 @@ from aime.replay.store import ReplayStore
 from aime.run.seeding import derive_seed
 
 T = TypeVar("T")
+_NO_CONCEPTS = SimpleNamespace(names=())
 EnvFactory = Callable[[int], gym.Env]  # seed -> env
 PolicyFactory = Callable[[gym.spaces.Box, int], Policy]  # (action space, num envs) -> policy
 
@@ -70,7 +72,13 @@ class RolloutWorker:
         self.envs = self._on_env_thread(
             lambda: [make_env(derive_seed(seed, "actor", worker_id, i)) for i in range(num_envs)]
         )
-        self.policy = make_policy(self.envs[0].action_space, num_envs)
+        env = self.envs[0]
+        assert isinstance(env.action_space, gym.spaces.Box), env.action_space
+        self.action_dim = int(env.action_space.shape[0])
+        self.state_dim = int(env.observation_space["state"].shape[0])  # type: ignore[index]
+        # Envs without concepts (not from aime.envs) record none.
+        self.concept_names: tuple[str, ...] = tuple(getattr(env.unwrapped, "concepts", _NO_CONCEPTS).names)
+        self.policy = make_policy(env.action_space, num_envs)
         self._pending_weights: tuple[Any, int] | None = None
         self._lock = threading.Lock()
         self._steps_done = 0
@@ -108,7 +116,7 @@ class RolloutWorker:
 
     def _run_batch(self, slots: list[int]) -> list[EpisodeRecord]:
         envs = self.envs[: len(slots)]
-        recorders = [EpisodeRecorder(e.action_space.shape[0], self.replay.chunk_steps) for e in envs]
+        recorders = [EpisodeRecorder(self.action_dim, self.replay.chunk_steps) for _ in envs]
         observations: list[dict[str, np.ndarray]] = []
         written: list[list[tuple[str, int, int]]] = [[] for _ in slots]
         returns = [0.0] * len(slots)
@@ -123,12 +131,12 @@ class RolloutWorker:
             batch = {k: np.stack([observations[i][k] for i in active]) for k in observations[0]}
             actions = self.policy.act(batch, active)
             still_active = []
-            for action, i in zip(actions, active, strict=True):
+            for action, i in zip(actions, active.tolist(), strict=True):
                 obs, reward, terminated, truncated, info = envs[i].step(action)
                 observations[i] = obs
                 returns[i] += float(reward)
                 for chunk in recorders[i].step(
-                    action, reward, obs, info, terminated, truncated, self.policy.version
+                    action, float(reward), obs, info, terminated, truncated, self.policy.version
                 ):
                     written[i].append(self._write(slots[i], len(written[i]), chunk))
                 if recorders[i].active:
@@ -149,16 +157,15 @@ class RolloutWorker:
         ]
 
     def _write(self, slot: int, chunk_index: int, chunk: EpisodeArrays) -> tuple[str, int, int]:
-        env = self.envs[0]
         meta = EpisodeMetadata(
             episode_id=episode_name(self.run_id, slot),
             task=self.task,
             seed=derive_seed(self.seed, "episode", slot),
             length=len(chunk),
             pixel_shape=tuple(chunk.pixels.shape[1:]),  # type: ignore[arg-type]
-            action_dim=int(env.action_space.shape[0]),
-            state_dim=int(env.observation_space["state"].shape[0]),
-            concepts=tuple(env.unwrapped.concepts.names),
+            action_dim=self.action_dim,
+            state_dim=self.state_dim,
+            concepts=self.concept_names,
             actor_id=self.worker_id,
             policy_version=int(chunk.policy_version.max()),
             chunk_index=chunk_index,

@@ -133,7 +133,7 @@ class WindowSampler:
         T = self.seq_len
         first = self._episodes[picks[0][0]].meta
         N, K = len(picks), len(self.concept_names)
-        out = {
+        out: dict[str, np.ndarray] = {
             "pixels": np.empty((N, T, *first.pixel_shape), np.uint8),
             "action": np.empty((N, T, first.action_dim), np.float32),
             "state": np.empty((N, T, first.state_dim), np.float32),
@@ -148,27 +148,39 @@ class WindowSampler:
         columns = ["pixels", *VECTOR_COLUMNS, *STEP_COLUMNS, *concept_columns]
         for episode, rows in by_episode.items():
             entry = self._episodes[episode]
-            starts = entry.row_group_starts
-            lo = min(s for _, s in rows)
-            hi = max(s for _, s in rows) + T
-            first_group = int(np.searchsorted(starts, lo, side="right")) - 1
-            last_group = int(np.searchsorted(starts, hi, side="left")) - 1
-            offset = int(starts[first_group])
-            with self.store.fs.open_input_file(entry.path) as f:
-                table = _parquet_file(f).read_row_groups(range(first_group, last_group + 1), columns=columns)
-            arrays = {name: _column_numpy(table, name) for name in columns}
             key = _episode_key(entry.meta.episode_id)
-            for row, start in rows:
-                window = slice(start - offset, start - offset + T)
-                out["pixels"][row] = arrays["pixels"][window].reshape(T, *first.pixel_shape)
-                for name in VECTOR_COLUMNS:
-                    out[name][row] = arrays[name][window]
-                for name in STEP_COLUMNS:
-                    out[name][row] = arrays[name][window]
-                for k, name in enumerate(concept_columns):
-                    out["concepts"][row, :, k] = arrays[name][window]
-                out["episode_key"][row] = key
+            for first_group, last_group, span_rows in _row_group_spans(entry.row_group_starts, rows, T):
+                offset = int(entry.row_group_starts[first_group])
+                with self.store.fs.open_input_file(entry.path) as f:
+                    table = _parquet_file(f).read_row_groups(
+                        range(first_group, last_group + 1), columns=columns
+                    )
+                arrays = {name: _column_numpy(table, name) for name in columns}
+                for row, start in span_rows:
+                    window = slice(start - offset, start - offset + T)
+                    out["pixels"][row] = arrays["pixels"][window].reshape(T, *first.pixel_shape)
+                    for name in (*VECTOR_COLUMNS, *STEP_COLUMNS):
+                        out[name][row] = arrays[name][window]
+                    for k, name in enumerate(concept_columns):
+                        out["concepts"][row, :, k] = arrays[name][window]
+                    out["episode_key"][row] = key
         return out
+
+
+def _row_group_spans(
+    starts: np.ndarray, rows: list[tuple[int, int]], T: int
+) -> list[tuple[int, int, list[tuple[int, int]]]]:
+    """Group one episode's windows into runs of row groups: windows that share a row group are read
+    together, windows far apart are read separately, so no row group between them is decoded."""
+    spans: list[tuple[int, int, list[tuple[int, int]]]] = []
+    for row, start in sorted(rows, key=lambda r: r[1]):
+        first = int(np.searchsorted(starts, start, side="right")) - 1
+        last = int(np.searchsorted(starts, start + T, side="left")) - 1
+        if spans and first <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], max(spans[-1][1], last), [*spans[-1][2], (row, start)])
+        else:
+            spans.append((first, last, [(row, start)]))
+    return spans
 
 
 def _parquet_file(f: pa.NativeFile):

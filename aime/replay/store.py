@@ -161,7 +161,8 @@ class ReplayStore:
 
 def within_capacity(episodes: list[EpisodeFile], capacity_steps: int) -> list[EpisodeFile]:
     """The newest episodes whose rows fit in ``capacity_steps`` (readers' view of eviction)."""
-    kept, total = [], 0
+    kept: list[EpisodeFile] = []
+    total = 0
     for episode in reversed(episodes):
         if total + episode.num_rows > capacity_steps and kept:
             break

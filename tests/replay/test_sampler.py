@@ -119,3 +119,15 @@ def test_an_episode_deleted_after_indexing_is_dropped_not_fatal(tmp_path):
 def test_empty_store_is_a_clear_error(tmp_path):
     with pytest.raises(NoEpisodesError, match="no episode of >= 4 steps"):
         WindowSampler(str(tmp_path), seq_len=4).sample([0])
+
+
+def test_far_apart_windows_of_one_episode_are_read_separately():
+    from aime.replay.sampler import _row_group_spans
+
+    starts = np.arange(0, 520, 64)  # 8 row groups of 64 rows (+ the end offset)
+    spans = _row_group_spans(starts, [(0, 0), (1, 10), (2, 400)], T=32)
+    # Windows 0 and 1 share row group 0; window 2 (rows 400..431) needs only row group 6.
+    assert [(first, last, [row for row, _ in rows]) for first, last, rows in spans] == [
+        (0, 0, [0, 1]),
+        (6, 6, [2]),
+    ]
