@@ -56,12 +56,31 @@ class RayConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    batch_size: int = 16  # B: sequences per batch
+    batch_size: int = 16  # B: sequences per optimizer step per worker (before accumulation)
     seq_len: int = 32  # T: steps per sequence
     sampler_workers: int = 1  # Ray Data actors sampling windows
     sampler_cpus: float = 1.0  # CPUs reserved per sampler actor
     windows_per_read: int = 64  # windows each sampler call returns; amortises per-call overhead
     prefetch_batches: int = 2
+    steps: int = 1000  # optimizer steps
+    num_workers: int = 2  # Ray Train workers: one per GPU on a GPU cluster, CPU processes otherwise
+    use_gpu: Literal["auto"] | bool = "auto"  # auto: GPUs when the cluster has them
+    zero_stage: int = 2  # DeepSpeed ZeRO stage, 0-3
+    bf16: Literal["auto"] | bool = "auto"  # auto: bf16 on GPUs, fp32 on CPUs
+    grad_accum: int = 1  # micro-batches per optimizer step
+    warmup_steps: int = 100  # linear warm-up from 0 to the model's lr
+    min_lr_ratio: float = 0.1  # the cosine decays to lr * min_lr_ratio at `steps`
+    weight_decay: float = 0.0
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.zero_stage <= 3:
+            raise ValueError(f"zero_stage must be 0, 1, 2 or 3, got {self.zero_stage}")
+        for name in ("batch_size", "seq_len", "steps", "num_workers", "grad_accum"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ValueError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
 
 
 @dataclass(frozen=True)

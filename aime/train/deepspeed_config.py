@@ -1,0 +1,39 @@
+"""The DeepSpeed config, generated from the typed config: never hand-edited JSON.
+
+The optimizer (AdamW over the model's per-pillar parameter groups) and the lr schedule are built in
+Python and handed to ``deepspeed.initialize``; this dict sets what DeepSpeed itself owns: batch
+arithmetic, ZeRO, precision and gradient clipping.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aime.config.schema import TrainConfig
+
+
+def deepspeed_config(train: TrainConfig, *, grad_clip: float, world_size: int, bf16: bool) -> dict[str, Any]:
+    zero: dict[str, Any] = {"stage": train.zero_stage}
+    if train.zero_stage >= 2:
+        # Overlap and contiguous buckets are GPU stream optimisations; both are harmless on the CPU.
+        zero |= {"overlap_comm": bf16, "contiguous_gradients": True}
+    if train.zero_stage == 3:
+        # Consolidated weights for model.safetensors are gathered at save time (see checkpoint.py).
+        zero |= {"stage3_gather_16bit_weights_on_model_save": True}
+    return {
+        "train_micro_batch_size_per_gpu": train.batch_size,
+        "gradient_accumulation_steps": train.grad_accum,
+        "train_batch_size": train.batch_size * train.grad_accum * world_size,
+        "gradient_clipping": grad_clip,
+        "zero_optimization": zero,
+        "bf16": {"enabled": bf16},
+        "fp16": {"enabled": False},
+        "zero_allow_untested_optimizer": True,  # AdamW from torch, with per-pillar parameter groups
+        "steps_per_print": 10**9,  # aime logs its own metrics
+        "wall_clock_breakdown": False,
+    }
+
+
+def resolve_bf16(train: TrainConfig, on_gpu: bool) -> bool:
+    """bf16 on GPUs, fp32 on CPUs, unless the config says otherwise."""
+    return on_gpu if train.bf16 == "auto" else bool(train.bf16)

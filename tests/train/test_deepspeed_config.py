@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from aime.config import Config, ConfigError, load_config
+from aime.train.deepspeed_config import deepspeed_config, resolve_bf16
+from aime.train.schedule import warmup_cosine
+
+
+@pytest.mark.parametrize("stage", [0, 1, 2, 3])
+def test_generated_config_is_accepted_by_deepspeed(stage):
+    from deepspeed.runtime.config import DeepSpeedConfig
+
+    cfg = load_config(Config, None, [f"train.zero_stage={stage}", "train.grad_accum=2", "train.batch_size=4"])
+    # DeepSpeedConfig checks the batch arithmetic against this process's world size: 1.
+    generated = deepspeed_config(cfg.train, grad_clip=cfg.model.optim.grad_clip, world_size=1, bf16=False)
+    parsed = DeepSpeedConfig(generated)
+    assert parsed.zero_optimization_stage == stage
+    assert parsed.train_batch_size == 4 * 2 and parsed.gradient_clipping == cfg.model.optim.grad_clip
+    two = deepspeed_config(cfg.train, grad_clip=1.0, world_size=2, bf16=True)
+    assert two["train_batch_size"] == 4 * 2 * 2 and two["bf16"] == {"enabled": True}
+
+
+def test_bf16_follows_the_device_unless_set():
+    cfg = load_config(Config, None)
+    assert resolve_bf16(cfg.train, on_gpu=True) and not resolve_bf16(cfg.train, on_gpu=False)
+    forced = load_config(Config, None, ["train.bf16=false"])
+    assert not resolve_bf16(forced.train, on_gpu=True)
+
+
+def test_bad_zero_stage_names_the_key():
+    with pytest.raises(ConfigError, match="zero_stage must be 0, 1, 2 or 3"):
+        load_config(Config, None, ["train.zero_stage=4"])
+
+
+def test_warmup_then_cosine_to_the_floor():
+    lr = [warmup_cosine(s, warmup_steps=10, total_steps=110, min_lr_ratio=0.1) for s in range(120)]
+    assert lr[0] == pytest.approx(0.1) and lr[9] == pytest.approx(1.0)
+    assert all(a <= b for a, b in zip(lr[:10], lr[1:10], strict=False))  # rising during warm-up
+    assert all(a >= b for a, b in zip(lr[10:], lr[11:], strict=False))  # then never rising
+    assert lr[60] == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)))
+    assert lr[110] == pytest.approx(0.1) and lr[119] == pytest.approx(0.1)
