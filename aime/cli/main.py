@@ -6,10 +6,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from aime.cli import collect, model, replay, run
+from aime.cli import collect, model, replay, run, train
 from aime.cli.common import setup_logging
 
-COMMANDS = (run, collect, replay, model)
+COMMANDS = (run, collect, train, replay, model)
 
 
 def build_parser() -> argparse.ArgumentParser:

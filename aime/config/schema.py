@@ -64,6 +64,7 @@ class TrainConfig:
     prefetch_batches: int = 2
     steps: int = 1000  # optimizer steps
     num_workers: int = 2  # Ray Train workers: one per GPU on a GPU cluster, CPU processes otherwise
+    cpus_per_worker: float = 1.0
     use_gpu: Literal["auto"] | bool = "auto"  # auto: GPUs when the cluster has them
     zero_stage: int = 2  # DeepSpeed ZeRO stage, 0-3
     bf16: Literal["auto"] | bool = "auto"  # auto: bf16 on GPUs, fp32 on CPUs
@@ -72,6 +73,10 @@ class TrainConfig:
     min_lr_ratio: float = 0.1  # the cosine decays to lr * min_lr_ratio at `steps`
     weight_decay: float = 0.0
     adam_betas: tuple[float, float] = (0.9, 0.999)
+    log_every: int = 10  # steps between metric records
+    checkpoint_every: int = 500  # steps between checkpoints (and one at the end)
+    keep_checkpoints: int = 2  # newest checkpoints kept in storage
+    max_failures: int = 2  # worker-group failures survived by resuming from the last checkpoint
 
     def __post_init__(self) -> None:
         if not 0 <= self.zero_stage <= 3:

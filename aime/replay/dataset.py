@@ -43,14 +43,18 @@ def window_dataset(
     windows_per_read: int = 64,
     sampler_workers: int = 1,
     cpus_per_sampler: float = 1.0,
+    first_id: int = 0,
 ) -> Any:
-    """A dataset of ``num_windows`` windows of ``seq_len`` steps; the same seed gives the same windows."""
+    """A dataset of ``num_windows`` windows of ``seq_len`` steps; the same seed gives the same windows.
+    Window ids start at ``first_id``: a resumed run continues the sequence instead of repeating it."""
     import ray.data
 
     blocks = max(1, -(-num_windows // windows_per_read))
     # In-memory id blocks, not ray.data.range: range's read tasks each want a whole CPU, and under Ray
     # Train (which keeps the workers' CPUs from Ray Data) they can starve behind the sampler actors.
-    ids = ray.data.from_numpy(np.array_split(np.arange(num_windows, dtype=np.int64), blocks))
+    ids = ray.data.from_numpy(
+        np.array_split(np.arange(first_id, first_id + num_windows, dtype=np.int64), blocks)
+    )
     return ids.map_batches(
         SampleWindows,
         fn_constructor_kwargs=dict(

@@ -121,7 +121,7 @@ def test_unknown_task_bad_key_and_bad_type_are_clear_cli_errors(tmp_path, capsys
 
 
 @pytest.mark.parametrize(
-    "command", [[], ["collect"], ["run"], ["replay"], ["replay", "stats"], ["model", "summary"]]
+    "command", [[], ["collect"], ["train"], ["run"], ["replay"], ["replay", "stats"], ["model", "summary"]]
 )
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:

@@ -1,0 +1,51 @@
+"""``aime train``: world-model training with Ray Train + DeepSpeed on the replay store."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from aime.cli.common import add_config_arguments, config_from_args
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train the world model on a replay store",
+        description="Train the world model with Ray Train + DeepSpeed on the episodes of replay.root.",
+        epilog="examples: aime train --config tiny replay.root=DIR\n"
+        "          aime train --resume results/<run_id> train.steps=2000",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--resume", metavar="RUN_DIR", help="continue a run from its newest complete checkpoint"
+    )
+    add_config_arguments(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from aime.run.ray_init import init_ray
+    from aime.run.rundir import create_run_dir
+    from aime.run.seeding import seed_everything
+    from aime.train.checkpoint import latest_checkpoint
+    from aime.train.driver import train
+
+    resume_from = None
+    if args.resume:
+        run_dir = Path(args.resume)
+        if args.config:
+            raise ValueError("--resume takes the run's own config.yaml; give overrides, not --config")
+        args.config = str(run_dir / "config.yaml")
+        resume_from = latest_checkpoint(run_dir)
+        if resume_from is None:
+            raise ValueError(f"{run_dir} has no complete checkpoint to resume from")
+    cfg = config_from_args(args)
+    cfg, run_dir = create_run_dir(cfg)
+    seed_everything(cfg.seed)
+    init_ray(cfg.ray)
+    print(f"run directory {run_dir}" + (f" (resuming from {resume_from})" if resume_from else ""))
+    summary = train(cfg, run_dir, resume_from=str(resume_from) if resume_from else None)
+    print(f"trained to step {summary.steps}; loss {summary.metrics.get('train/total', float('nan')):.4f}")
+    print(f"checkpoint {summary.checkpoint}")
+    return 0

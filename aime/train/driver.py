@@ -1,0 +1,83 @@
+"""``aime train`` on the driver: the replay stream, the Ray Train TorchTrainer, and its results.
+
+replay store --ReplayBuffer.dataset--> TorchTrainer(datasets={"replay"}) --> train_worker x N
+train_worker --ray.train.report(metrics, checkpoint)--> <run_dir>/checkpoints/train/stepNNNNNNNN/
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aime.config import Config, to_dict
+from aime.replay import ReplayBuffer
+from aime.run.seeding import derive_seed
+from aime.train.checkpoint import read_meta
+
+
+@dataclass(frozen=True)
+class TrainSummary:
+    steps: int
+    checkpoint: str | None
+    metrics: dict[str, Any]
+
+
+def check_train_config(cfg: Config) -> None:
+    """Problems a worker would only hit after start-up, reported before anything starts."""
+    if cfg.model.image_size != cfg.env.image_size:
+        raise ValueError(f"model.image_size {cfg.model.image_size} != env.image_size {cfg.env.image_size}")
+    if cfg.train.zero_stage == 3 and cfg.model.optim.balancing.mode == "rgb":
+        raise ValueError(
+            "model.optim.balancing.mode=rgb needs whole gradients per task, which ZeRO-3 partitions away: "
+            "use train.zero_stage <= 2 or model.optim.balancing.mode=sum"
+        )
+
+
+def train(cfg: Config, run_dir: Path, resume_from: str | None = None) -> TrainSummary:
+    """Train on ``cfg.replay.root``; ``resume_from`` is a checkpoint directory of this run."""
+    import ray
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from aime.train.worker import train_worker
+
+    check_train_config(cfg)
+    t = cfg.train
+    use_gpu = ray.cluster_resources().get("GPU", 0) >= t.num_workers if t.use_gpu == "auto" else t.use_gpu
+    buffer = ReplayBuffer(cfg.replay, t, seed=derive_seed(cfg.seed, "replay"))
+    # Every worker draws grad_accum batches per step; one spare batch each absorbs drop_last. A resumed
+    # run continues the window ids where the checkpoint's step left them.
+    start = read_meta(Path(resume_from))["step"] if resume_from else 0
+    per_step = t.grad_accum * t.num_workers
+    dataset = buffer.dataset(
+        num_batches=(t.steps - start) * per_step + t.num_workers, first_batch=start * per_step
+    )
+    trainer = TorchTrainer(
+        train_worker,
+        # Passed to the workers, not as resume_from_checkpoint (deprecated in Ray Train v2): a worker
+        # prefers the checkpoint Ray Train hands it after a failure, else starts from this one.
+        train_loop_config={"config": to_dict(cfg), "resume_from": resume_from},
+        scaling_config=ScalingConfig(
+            num_workers=t.num_workers, use_gpu=use_gpu, resources_per_worker={"CPU": t.cpus_per_worker}
+        ),
+        datasets={"replay": dataset},
+        run_config=RunConfig(
+            name="train",
+            storage_path=str((run_dir / "checkpoints").resolve()),
+            checkpoint_config=CheckpointConfig(num_to_keep=t.keep_checkpoints),
+            failure_config=FailureConfig(max_failures=t.max_failures),
+        ),
+    )
+    result = trainer.fit()
+    if result.error is not None:
+        raise RuntimeError(f"training failed: {result.error}")
+    metrics = dict(result.metrics or {})
+    summary = TrainSummary(
+        steps=int(metrics.get("step", t.steps)),
+        checkpoint=result.checkpoint.path if result.checkpoint else None,
+        metrics=metrics,
+    )
+    (run_dir / "train.json").write_text(json.dumps(summary.__dict__, indent=2, default=str) + "\n")
+    return summary
