@@ -45,7 +45,9 @@ def run(args: argparse.Namespace) -> int:
     seed_everything(cfg.seed)
     init_ray(cfg.ray)
     print(f"run directory {run_dir}" + (f" (resuming from {resume_from})" if resume_from else ""))
-    summary = train(cfg, run_dir, resume_from=str(resume_from) if resume_from else None)
+    summary = train(
+        cfg, run_dir, resume_from=str(resume_from) if resume_from else None, progress=not args.no_progress
+    )
     print(f"trained to step {summary.steps}; loss {summary.metrics.get('train/total', float('nan')):.4f}")
     print(f"checkpoint {summary.checkpoint}")
     return 0

@@ -35,12 +35,13 @@ def check_train_config(cfg: Config) -> None:
         )
 
 
-def train(cfg: Config, run_dir: Path, resume_from: str | None = None) -> TrainSummary:
+def train(cfg: Config, run_dir: Path, resume_from: str | None = None, progress: bool = True) -> TrainSummary:
     """Train on ``cfg.replay.root``; ``resume_from`` is a checkpoint directory of this run."""
     import ray
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
+    from aime.train.callbacks import MetricsLogger
     from aime.train.worker import train_worker
 
     check_train_config(cfg)
@@ -68,9 +69,10 @@ def train(cfg: Config, run_dir: Path, resume_from: str | None = None) -> TrainSu
             storage_path=str((run_dir / "checkpoints").resolve()),
             checkpoint_config=CheckpointConfig(num_to_keep=t.keep_checkpoints),
             failure_config=FailureConfig(max_failures=t.max_failures),
+            callbacks=[MetricsLogger(str(run_dir.resolve()))],  # type: ignore[list-item]
         ),
     )
-    result = trainer.fit()
+    result = _fit_with_progress(trainer, run_dir / "metrics.jsonl", start, t.steps, progress)
     if result.error is not None:
         raise RuntimeError(f"training failed: {result.error}")
     metrics = dict(result.metrics or {})
@@ -81,3 +83,38 @@ def train(cfg: Config, run_dir: Path, resume_from: str | None = None) -> TrainSu
     )
     (run_dir / "train.json").write_text(json.dumps(summary.__dict__, indent=2, default=str) + "\n")
     return summary
+
+
+def _fit_with_progress(trainer: Any, metrics_path: Path, start: int, steps: int, progress: bool) -> Any:
+    """``trainer.fit()`` in a thread while the driver shows a progress bar fed by metrics.jsonl."""
+    import threading
+
+    from tqdm import tqdm
+
+    outcome: dict[str, Any] = {}
+
+    def fit() -> None:
+        try:
+            outcome["result"] = trainer.fit()
+        except BaseException as error:  # re-raised in the caller's thread
+            outcome["error"] = error
+
+    thread = threading.Thread(target=fit, name="aime-train-fit", daemon=True)
+    thread.start()
+    bar = tqdm(total=steps, initial=start, unit="step", disable=not progress, dynamic_ncols=True)
+    seen = 0
+    while thread.is_alive():
+        thread.join(timeout=1.0)
+        if metrics_path.exists():
+            lines = metrics_path.read_text().splitlines()
+            for line in lines[seen:]:
+                record = json.loads(line)
+                if "train/total" in record:
+                    bar.update(max(0, record["step"] - bar.n))
+                    loss, wait = record["train/total"], record.get("train/data_wait_fraction", 0.0)
+                    bar.set_postfix_str(f"loss {loss:.4g}  data wait {wait:.0%}", refresh=False)
+            seen = len(lines)
+    bar.close()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]

@@ -76,3 +76,29 @@ def test_resume_continues_from_the_newest_checkpoint(tmp_path, ray_local):
         next(newest.rglob("mp_rank_00_model_states.pt")), map_location="cpu", weights_only=False
     )
     assert client["step"] == 3 and client["lr_scheduler"]["last_epoch"] == 3  # the schedule continued
+
+
+def test_metrics_reach_metrics_jsonl_and_tensorboard(tmp_path, ray_local):
+    import json
+
+    replay = tmp_path / "replay"
+    write_synthetic_episodes(replay, 2, length=20, image_size=32, action_dim=6)
+    cfg = load_config(
+        Config,
+        "tiny",
+        [
+            f"results_dir={tmp_path / 'results'}",
+            f"replay.root={replay}",
+            "train.steps=2",
+            "train.log_every=1",
+            "model.optim.balancing.mode=sum",
+        ],
+    )
+    cfg, run_dir = create_run_dir(cfg)
+    train(cfg, run_dir, progress=False)
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2]
+    for name in ("train/total", "train/task/elbo", "train/lr/main", "train/samples_per_second"):
+        assert all(name in r for r in records), name
+    assert "train/checkpoint" in records[-1]
+    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
