@@ -77,6 +77,8 @@ class TrainConfig:
     checkpoint_every: int = 500  # steps between checkpoints (and one at the end)
     keep_checkpoints: int = 2  # newest checkpoints kept in storage
     max_failures: int = 2  # worker-group failures survived by resuming from the last checkpoint
+    # Fault-injection for tests and drills: the last worker raises once on reaching this step.
+    inject_failure_at_step: int | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.zero_stage <= 3:

@@ -78,6 +78,8 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     since_log = 0
     while step < t.steps:
         started = time.perf_counter()
+        if t.inject_failure_at_step == step + 1 and rank == world - 1:
+            _fail_once(Path(loop_config["run_dir"]), step + 1)
         for _ in range(t.grad_accum):
             fetched = time.perf_counter()
             batch = next(batches)
@@ -113,6 +115,18 @@ def train_worker(loop_config: dict[str, Any]) -> None:
             )
         elif len(metrics) > 1:
             ray.train.report(metrics)
+
+
+class InjectedFailure(RuntimeError):
+    pass
+
+
+def _fail_once(run_dir: Path, step: int) -> None:
+    marker = run_dir / ".injected-failure"
+    if marker.exists():
+        return
+    marker.write_text(f"step {step}\n")
+    raise InjectedFailure(f"injected failure at step {step} (train.inject_failure_at_step)")
 
 
 def _metrics(

@@ -102,3 +102,48 @@ def test_metrics_reach_metrics_jsonl_and_tensorboard(tmp_path, ray_local):
         assert all(name in r for r in records), name
     assert "train/checkpoint" in records[-1]
     assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def _tiny(tmp_path, *overrides):
+    replay = tmp_path / "replay"
+    if not replay.exists():
+        write_synthetic_episodes(replay, 3, length=20, image_size=32, action_dim=6)
+    cfg = load_config(
+        Config,
+        "tiny",
+        [
+            f"results_dir={tmp_path / 'results'}",
+            f"replay.root={replay}",
+            "model.optim.balancing.mode=sum",
+            *overrides,
+        ],
+    )
+    return create_run_dir(cfg)
+
+
+def test_a_worker_that_raises_once_is_replaced_and_the_run_resumes(tmp_path, ray_local):
+    import json
+
+    cfg, run_dir = _tiny(
+        tmp_path,
+        "train.steps=4",
+        "train.checkpoint_every=2",
+        "train.log_every=1",
+        "train.inject_failure_at_step=3",
+        "train.max_failures=1",
+    )
+    summary = train(cfg, run_dir, progress=False)
+    assert (run_dir / ".injected-failure").exists(), "the failure was injected"
+    assert summary.steps == 4 and read_meta(summary.checkpoint)["step"] == 4
+    steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]  # resumed from the step-2 checkpoint, not restarted from scratch
+
+
+def test_zero3_is_refused_up_front_until_the_model_supports_it(tmp_path):
+    import pytest
+
+    from aime.train.driver import check_train_config
+
+    cfg, _ = _tiny(tmp_path, "train.zero_stage=3")
+    with pytest.raises(ValueError, match="train.zero_stage=3 is not supported yet"):
+        check_train_config(cfg)
