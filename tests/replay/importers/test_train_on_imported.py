@@ -39,3 +39,29 @@ def test_one_training_step_on_imported_windows(tmp_path):
     assert torch.isfinite(loss.total)
     grads = [p.grad for p in model.parameters() if p.requires_grad and p.grad is not None]
     assert grads and all(torch.isfinite(g).all() for g in grads)
+
+
+def test_aime_train_runs_on_imported_episodes(tmp_path, ray_local):
+    from aime.run.rundir import create_run_dir
+    from aime.train.checkpoint import read_meta
+    from aime.train.driver import train
+
+    source = tmp_path / "dmcvb"
+    write_dmcvb_subset(source, files=1, episodes_per_file=2, steps=14, image_size=32)
+    importer = DmcvbImporter(str(source))
+    for file in importer.list_files():
+        import_file(importer, file, WriteSettings(out=str(tmp_path / "replay")))
+    cfg = load_config(
+        Config,
+        "tiny",
+        [
+            f"results_dir={tmp_path / 'results'}",
+            f"replay.root={tmp_path / 'replay'}",
+            "train.steps=2",
+            "model.optim.balancing.mode=sum",
+        ],
+    )
+    cfg, run_dir = create_run_dir(cfg)
+    summary = train(cfg, run_dir, progress=False)
+    assert summary.steps == 2 and read_meta(summary.checkpoint)["step"] == 2
+    assert torch.isfinite(torch.tensor(summary.metrics["train/total"]))
