@@ -89,6 +89,10 @@ def train(cfg: Config, run_dir: Path, resume_from: str | None = None, progress: 
         checkpoint=result.checkpoint.path if result.checkpoint else None,
         metrics=metrics,
     )
+    if summary.checkpoint:
+        from aime.train.figures import write_figures
+
+        write_figures(summary.checkpoint, run_dir, cfg.replay.root or "", seed=cfg.seed)
     (run_dir / "train.json").write_text(json.dumps(summary.__dict__, indent=2, default=str) + "\n")
     return summary
 

@@ -102,6 +102,8 @@ def test_metrics_reach_metrics_jsonl_and_tensorboard(tmp_path, ray_local):
         assert all(name in r for r in records), name
     assert "train/checkpoint" in records[-1]
     assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    figures = {p.name for p in (run_dir / "figures").glob("*.png")}
+    assert figures == {"loss_curves.png", "reconstructions.png", "open_loop.png", "attention.png"}
 
 
 def _tiny(tmp_path, *overrides):
