@@ -1,4 +1,4 @@
-"""``aime run``: the end-to-end job. Today: collect, then replay statistics."""
+"""``aime run``: the end-to-end job: collect episodes, train the world model on them, summarise."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "run",
         help="the whole pipeline on a local Ray (or a cluster)",
-        description="Collect episodes into a fresh replay store and report its statistics.",
+        description="Collect episodes into a fresh replay store, train the world model on them "
+        "(train.steps=0 skips training), and summarise the run.",
         epilog="example: aime run --config quickstart",
     )
     add_config_arguments(parser)
@@ -26,22 +27,29 @@ def run(args: argparse.Namespace) -> int:
     from aime.run.ray_init import init_ray
     from aime.run.rundir import MetricsWriter, create_run_dir
     from aime.run.seeding import seed_everything
+    from aime.train.driver import train
 
     cfg = config_from_args(args)
     cfg, run_dir = create_run_dir(cfg)
     seed_everything(cfg.seed)
     init_ray(cfg.ray)
     print(f"run directory {run_dir}")
-    metrics = MetricsWriter(run_dir / "metrics.jsonl")
+    print(f"[1/2] collecting {cfg.collect.episodes} {cfg.env.task} episodes")
+    metrics = MetricsWriter(run_dir / "collect_metrics.jsonl")
     try:
-        summary = collect(cfg, metrics, progress=not args.no_progress)
+        collected = collect(cfg, metrics, progress=not args.no_progress)
     finally:
         metrics.close()
-    stats = replay_stats(ReplayStore(summary.replay_root))
-    (run_dir / "summary.json").write_text(
-        json.dumps({"collect": asdict(summary), "replay": asdict(stats)}, indent=2)
-    )
-    print("\n".join(["collected:", *("  " + line for line in summary.lines())]))
-    print("\n".join(["replay:", *("  " + line for line in stats.lines())]))
-    print(f"results in {run_dir}  (inspect again: aime replay stats {summary.replay_root})")
+    stats = replay_stats(ReplayStore(collected.replay_root))
+    print("\n".join(["collected:", *("  " + line for line in collected.lines())]))
+    summary: dict = {"collect": asdict(collected), "replay": asdict(stats)}
+    if cfg.train.steps > 0:
+        print(f"[2/2] training {cfg.train.steps} steps on {cfg.train.num_workers} workers")
+        trained = train(cfg, run_dir, progress=not args.no_progress)
+        summary["train"] = {"steps": trained.steps, "checkpoint": trained.checkpoint}
+        summary["train"] |= {k: v for k, v in trained.metrics.items() if k.startswith("train/task/")}
+        print(f"trained to step {trained.steps}; loss {trained.metrics.get('train/total', float('nan')):.4g}")
+        print(f"checkpoint {trained.checkpoint}  (figures in {run_dir / 'figures'})")
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    print(f"results in {run_dir}  (replay: aime replay stats {collected.replay_root})")
     return 0

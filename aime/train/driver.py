@@ -42,7 +42,7 @@ def check_train_config(cfg: Config) -> None:
 def train(cfg: Config, run_dir: Path, resume_from: str | None = None, progress: bool = True) -> TrainSummary:
     """Train on ``cfg.replay.root``; ``resume_from`` is a checkpoint directory of this run."""
     import ray
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     from aime.train.callbacks import MetricsLogger
@@ -78,6 +78,8 @@ def train(cfg: Config, run_dir: Path, resume_from: str | None = None, progress: 
             checkpoint_config=CheckpointConfig(num_to_keep=t.keep_checkpoints),
             failure_config=FailureConfig(max_failures=t.max_failures),
             callbacks=[MetricsLogger(str(run_dir.resolve()))],  # type: ignore[list-item]
+            # Every report is already in metrics.jsonl and on the progress bar: keep the log quiet.
+            logging_config=LoggingConfig(log_level="WARNING"),
         ),
     )
     result = _fit_with_progress(trainer, run_dir / "metrics.jsonl", start, t.steps, progress)
