@@ -7,9 +7,10 @@ import sys
 from collections.abc import Sequence
 
 from aime.cli import collect, model, replay, run, train
+from aime.cli import eval as evaluate
 from aime.cli.common import setup_logging
 
-COMMANDS = (run, collect, train, replay, model)
+COMMANDS = (run, collect, train, evaluate, replay, model)
 
 
 def build_parser() -> argparse.ArgumentParser:

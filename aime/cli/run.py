@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     seed_everything(cfg.seed)
     init_ray(cfg.ray)
     print(f"run directory {run_dir}")
-    print(f"[1/2] collecting {cfg.collect.episodes} {cfg.env.task} episodes")
+    print(f"[1/3] collecting {cfg.collect.episodes} {cfg.env.task} episodes")
     metrics = MetricsWriter(run_dir / "collect_metrics.jsonl")
     try:
         collected = collect(cfg, metrics, progress=not args.no_progress)
@@ -44,12 +44,25 @@ def run(args: argparse.Namespace) -> int:
     print("\n".join(["collected:", *("  " + line for line in collected.lines())]))
     summary: dict = {"collect": asdict(collected), "replay": asdict(stats)}
     if cfg.train.steps > 0:
-        print(f"[2/2] training {cfg.train.steps} steps on {cfg.train.num_workers} workers")
+        print(f"[2/3] training {cfg.train.steps} steps on {cfg.train.num_workers} workers")
         trained = train(cfg, run_dir, progress=not args.no_progress)
         summary["train"] = {"steps": trained.steps, "checkpoint": trained.checkpoint}
         summary["train"] |= {k: v for k, v in trained.metrics.items() if k.startswith("train/task/")}
         print(f"trained to step {trained.steps}; loss {trained.metrics.get('train/total', float('nan')):.4g}")
         print(f"checkpoint {trained.checkpoint}  (figures in {run_dir / 'figures'})")
+        if trained.checkpoint:
+            summary["eval"] = _evaluate(trained.checkpoint, progress=not args.no_progress)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     print(f"results in {run_dir}  (replay: aime replay stats {collected.replay_root})")
     return 0
+
+
+def _evaluate(checkpoint: str, progress: bool) -> dict:
+    """Open-loop prediction on the held-out episodes, model against copy-last-frame."""
+    from aime.eval.report import summary_lines
+    from aime.eval.runner import EvalOptions, evaluate
+
+    print("[3/3] evaluating on held-out episodes")
+    report = evaluate(checkpoint, EvalOptions(progress=progress))
+    print("\n".join(summary_lines(report)))
+    return report.get("headline", {})

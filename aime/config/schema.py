@@ -63,6 +63,7 @@ class TrainConfig:
     windows_per_read: int = 64  # windows each sampler call returns; amortises per-call overhead
     prefetch_batches: int = 2
     steps: int = 1000  # optimizer steps
+    eval_fraction: float = 0.1  # share of episodes held out of training for aime eval (by episode id)
     num_workers: int = 2  # Ray Train workers: one per GPU on a GPU cluster, CPU processes otherwise
     cpus_per_worker: float = 1.0
     use_gpu: Literal["auto"] | bool = "auto"  # auto: GPUs when the cluster has them

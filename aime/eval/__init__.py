@@ -1,1 +1,1 @@
-"""Reserved for a later issue (see README.md)."""
+"""Evaluation of world-model checkpoints on held-out episodes (``aime eval``). See README.md."""

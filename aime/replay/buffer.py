@@ -34,7 +34,7 @@ class ReplayBuffer:
             refresh_seconds=self.replay.refresh_seconds,
         )
 
-    def dataset(self, num_batches: int, first_batch: int = 0) -> Any:
+    def dataset(self, num_batches: int, first_batch: int = 0, episode_filter: Any = None) -> Any:
         """A Ray Data dataset of ``num_batches * batch_size`` windows; pass it to a TorchTrainer as
         ``datasets={"replay": ...}`` and read it per worker with ``ray.train.get_dataset_shard``."""
         return window_dataset(
@@ -48,6 +48,7 @@ class ReplayBuffer:
             sampler_workers=self.train.sampler_workers,
             cpus_per_sampler=self.train.sampler_cpus,
             first_id=first_batch * self.train.batch_size,
+            episode_filter=episode_filter,
         )
 
     def iter_torch_batches(self, num_batches: int, dataset: Any = None) -> Iterator[dict[str, Any]]:

@@ -22,10 +22,21 @@ class SampleWindows:
     """Ray Data callable class: request ids -> windows."""
 
     def __init__(
-        self, root: str, seq_len: int, seed: int, capacity_steps: int | None, refresh_seconds: float
+        self,
+        root: str,
+        seq_len: int,
+        seed: int,
+        capacity_steps: int | None,
+        refresh_seconds: float,
+        episode_filter: Any = None,
     ):
         self.sampler = WindowSampler(
-            root, seq_len, seed=seed, capacity_steps=capacity_steps, refresh_seconds=refresh_seconds
+            root,
+            seq_len,
+            seed=seed,
+            capacity_steps=capacity_steps,
+            refresh_seconds=refresh_seconds,
+            episode_filter=episode_filter,
         )
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -44,6 +55,7 @@ def window_dataset(
     sampler_workers: int = 1,
     cpus_per_sampler: float = 1.0,
     first_id: int = 0,
+    episode_filter: Any = None,
 ) -> Any:
     """A dataset of ``num_windows`` windows of ``seq_len`` steps; the same seed gives the same windows.
     Window ids start at ``first_id``: a resumed run continues the sequence instead of repeating it."""
@@ -63,6 +75,7 @@ def window_dataset(
             seed=seed,
             capacity_steps=capacity_steps,
             refresh_seconds=refresh_seconds,
+            episode_filter=episode_filter,
         ),
         batch_size=windows_per_read,
         batch_format="numpy",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -53,6 +54,7 @@ class WindowSampler:
         capacity_steps: int | None = None,
         refresh_seconds: float = 5.0,
         max_retries: int = 3,
+        episode_filter: Callable[[list[EpisodeFile]], list[EpisodeFile]] | None = None,
     ):
         if seq_len < 1:
             raise ValueError(f"seq_len must be >= 1, got {seq_len}")
@@ -62,6 +64,8 @@ class WindowSampler:
         self.capacity_steps = capacity_steps
         self.refresh_seconds = refresh_seconds
         self.max_retries = max_retries
+        # e.g. aime.eval.split.HeldOutSplit(...).training_files: keeps held-out episodes out of training
+        self.episode_filter = episode_filter
         self._refreshed_at = -np.inf
         self._episodes: list[EpisodeFile] = []
         self._cum_windows = np.zeros(0, np.int64)
@@ -75,6 +79,8 @@ class WindowSampler:
             return len(self._episodes)
         self._refreshed_at = now
         episodes = self.store.scan()
+        if self.episode_filter is not None:
+            episodes = self.episode_filter(episodes)
         if self.capacity_steps is not None:
             episodes = within_capacity(episodes, self.capacity_steps)
         episodes = [e for e in episodes if e.num_rows >= self.seq_len]

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from aime.config import Config, to_dict
+from aime.eval.split import HeldOutSplit
 from aime.replay import ReplayBuffer
 from aime.run.seeding import derive_seed
 from aime.train.checkpoint import read_meta
@@ -56,8 +57,11 @@ def train(cfg: Config, run_dir: Path, resume_from: str | None = None, progress: 
     # run continues the window ids where the checkpoint's step left them.
     start = read_meta(Path(resume_from))["step"] if resume_from else 0
     per_step = t.grad_accum * t.num_workers
+    held_out = HeldOutSplit(seed=cfg.seed, eval_fraction=t.eval_fraction)  # the split aime eval uses
     dataset = buffer.dataset(
-        num_batches=(t.steps - start) * per_step + t.num_workers, first_batch=start * per_step
+        num_batches=(t.steps - start) * per_step + t.num_workers,
+        first_batch=start * per_step,
+        episode_filter=held_out.training_files,
     )
     trainer = TorchTrainer(
         train_worker,
@@ -72,7 +76,7 @@ def train(cfg: Config, run_dir: Path, resume_from: str | None = None, progress: 
             num_workers=t.num_workers, use_gpu=use_gpu, resources_per_worker={"CPU": t.cpus_per_worker}
         ),
         datasets={"replay": dataset},
-        run_config=RunConfig(
+        run_config=RunConfig(  # type: ignore[call-arg]
             name="train",
             storage_path=str((run_dir / "checkpoints").resolve()),
             checkpoint_config=CheckpointConfig(num_to_keep=t.keep_checkpoints),

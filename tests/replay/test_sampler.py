@@ -131,3 +131,16 @@ def test_far_apart_windows_of_one_episode_are_read_separately():
         (0, 0, [0, 1]),
         (6, 6, [2]),
     ]
+
+
+def test_training_never_samples_the_held_out_episodes(tmp_path):
+    from aime.eval.split import HeldOutSplit
+    from aime.replay.sampler import _episode_key
+
+    write_synthetic_episodes(tmp_path, 10, length=12, image_size=8)
+    split = HeldOutSplit(seed=0, eval_fraction=0.3)
+    sampler = WindowSampler(str(tmp_path), seq_len=4, seed=0, episode_filter=split.training_files)
+    keys = set(sampler.sample(np.arange(200))["episode_key"].tolist())
+    held = split.held_out(e.meta.episode_id for e in ReplayStore(tmp_path).scan())
+    assert held and not keys & {_episode_key(e) for e in held}
+    assert len(keys) == 10 - len(held)

@@ -1,0 +1,177 @@
+"""``aime eval`` on the driver: plan held-out windows, score them on Ray Data actors, aggregate, report.
+Only window ids and per-window scores cross processes; frames are read and scored inside the actors.
+
+    checkpoint/config.yaml --> replay root --HeldOutSplit--> held-out files --plan_windows--> plan
+    window ids (numpy blocks) --map_batches(EvaluateWindows, CPU or GPU actors)--> per-window scores
+    per-window scores --Totals (window-weighted means)--> report.py: eval.json + psnr_horizon.png
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aime.config import Config, load_config
+from aime.eval.actor import EvaluateWindows
+from aime.eval.open_loop import OpenLoopConfig
+from aime.eval.report import build_report, write_report
+from aime.eval.split import HeldOutSplit
+from aime.eval.windows import Window, plan_windows
+from aime.replay.store import ReplayStore
+from aime.train.checkpoint import META, WEIGHTS, read_meta
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    open_loop: OpenLoopConfig = field(default_factory=OpenLoopConfig)
+    episodes: str | None = None  # replay store to evaluate on; None: the checkpoint's replay.root
+    windows: int = 64  # evaluation windows, evenly spread over the held-out episodes
+    eval_fraction: float | None = None  # see split.py; None: the run's train.eval_fraction
+    split_seed: int | None = None  # None: the run's seed, as the trainer uses
+    all_episodes: bool = False  # the whole store is held out (a store training never read)
+    windows_per_call: int = 8  # windows an actor scores per call (its batch)
+    actors: int | None = None  # None: one per GPU on a GPU cluster, one CPU actor otherwise
+    out: str | None = None  # None: the run directory that owns the checkpoint
+    progress: bool = True
+
+
+def check_checkpoint(checkpoint: str | Path) -> Path:
+    """The checkpoint directory if it holds consolidated weights, else a ValueError saying what to pass."""
+    path = Path(checkpoint)
+    if not path.is_dir():
+        raise ValueError(
+            f"checkpoint {path} is not a directory; pass a checkpoint such as "
+            "results/<run_id>/checkpoints/train/step00001000"
+        )
+    missing = [name for name in (META, WEIGHTS, "config.yaml") if not (path / name).exists()]
+    if missing:
+        raise ValueError(f"checkpoint {path} lacks {', '.join(missing)}: not a complete aime checkpoint")
+    return path
+
+
+def checkpoint_config(checkpoint: Path) -> Config:
+    return load_config(Config, checkpoint / "config.yaml")
+
+
+def default_open_loop(
+    cfg: Config, context: int | None, horizon: int | None, temperature: float
+) -> OpenLoopConfig:
+    """Unset context / horizon: a quarter of the training sequence as context, the rest predicted,
+    so a window is as long as the sequences the model was trained on."""
+    T = cfg.train.seq_len
+    context = context or max(1, T // 4)
+    return OpenLoopConfig(context=context, horizon=horizon or max(1, T - context), temperature=temperature)
+
+
+def run_dir_of(checkpoint: Path) -> Path:
+    """The run directory owning ``<run_dir>/checkpoints/<name>/<step>``, else the checkpoint itself."""
+    for parent in checkpoint.resolve().parents:
+        if parent.name == "checkpoints":
+            return parent.parent
+    return checkpoint
+
+
+def evaluate(checkpoint: str | Path, options: EvalOptions) -> dict[str, Any]:
+    """Score the checkpoint on held-out windows; writes eval.json and psnr_horizon.png, returns the report."""
+    started = time.monotonic()
+    path = check_checkpoint(checkpoint)
+    step = int(read_meta(path)["step"])
+    cfg = checkpoint_config(path)
+    root = options.episodes or cfg.replay.root
+    if not root:
+        raise ValueError(f"{path}/config.yaml names no replay.root: pass --episodes DIR")
+    files = ReplayStore(root).scan()
+    if not files:
+        raise ValueError(f"no episodes in {root}: collect some (aime collect) or pass --episodes DIR")
+    split = HeldOutSplit(
+        seed=cfg.seed if options.split_seed is None else options.split_seed,
+        eval_fraction=cfg.train.eval_fraction if options.eval_fraction is None else options.eval_fraction,
+    )
+    held = list(files) if options.all_episodes else split.held_out_files(files)
+    if not held:
+        raise ValueError(
+            f"{root} has {len(files)} episode file(s): too few to hold one out; collect more, "
+            "or pass --all-episodes for a store training never read"
+        )
+    plan = plan_windows(held, options.open_loop.length, options.windows)
+    log.info("eval: %d windows from %d held-out of %d episode files", len(plan), len(held), len(files))
+    totals = _score(str(path), root, plan, options, seed=cfg.seed)
+    report = build_report(
+        totals.means(),
+        windows=len(plan),
+        episodes=len({w.episode_id for w in plan}),
+        checkpoint=str(path.resolve()),
+        step=step,
+        episodes_root=root,
+        open_loop=options.open_loop,
+        split={
+            "seed": split.seed,
+            "eval_fraction": split.eval_fraction,
+            "all_episodes": options.all_episodes,
+            "held_out_episodes": sorted({f.meta.episode_id for f in held}),
+            "store_episodes": len({f.meta.episode_id for f in files}),
+        },
+        seconds=time.monotonic() - started,
+    )
+    write_report(report, Path(options.out) if options.out else run_dir_of(path))
+    return report
+
+
+def _score(checkpoint: str, root: str, plan: list[Window], options: EvalOptions, seed: int) -> Totals:
+    import ray
+    import ray.data
+    from tqdm import tqdm
+
+    per_call = options.windows_per_call
+    ids = np.arange(len(plan), dtype=np.int64)
+    # Blocks of exactly per_call ids (the last may be short), so every batch is one block and the
+    # windows scored together, hence the seeds and the batch-mean loss terms, never vary between runs.
+    blocks = [ids[i : i + per_call] for i in range(0, len(ids), per_call)]
+    gpus = int(ray.cluster_resources().get("GPU", 0))
+    actors = options.actors or max(1, gpus)
+    # In-memory id blocks, as the replay dataset uses: one block is one actor call.
+    dataset = ray.data.from_numpy(blocks).map_batches(
+        EvaluateWindows,
+        fn_constructor_kwargs=dict(
+            checkpoint=checkpoint, root=root, plan=plan, open_loop=options.open_loop, seed=seed
+        ),
+        batch_size=per_call,
+        batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=min(actors, len(blocks))),
+        num_gpus=1 if gpus else None,
+        num_cpus=None if gpus else 1,
+    )
+    totals = Totals()
+    with tqdm(total=len(plan), unit="window", disable=not options.progress, dynamic_ncols=True) as bar:
+        for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+            totals.add(batch)
+            bar.update(len(batch["window"]))
+    scored = sorted(totals.windows)
+    assert scored == ids.tolist(), ("windows scored != planned", len(scored), len(plan))
+    return totals
+
+
+class Totals:
+    """Window-weighted running sums of every score: (H,) per-step curves and scalar loss terms."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, np.ndarray] = {}
+        self.windows: list[int] = []
+
+    def add(self, batch: dict[str, np.ndarray]) -> None:
+        self.windows.extend(int(i) for i in batch["window"])
+        for key, value in batch.items():
+            if key != "window":
+                total = np.asarray(value, np.float64).sum(axis=0)  # (H,) or ()
+                self.sums[key] = self.sums.get(key, 0.0) + total
+
+    def means(self) -> dict[str, np.ndarray]:
+        n = max(1, len(self.windows))
+        return {key: value / n for key, value in self.sums.items()}

@@ -1,0 +1,60 @@
+"""Eval fixtures: a synthetic store, a checkpoint of an untrained tiny model, and a trained one."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from aime.config import Config, dump_yaml, load_config
+from aime.replay.synthetic import write_synthetic_episodes
+from aime.train.checkpoint import META, WEIGHTS
+
+EPISODES, LENGTH = 4, 20
+
+
+@pytest.fixture(scope="session")
+def store(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("replay")
+    write_synthetic_episodes(root, EPISODES, length=LENGTH, image_size=32, action_dim=6)
+    return root
+
+
+@pytest.fixture(scope="session")
+def untrained_checkpoint(tmp_path_factory, store) -> Path:
+    """A checkpoint in checkpoint.py's format holding a freshly initialised tiny model: enough for
+    the plumbing, seconds instead of a training run."""
+    from safetensors.torch import save_file
+
+    from aime.models.world_model import WorldModel
+
+    run_dir = tmp_path_factory.mktemp("untrained")
+    cfg = load_config(Config, "tiny", [f"replay.root={store}", f"results_dir={run_dir}"])
+    directory = run_dir / "checkpoints" / "train" / "step00000000"
+    directory.mkdir(parents=True)
+    torch.manual_seed(0)
+    state = WorldModel(cfg.model).state_dict()
+    save_file({k: v.contiguous() for k, v in state.items()}, str(directory / WEIGHTS))
+    (directory / "config.yaml").write_text(dump_yaml(cfg))
+    (directory / META).write_text(json.dumps({"step": 0, "tag": "step00000000", "format": 1}) + "\n")
+    return directory
+
+
+@pytest.fixture(scope="session")
+def trained_checkpoint(tmp_path_factory, store, ray_local) -> Path:
+    """Two real Ray Train + DeepSpeed steps of the tiny model on the store (~30 s, once per session)."""
+    from aime.run.rundir import create_run_dir
+    from aime.train.driver import train
+
+    results = tmp_path_factory.mktemp("results")
+    cfg = load_config(
+        Config,
+        "tiny",
+        [f"results_dir={results}", f"replay.root={store}", "train.steps=2", "model.optim.balancing.mode=sum"],
+    )
+    cfg, run_dir = create_run_dir(cfg)
+    summary = train(cfg, run_dir, progress=False)
+    assert summary.checkpoint, summary
+    return Path(summary.checkpoint)

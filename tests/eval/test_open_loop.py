@@ -1,0 +1,49 @@
+"""Open-loop scoring of one batch with a real (untrained) tiny WorldModel."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from aime.eval.metrics import psnr
+from aime.eval.open_loop import OpenLoopConfig, open_loop_batch
+from aime.eval.windows import plan_windows, read_windows
+from aime.replay.store import ReplayStore
+from aime.train.checkpoint import load_world_model
+
+
+def test_model_and_baseline_are_scored_per_step_on_the_same_frames(store, untrained_checkpoint):
+    cfg = OpenLoopConfig(context=3, horizon=4)
+    files = ReplayStore(store).scan()
+    windows = plan_windows(files, cfg.length, 3)
+    batch = {k: torch.from_numpy(v) for k, v in read_windows(ReplayStore(store), windows, cfg.length).items()}
+    model = load_world_model(untrained_checkpoint)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    torch.manual_seed(0)
+    scores = open_loop_batch(model, batch, cfg)
+
+    for predictor in ("model", "baseline"):
+        for metric in ("mse", "psnr", "ssim"):
+            assert scores[f"{predictor}/{metric}"].shape == (3, 4)
+            assert torch.isfinite(scores[f"{predictor}/{metric}"]).all()
+    frames = batch["obs"].float() / 255.0
+    torch.testing.assert_close(scores["baseline/psnr"][:, 0], psnr(frames[:, 2], frames[:, 3]))
+    torch.testing.assert_close(scores["baseline/psnr"][:, 3], psnr(frames[:, 2], frames[:, 6]))
+    for name in ("elbo/recon", "elbo/kl_z", "elbo/neg_elbo", "task/elbo", "total"):
+        assert scores[f"loss/{name}"].shape == (3,) and math.isfinite(scores[f"loss/{name}"][0]), name
+    # Evaluation moves nothing: no codebook EMA, no spectral-norm power iteration, the mode restored.
+    assert model.training
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(value, before[key], rtol=0, atol=0, msg=key)
+
+
+def test_window_length_must_be_context_plus_horizon(store, untrained_checkpoint):
+    files = ReplayStore(store).scan()
+    batch = {
+        k: torch.from_numpy(v)
+        for k, v in read_windows(ReplayStore(store), plan_windows(files, 6, 1), 6).items()
+    }
+    with pytest.raises(AssertionError, match="context \\+ horizon"):
+        open_loop_batch(load_world_model(untrained_checkpoint), batch, OpenLoopConfig(context=3, horizon=4))
