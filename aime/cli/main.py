@@ -25,7 +25,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    # argparse stops collecting `key=value` overrides at the first flag after them; take the rest too.
+    stray = [item for item in unknown if item.startswith("-") or "=" not in item]
+    if stray or (unknown and not hasattr(args, "overrides")):
+        parser.error(f"unrecognized arguments: {' '.join(stray or unknown)}")
+    if unknown:
+        args.overrides = [*args.overrides, *unknown]
     setup_logging(args.verbose)
     from aime.config import ConfigError
 

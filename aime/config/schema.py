@@ -75,6 +75,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     adam_betas: tuple[float, float] = (0.9, 0.999)
     log_every: int = 10  # steps between metric records
+    wandb: bool = False  # also log to Weights & Biases: offline (<run_dir>/wandb) unless WANDB_API_KEY is set
     checkpoint_every: int = 500  # steps between checkpoints (and one at the end)
     keep_checkpoints: int = 2  # newest checkpoints kept in storage
     max_failures: int = 2  # worker-group failures survived by resuming from the last checkpoint

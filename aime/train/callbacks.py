@@ -8,7 +8,7 @@ multi-node cluster put ``results_dir`` on shared storage.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ray.train import UserCallback
 
@@ -16,10 +16,14 @@ from aime.run.rundir import MetricsWriter
 
 
 class MetricsLogger(UserCallback):
-    def __init__(self, run_dir: str):
+    def __init__(self, run_dir: str, *, total_steps: int, wandb_config: dict[str, Any] | None = None):
+        """``wandb_config``: the run's resolved config to log to wandb, or None for no wandb."""
         self.run_dir = run_dir
+        self.total_steps = total_steps
+        self.wandb_config = wandb_config
         self._jsonl: MetricsWriter | None = None
         self._tensorboard: Any = None
+        self._wandb: Any = None
 
     def after_report(self, run_context: Any, metrics: list[dict[str, Any]], checkpoint: Any) -> None:
         record = dict(metrics[0]) if metrics else {}
@@ -31,6 +35,8 @@ class MetricsLogger(UserCallback):
             from torch.utils.tensorboard import SummaryWriter
 
             self._tensorboard = SummaryWriter(str(Path(self.run_dir) / "tensorboard"))
+            if self.wandb_config is not None:
+                self._wandb = _start_wandb(self.run_dir, self.wandb_config)
         if checkpoint is not None:
             record["train/checkpoint"] = checkpoint.path
         self._jsonl.write(step, record)
@@ -38,3 +44,32 @@ class MetricsLogger(UserCallback):
             if isinstance(value, int | float):
                 self._tensorboard.add_scalar(name, value, step)
         self._tensorboard.flush()
+        if self._wandb is not None:
+            self._wandb.log({k: v for k, v in record.items() if isinstance(v, int | float)}, step=step)
+            if step >= self.total_steps:  # Ray Train has no end-of-run callback: the last report is it
+                self._wandb.finish()
+                self._wandb = None
+
+    def after_exception(self, run_context: Any, worker_exceptions: Any) -> None:
+        if self._wandb is not None:
+            self._wandb.finish(exit_code=1)
+            self._wandb = None
+
+
+def _start_wandb(run_dir: str, config: dict[str, Any]) -> Any:
+    """A wandb run that never prompts: offline into <run_dir>/wandb unless WANDB_API_KEY is set."""
+    import os
+
+    import wandb
+
+    mode: Literal["online", "offline"] = "online" if os.environ.get("WANDB_API_KEY") else "offline"
+    return wandb.init(
+        project=os.environ.get("WANDB_PROJECT", "aime"),
+        name=str(config.get("run_id")),
+        id=str(config.get("run_id")),
+        resume="allow",
+        dir=run_dir,
+        mode=mode,
+        config=config,
+        settings=wandb.Settings(silent=True, console="off"),
+    )

@@ -81,7 +81,13 @@ def train(cfg: Config, run_dir: Path, resume_from: str | None = None, progress: 
             storage_path=str((run_dir / "checkpoints").resolve()),
             checkpoint_config=CheckpointConfig(num_to_keep=t.keep_checkpoints),
             failure_config=FailureConfig(max_failures=t.max_failures),
-            callbacks=[MetricsLogger(str(run_dir.resolve()))],  # type: ignore[list-item]
+            callbacks=[
+                MetricsLogger(  # type: ignore[list-item]
+                    str(run_dir.resolve()),
+                    total_steps=t.steps,
+                    wandb_config=to_dict(cfg) if t.wandb else None,
+                )
+            ],
             # Every report is already in metrics.jsonl and on the progress bar: keep the log quiet.
             logging_config=LoggingConfig(log_level="WARNING"),
         ),

@@ -61,3 +61,17 @@ def test_run_dir_holds_resolved_config_versions_and_seeds(tmp_path):
     versions = yaml.safe_load((run_dir / "versions.json").read_text())
     for key in ("python", "torch", "ray", "mujoco", "dm_control", "git_commit"):
         assert key in versions
+
+
+def test_overrides_may_come_before_and_after_flags(tmp_path, capsys):
+    from aime.cli.main import main
+
+    # `model summary` parses the config without starting anything.
+    assert (
+        main(["model", "summary", "--config", "tiny", "seed=3", "--seq-len", "4", "model.latent_dim=4"]) == 0
+    )
+    assert "latent 4" in capsys.readouterr().out
+    import pytest
+
+    with pytest.raises(SystemExit):
+        main(["model", "summary", "--config", "tiny", "--bogus-flag"])

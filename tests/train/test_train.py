@@ -91,6 +91,7 @@ def test_metrics_reach_metrics_jsonl_and_tensorboard(tmp_path, ray_local):
             f"replay.root={replay}",
             "train.steps=2",
             "train.log_every=1",
+            "train.wandb=true",
             "model.optim.balancing.mode=sum",
         ],
     )
@@ -102,6 +103,7 @@ def test_metrics_reach_metrics_jsonl_and_tensorboard(tmp_path, ray_local):
         assert all(name in r for r in records), name
     assert "train/checkpoint" in records[-1]
     assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    assert list((run_dir / "wandb").glob("offline-run-*")), "wandb logged offline (no API key here)"
     figures = {p.name for p in (run_dir / "figures").glob("*.png")}
     assert figures == {"loss_curves.png", "reconstructions.png", "open_loop.png", "attention.png"}
 
