@@ -81,21 +81,7 @@ def test_resume_continues_from_the_newest_checkpoint(tmp_path, ray_local):
 def test_metrics_reach_metrics_jsonl_and_tensorboard(tmp_path, ray_local):
     import json
 
-    replay = tmp_path / "replay"
-    write_synthetic_episodes(replay, 2, length=20, image_size=32, action_dim=6)
-    cfg = load_config(
-        Config,
-        "tiny",
-        [
-            f"results_dir={tmp_path / 'results'}",
-            f"replay.root={replay}",
-            "train.steps=2",
-            "train.log_every=1",
-            "train.wandb=true",
-            "model.optim.balancing.mode=sum",
-        ],
-    )
-    cfg, run_dir = create_run_dir(cfg)
+    cfg, run_dir = _tiny(tmp_path, "train.steps=2", "train.log_every=1", "train.wandb=true")
     train(cfg, run_dir, progress=False)
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [1, 2]
