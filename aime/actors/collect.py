@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -58,13 +59,29 @@ class CollectionError(RuntimeError):
     pass
 
 
-def collect(cfg: Config, metrics: MetricsWriter | None = None, progress: bool = True) -> CollectSummary:
-    """Collect ``cfg.collect.episodes`` episodes into ``cfg.replay.root`` (Ray must be initialised)."""
+def collect(
+    cfg: Config,
+    metrics: MetricsWriter | None = None,
+    progress: bool = True,
+    *,
+    episodes: int | None = None,
+    first_episode: int = 0,
+    phase: str = "rollout",
+    stop: threading.Event | None = None,
+) -> CollectSummary:
+    """Collect ``episodes`` (default ``cfg.collect.episodes``) episodes into ``cfg.replay.root``; Ray
+    must be initialised.
+
+    Episode slots ``first_episode ...`` fix each episode's seed and file name, so a later phase (online
+    collection during training, ``phase="online"``) continues the numbering instead of overwriting.
+    Setting ``stop`` ends the collection early: no new episodes start, those in flight finish.
+    """
     import ray
 
     c = cfg.collect
+    episodes = c.episodes if episodes is None else episodes
     assert cfg.replay.root and cfg.run_id, "collect() needs a config resolved by create_run_dir()"
-    if c.episodes < 1 or c.workers < 1 or c.envs_per_worker < 1:
+    if episodes < 1 or c.workers < 1 or c.envs_per_worker < 1:
         raise ValueError(f"collect needs episodes, workers and envs_per_worker >= 1, got {c}")
     check_env_config(cfg.env.task, cfg.env.image_size, cfg.env.camera)
     worker_kwargs: dict[str, Any] = dict(
@@ -79,14 +96,15 @@ def collect(cfg: Config, metrics: MetricsWriter | None = None, progress: bool = 
     generation = [0] * c.workers
 
     def start_actor(index: int) -> Any:
-        name = actor_name(cfg.run_id or "", index, generation[index])
+        name = actor_name(cfg.run_id or "", index, generation[index], phase=phase)
         return rollout_actor(c, name=name, worker_id=index, **worker_kwargs)
 
     actors = [start_actor(i) for i in range(c.workers)]
+    end = first_episode + episodes
     queue = deque(
         [
-            list(range(s, min(s + c.envs_per_worker, c.episodes)))
-            for s in range(0, c.episodes, c.envs_per_worker)
+            list(range(s, min(s + c.envs_per_worker, end)))
+            for s in range(first_episode, end, c.envs_per_worker)
         ]
     )
     attempts: dict[int, int] = {}
@@ -94,10 +112,12 @@ def collect(cfg: Config, metrics: MetricsWriter | None = None, progress: bool = 
     records: list[EpisodeRecord] = []
     failures = evicted = 0
     store = ReplayStore(cfg.replay.root)
-    bar = tqdm(total=c.episodes, unit="ep", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=episodes, unit="ep", disable=not progress, dynamic_ncols=True)
     start = last_log = time.monotonic()
     try:
         while queue or in_flight:
+            if stop is not None and stop.is_set():
+                queue.clear()  # finish what is in flight, start nothing new
             busy = {index for index, _ in in_flight.values()}
             for index in range(len(actors)):
                 if queue and index not in busy:
@@ -147,9 +167,9 @@ def collect(cfg: Config, metrics: MetricsWriter | None = None, progress: bool = 
     )
 
 
-def actor_name(run_id: str, index: int, generation: int = 0) -> str:
+def actor_name(run_id: str, index: int, generation: int = 0, *, phase: str = "rollout") -> str:
     """Rollout actors are named, so the dashboard (and tests) can find them."""
-    return f"aime-rollout-{run_id}-{index}-{generation}"
+    return f"aime-{phase}-{run_id}-{index}-{generation}"
 
 
 def _requeue(slots: list[int], attempts: dict[int, int], queue: deque, error: Exception, limit: int) -> None:

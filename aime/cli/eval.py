@@ -35,6 +35,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--temperature", type=float, default=0.0, help="prior temperature; 0: the heaviest component's mean"
     )
     parser.add_argument(
+        "--samples",
+        type=int,
+        default=1,
+        help="the model's prediction is the mean of this many imagined futures (default: 1)",
+    )
+    parser.add_argument(
         "--eval-fraction",
         type=float,
         help="share of episodes held out (default: the run's train.eval_fraction)",
@@ -64,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     if args.windows < 1:
         raise ValueError(f"--windows must be >= 1, got {args.windows}")
     options = runner.EvalOptions(
-        open_loop=runner.default_open_loop(cfg, args.context, args.horizon, args.temperature),
+        open_loop=runner.default_open_loop(cfg, args.context, args.horizon, args.temperature, args.samples),
         episodes=args.episodes,
         windows=args.windows,
         eval_fraction=args.eval_fraction,

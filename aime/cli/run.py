@@ -22,12 +22,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import ray
+
     from aime.actors.collect import collect
+    from aime.actors.online import OnlineCollection
     from aime.replay import ReplayStore, replay_stats
     from aime.run.ray_init import init_ray
     from aime.run.rundir import MetricsWriter, create_run_dir
     from aime.run.seeding import seed_everything
-    from aime.train.driver import train
+    from aime.train.driver import check_cpu_budget, train
 
     cfg = config_from_args(args)
     cfg, run_dir = create_run_dir(cfg)
@@ -45,7 +48,23 @@ def run(args: argparse.Namespace) -> int:
     summary: dict = {"collect": asdict(collected), "replay": asdict(stats)}
     if cfg.train.steps > 0:
         print(f"[2/3] training {cfg.train.steps} steps on {cfg.train.num_workers} workers")
-        trained = train(cfg, run_dir, progress=not args.no_progress)
+        online = None
+        if cfg.collect.online_episodes:
+            check_cpu_budget(cfg, ray.cluster_resources().get("CPU", 0), online_collection=True)
+            online = OnlineCollection(cfg, run_dir / "online_collect_metrics.jsonl")
+            online.start()
+            print(
+                f"      collecting up to {cfg.collect.online_episodes} more episodes while training (online)"
+            )
+        try:
+            trained = train(cfg, run_dir, progress=not args.no_progress, online_collection=online is not None)
+        finally:
+            online_summary = online.stop() if online else None
+        if online_summary is not None:
+            summary["online_collect"] = asdict(online_summary)
+            print(f"online: {online_summary.episodes} episodes collected during training")
+        elif online is not None and online.error is not None:
+            summary["online_collect"] = {"error": str(online.error)}
         summary["train"] = {"steps": trained.steps, "checkpoint": trained.checkpoint}
         summary["train"] |= {k: v for k, v in trained.metrics.items() if k.startswith("train/task/")}
         print(f"trained to step {trained.steps}; loss {trained.metrics.get('train/total', float('nan')):.4g}")

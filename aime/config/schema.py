@@ -26,6 +26,8 @@ class EnvConfig:
 @dataclass(frozen=True)
 class CollectConfig:
     episodes: int = 20  # complete episodes to write
+    # aime run only: further episodes collected while training samples the store (online mode)
+    online_episodes: int = 0
     workers: int = 2  # rollout actors
     envs_per_worker: int = 1  # environments each actor steps together
     policy: Literal["random"] = "random"
@@ -58,12 +60,16 @@ class RayConfig:
 class TrainConfig:
     batch_size: int = 16  # B: sequences per optimizer step per worker (before accumulation)
     seq_len: int = 32  # T: steps per sequence
-    sampler_workers: int = 1  # Ray Data actors sampling windows
+    sampler_workers: int = 1  # Ray Data actors sampling windows, per Ray Train worker (each streams its own)
     sampler_cpus: float = 1.0  # CPUs reserved per sampler actor
     windows_per_read: int = 64  # windows each sampler call returns; amortises per-call overhead
     prefetch_batches: int = 2
     steps: int = 1000  # optimizer steps
+    # world_model: the whole model; tokenizer: pre-train perception.tokenizer alone (aime/train/stages.py)
+    stage: Literal["world_model", "tokenizer"] = "world_model"
+    tokenizer_checkpoint: str | None = None  # a tokenizer-stage checkpoint or run dir: loaded and frozen
     eval_fraction: float = 0.1  # share of episodes held out of training for aime eval (by episode id)
+    eval_windows: int = 32  # held-out windows scored open loop at every checkpoint; 0 turns it off
     num_workers: int = 2  # Ray Train workers: one per GPU on a GPU cluster, CPU processes otherwise
     cpus_per_worker: float = 1.0
     use_gpu: Literal["auto"] | bool = "auto"  # auto: GPUs when the cluster has them
@@ -85,6 +91,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if not 0 <= self.zero_stage <= 3:
             raise ValueError(f"zero_stage must be 0, 1, 2 or 3, got {self.zero_stage}")
+        if self.eval_windows < 0:
+            raise ValueError(f"eval_windows must be >= 0, got {self.eval_windows}")
         for name in ("batch_size", "seq_len", "steps", "num_workers", "grad_accum"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

@@ -29,10 +29,15 @@ class OpenLoopConfig:
     context: int = 5  # C: frames the model observes before predicting
     horizon: int = 10  # H: frames predicted open loop under the true actions
     temperature: float = 0.0  # prior sampling temperature; 0 follows the heaviest component's mean
+    # The model's prediction is the mean frame of this many imagined futures (at ``temperature``):
+    # under squared error the best point prediction is the expected frame, not one sample.
+    samples: int = 1
 
     def __post_init__(self) -> None:
         if self.context < 1 or self.horizon < 1:
             raise ValueError(f"context and horizon must be >= 1, got {self.context} and {self.horizon}")
+        if self.samples < 1:
+            raise ValueError(f"samples must be >= 1, got {self.samples}")
         if self.temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
 
@@ -58,7 +63,7 @@ def open_loop_batch(model: WorldModel, batch: Mapping[str, Tensor], cfg: OpenLoo
     assert not is_first[:, C:].any(), "an episode starts inside the predicted horizon"
 
     target = obs[:, C:].float() / 255.0  # (B, H, 3, S, S)
-    predicted = model.imagine(obs[:, :C], action[:, :C], action[:, C:], temperature=cfg.temperature)
+    predicted = mean_prediction(model, obs[:, :C], action[:, :C], action[:, C:], cfg)  # (B, H, 3, S, S)
     copied = (obs[:, C - 1 : C].float() / 255.0).expand_as(target)  # (B, H, 3, S, S)
     out: dict[str, Tensor] = {}
     for name, frames in (("model", predicted), ("baseline", copied)):
@@ -67,6 +72,25 @@ def open_loop_batch(model: WorldModel, batch: Mapping[str, Tensor], cfg: OpenLoo
     for name, value in loss_terms(model, batch).items():
         out[f"loss/{name}"] = value.expand(B)  # (B,)
     return out
+
+
+@torch.no_grad()
+def mean_prediction(
+    model: WorldModel, context_obs: Tensor, context_action: Tensor, future_action: Tensor, cfg: OpenLoopConfig
+) -> Tensor:
+    """The mean over ``cfg.samples`` imagined futures, each window's futures side by side in one batch.
+    context_obs (B, C, 3, S, S) uint8, actions (B, C, A) / (B, H, A) -> frames (B, H, 3, S, S)."""
+    n = cfg.samples
+    if n == 1:
+        return model.imagine(context_obs, context_action, future_action, temperature=cfg.temperature)
+    B = context_obs.shape[0]
+    futures = model.imagine(
+        context_obs.repeat_interleave(n, 0),
+        context_action.repeat_interleave(n, 0),
+        future_action.repeat_interleave(n, 0),
+        temperature=cfg.temperature,
+    )  # (B * n, H, 3, S, S)
+    return futures.view(B, n, *futures.shape[1:]).mean(1)
 
 
 @torch.no_grad()

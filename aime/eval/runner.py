@@ -61,13 +61,15 @@ def checkpoint_config(checkpoint: Path) -> Config:
 
 
 def default_open_loop(
-    cfg: Config, context: int | None, horizon: int | None, temperature: float
+    cfg: Config, context: int | None, horizon: int | None, temperature: float, samples: int = 1
 ) -> OpenLoopConfig:
     """Unset context / horizon: a quarter of the training sequence as context, the rest predicted,
     so a window is as long as the sequences the model was trained on."""
     T = cfg.train.seq_len
     context = context or max(1, T // 4)
-    return OpenLoopConfig(context=context, horizon=horizon or max(1, T - context), temperature=temperature)
+    return OpenLoopConfig(
+        context=context, horizon=horizon or max(1, T - context), temperature=temperature, samples=samples
+    )
 
 
 def run_dir_of(checkpoint: Path) -> Path:

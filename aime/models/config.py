@@ -22,6 +22,9 @@ class VAEConfig:
     mixture_components: int = 5  # per colour channel, for output=logistic_mixture
     gaussian_std: float = 0.1  # fixed pixel std in [-1, 1] units, for output=gaussian
     min_std: float = 0.1  # floor of the posterior std of z
+    # Residual decoding: p(o_t | z_t, h_{t-1}, o_{t-1}) predicts the change from the previous frame
+    # (gray at an episode start; imagination feeds back its own frames). Off in the original AIME.
+    residual: bool = False
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,9 @@ class LossConfig:
     kl_sticks: float = 1.0
     kl_alpha: float = 1.0
     free_nats: float = 0.0  # KL(q(z) || mixture) below this per step is not penalised
+    # KL balancing (DreamerV2): a * KL(sg(q) || p) + (1 - a) * KL(q || sg(p)); a > 0.5 trains the prior
+    # towards the posterior faster than it pulls the posterior towards the prior. None: the plain KL.
+    kl_balance: float | None = None
     token_ce: float = 1.0
     vq: float = 1.0
     tokenizer_recon: float = 1.0
@@ -103,6 +109,10 @@ class LossConfig:
     adversarial: float = 0.1
     feature_matching: float = 1.0
     discriminator: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.kl_balance is not None and not 0.0 <= self.kl_balance <= 1.0:
+            raise ValueError(f"kl_balance must be in [0, 1] or null, got {self.kl_balance}")
 
 
 @dataclass(frozen=True)

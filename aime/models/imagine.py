@@ -72,7 +72,7 @@ def _imagine(
         h_prev = model.dynamics.top(state)
         stats = model.prior(torch.cat([h_prev, c_prev, a_prev], dim=-1))
         z = model.prior.sample(stats, temperature)  # (B, Z)
-        params = model.decoder(torch.cat([z, h_prev], dim=-1).unsqueeze(1))  # (B, 1, P, S, S)
+        params = model.decode(z.unsqueeze(1), h_prev.unsqueeze(1), frames[:, -1:])  # (B, 1, P, S, S)
         frame = model.likelihood.mean(params[:, 0])  # (B, 3, S, S) in [-1, 1]
         out.append(frame)
         frames = torch.cat([frames, frame.unsqueeze(1)], dim=1)

@@ -48,11 +48,22 @@ def compute_losses(model: WorldModel, out: WorldModelOutput, batch: Mapping[str,
         comps["elbo/kl_z"] = kl_z.mean()
         comps["elbo/kl_sticks"] = model.prior.kl_sticks(prior).mean()
         comps["elbo/kl_alpha"] = model.prior.kl_alpha(prior).mean()
+        kl_train = kl_z
+        if w.kl_balance is not None:  # same value, gradients split between prior and posterior
+            mean, std = out.posterior_mean.float(), out.posterior_std.float()
+            kl_train = w.kl_balance * model.prior.kl_z(mean.detach(), std.detach(), prior) + (
+                1.0 - w.kl_balance
+            ) * model.prior.kl_z(mean, std, prior.detach())
     tasks["elbo"] = (
         w.recon * comps["elbo/recon"]
-        + w.kl_z * kl_z.clamp(min=w.free_nats).mean()
+        + w.kl_z * kl_train.clamp(min=w.free_nats).mean()
         + w.kl_sticks * comps["elbo/kl_sticks"]
         + w.kl_alpha * comps["elbo/kl_alpha"]
+    )
+    metrics["elbo/kl_z_per_dim"] = comps["elbo/kl_z"].detach() / out.posterior_mean.shape[-1]
+    # Active latent dimensions: the posterior mean varies across frames (Burda et al.'s 0.01 threshold).
+    metrics["elbo/active_dims"] = (
+        (out.posterior_mean.detach().flatten(0, 1).float().var(0) > 0.01).sum().float()
     )
     metrics["elbo/recon_mse"] = F.mse_loss(out.reconstruction, batch["obs"].float() / 255.0).detach()
     metrics["elbo/bits_per_dim"] = comps["elbo/recon"].detach() / (frames[0, 0].numel() * math.log(2.0))

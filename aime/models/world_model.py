@@ -7,7 +7,7 @@ Per step t (storage convention: ``action[:, t]`` is taken after observing ``obs[
     z_t          ~ q(z_t | o_t, h_{t-1}, c_t)                 in the loop
     h_t          = LSTM(h_{t-1}, [z_t, c_t, A_t, action_t])   in the loop
     p(z_t)       = DPGMM(h_{t-1}, c_{t-1}, action_{t-1})      parallel, after the loop
-    p(o_t)       = decoder(z_t, h_{t-1})                      parallel, after the loop
+    p(o_t)       = decoder(z_t, h_{t-1} [, o_{t-1}])           parallel, after the loop
 
 h_{t-1}, c_{t-1} and action_{t-1} are the learned initial state / zeros wherever a new episode
 starts (is_first, and always at t = 0). See docs/ARCHITECTURE.md.
@@ -74,6 +74,7 @@ class WorldModel(nn.Module):
             channels=v.channels,
             blocks_per_stage=v.blocks_per_stage,
             out_channels=self.likelihood.param_channels,
+            previous_channels=3 if v.residual else 0,
         )
         self.dynamics = Dynamics(
             input_dim=Z + self.context_dim + self.state_dim + A, hidden_dim=H, layers=cfg.dynamics.layers
@@ -133,7 +134,7 @@ class WorldModel(nn.Module):
         c_prev = shift_right(roll.context, reset)
         a_prev = shift_right(action, reset)
         prior = self.prior(torch.cat([roll.h_prev, c_prev, a_prev], dim=-1))
-        recon_params = self.decoder(torch.cat([roll.z, roll.h_prev], dim=-1))  # (B, T, P, H, W)
+        recon_params = self.decode(roll.z, roll.h_prev, shift_right(frames, reset))  # (B, T, P, H, W)
         mean = self.likelihood.mean(recon_params.flatten(0, 1)).view_as(frames)
         out = WorldModelOutput(
             reconstruction=(mean + 1.0) / 2.0,
@@ -150,6 +151,15 @@ class WorldModel(nn.Module):
         if self.attention is not None:
             self._attention_prior(out, roll)
         return out
+
+    def decode(self, z: Tensor, h_prev: Tensor, previous: Tensor) -> Tensor:
+        """Pixel-likelihood params (B, T, P, H, W) from z (B, T, Z), h_{t-1} (B, T, H) and, used only
+        with ``vae.residual``, the previous frames (B, T, 3, H, W) in [-1, 1] (zeros at episode starts)."""
+        if not self.cfg.vae.residual:
+            return self.decoder(torch.cat([z, h_prev], dim=-1))
+        params = self.decoder(torch.cat([z, h_prev], dim=-1), previous)
+        shifted = self.likelihood.shift(params.flatten(0, 1), previous.flatten(0, 1).to(params.dtype))
+        return shifted.view_as(params)
 
     def _rollout(
         self, frames: Tensor, action: Tensor, reset: Tensor, context: Tensor | None, *, sample: bool

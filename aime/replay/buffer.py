@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from aime.config import ReplayConfig, TrainConfig
-from aime.replay.dataset import window_dataset
+from aime.replay.dataset import batch_window_ids, window_dataset
 from aime.replay.sampler import WindowSampler
 from aime.replay.stats import ReplayStats, replay_stats
 from aime.replay.store import ReplayStore
@@ -34,20 +34,34 @@ class ReplayBuffer:
             refresh_seconds=self.replay.refresh_seconds,
         )
 
-    def dataset(self, num_batches: int, first_batch: int = 0, episode_filter: Any = None) -> Any:
-        """A Ray Data dataset of ``num_batches * batch_size`` windows; pass it to a TorchTrainer as
-        ``datasets={"replay": ...}`` and read it per worker with ``ray.train.get_dataset_shard``."""
+    def dataset(
+        self,
+        num_batches: int,
+        first_batch: int = 0,
+        episode_filter: Any = None,
+        *,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> Any:
+        """A Ray Data dataset of ``num_batches`` batches of ``batch_size`` windows, in a fixed order:
+        rank ``rank`` of ``world_size`` reads its own batches from ``first_batch`` on (see
+        ``batch_window_ids``). Read it with ``iter_torch_batches(batch_size)``."""
         return window_dataset(
             self.replay.root or "",
             seq_len=self.train.seq_len,
-            num_windows=num_batches * self.train.batch_size,
+            window_ids=batch_window_ids(
+                first_batch=first_batch,
+                num_batches=num_batches,
+                batch_size=self.train.batch_size,
+                rank=rank,
+                world_size=world_size,
+            ),
             seed=self.seed,
             capacity_steps=self.replay.capacity_steps,
             refresh_seconds=self.replay.refresh_seconds,
             windows_per_read=self.train.windows_per_read,
             sampler_workers=self.train.sampler_workers,
             cpus_per_sampler=self.train.sampler_cpus,
-            first_id=first_batch * self.train.batch_size,
             episode_filter=episode_filter,
         )
 

@@ -43,11 +43,27 @@ class SampleWindows:
         return self.sampler.sample(batch["data"])
 
 
+def batch_window_ids(
+    *, first_batch: int, num_batches: int, batch_size: int, rank: int = 0, world_size: int = 1
+) -> np.ndarray:
+    """Window ids of a data-parallel rank's batches: local batch k is global batch
+    ``(first_batch + k) * world_size + rank``, whose B windows are ``global * B ... global * B + B - 1``.
+
+    Every (rank, step) reads its own fixed windows, so a resumed or restarted worker continues the
+    exact data order of an uninterrupted run.  Returns int64 (num_batches * batch_size,).
+    """
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} is outside a world of {world_size}")
+    batches = np.arange(first_batch, first_batch + num_batches, dtype=np.int64) * world_size + rank
+    return (batches[:, None] * batch_size + np.arange(batch_size, dtype=np.int64)).reshape(-1)
+
+
 def window_dataset(
     root: str,
     *,
     seq_len: int,
-    num_windows: int,
+    num_windows: int = 0,
+    window_ids: np.ndarray | None = None,
     seed: int = 0,
     capacity_steps: int | None = None,
     refresh_seconds: float = 5.0,
@@ -57,17 +73,17 @@ def window_dataset(
     first_id: int = 0,
     episode_filter: Any = None,
 ) -> Any:
-    """A dataset of ``num_windows`` windows of ``seq_len`` steps; the same seed gives the same windows.
-    Window ids start at ``first_id``: a resumed run continues the sequence instead of repeating it."""
+    """A dataset of windows of ``seq_len`` steps, in the order of ``window_ids`` (default: the
+    ``num_windows`` ids from ``first_id``); the same seed and id give the same window."""
     import ray.data
 
-    blocks = max(1, -(-num_windows // windows_per_read))
+    if window_ids is None:
+        window_ids = np.arange(first_id, first_id + num_windows, dtype=np.int64)
+    blocks = max(1, -(-len(window_ids) // windows_per_read))
     # In-memory id blocks, not ray.data.range: range's read tasks each want a whole CPU, and under Ray
     # Train (which keeps the workers' CPUs from Ray Data) they can starve behind the sampler actors.
-    ids = ray.data.from_numpy(
-        np.array_split(np.arange(first_id, first_id + num_windows, dtype=np.int64), blocks)
-    )
-    return ids.map_batches(
+    ids = ray.data.from_numpy(np.array_split(np.asarray(window_ids, dtype=np.int64), blocks))
+    dataset = ids.map_batches(
         SampleWindows,
         fn_constructor_kwargs=dict(
             root=root,
@@ -82,3 +98,6 @@ def window_dataset(
         concurrency=sampler_workers,
         num_cpus=cpus_per_sampler,
     )
+    # Windows arrive in id order even with several sampler actors: the data order is reproducible.
+    dataset.context.execution_options.preserve_order = True
+    return dataset

@@ -26,7 +26,10 @@ def deepspeed_config(train: TrainConfig, *, grad_clip: float, world_size: int, b
         "train_batch_size": train.batch_size * train.grad_accum * world_size,
         "gradient_clipping": grad_clip,
         "zero_optimization": zero,
-        "bf16": {"enabled": bf16},
+        # bf16 is torch autocast in the training step over fp32 weights, not DeepSpeed's bf16 mode:
+        # that casts every weight and buffer to bf16, which the codebook's EMA statistics and the
+        # fp32 likelihood/KL sums do not tolerate (measured: dtype errors in the quantiser's EMA).
+        "bf16": {"enabled": False},
         "fp16": {"enabled": False},
         "zero_allow_untested_optimizer": True,  # AdamW from torch, with per-pillar parameter groups
         "steps_per_print": 10**9,  # aime logs its own metrics
@@ -35,5 +38,5 @@ def deepspeed_config(train: TrainConfig, *, grad_clip: float, world_size: int, b
 
 
 def resolve_bf16(train: TrainConfig, on_gpu: bool) -> bool:
-    """bf16 on GPUs, fp32 on CPUs, unless the config says otherwise."""
+    """bf16 autocast on GPUs, fp32 on CPUs, unless the config says otherwise."""
     return on_gpu if train.bf16 == "auto" else bool(train.bf16)

@@ -1,6 +1,6 @@
 """``aime train`` on the driver: the replay stream, the Ray Train TorchTrainer, and its results.
 
-replay store --ReplayBuffer.dataset--> TorchTrainer(datasets={"replay"}) --> train_worker x N
+TorchTrainer --> train_worker x N, each streaming its own fixed sequence of replay windows
 train_worker --ray.train.report(metrics, checkpoint)--> <run_dir>/checkpoints/train/stepNNNNNNNN/
 """
 
@@ -13,9 +13,10 @@ from typing import Any
 
 from aime.config import Config, to_dict
 from aime.eval.split import HeldOutSplit
-from aime.replay import ReplayBuffer
-from aime.run.seeding import derive_seed
 from aime.train.checkpoint import read_meta
+from aime.train.periodic_eval import SCORE, plan_periodic_eval
+from aime.train.stages import check_stage
+from aime.train.zero3 import check_zero3_supported
 
 
 @dataclass(frozen=True)
@@ -29,20 +30,82 @@ def check_train_config(cfg: Config) -> None:
     """Problems a worker would only hit after start-up, reported before anything starts."""
     if cfg.model.image_size != cfg.env.image_size:
         raise ValueError(f"model.image_size {cfg.model.image_size} != env.image_size {cfg.env.image_size}")
+    check_stage(cfg)
     if cfg.train.zero_stage == 3:
-        # DeepSpeed 0.19's ZeRO-3 hooks fail in the backward of the per-step posterior rollout
-        # ("active_backward_submodules is empty during backward pass"), even with only the VAE,
-        # LSTM and prior enabled. Refuse it here rather than after the workers have started. (RGB will
-        # also need whole per-task gradients, which ZeRO-3 partitions away.)
+        check_zero3_supported(cfg.model)  # RGB balancing and the adversarial pillar need ZeRO <= 2
+
+
+def check_replay(cfg: Config) -> None:
+    """Training needs episodes of at least seq_len steps outside the held-out split."""
+    from aime.replay import ReplayStore
+
+    root, T = cfg.replay.root, cfg.train.seq_len
+    if not root:
+        raise ValueError("replay.root is not set: point it at a replay store (replay.root=DIR)")
+    files = ReplayStore(root).scan()
+    held_out = HeldOutSplit(seed=cfg.seed, eval_fraction=cfg.train.eval_fraction)
+    usable = [f for f in held_out.training_files(files) if f.num_rows >= T]
+    if not usable:
         raise ValueError(
-            "train.zero_stage=3 is not supported yet: ZeRO-3's parameter hooks fail on the world model's "
-            "per-step rollout; use train.zero_stage <= 2"
+            f"no training episodes of at least {T} steps in {root} ({len(files)} episode files, "
+            f"train.eval_fraction={cfg.train.eval_fraction} held out): collect some with "
+            f"`aime collect --config <experiment> replay.root={root}`, import them with "
+            "`aime replay import`, or lower train.seq_len"
         )
 
 
-def train(cfg: Config, run_dir: Path, resume_from: str | None = None, progress: bool = True) -> TrainSummary:
-    """Train on ``cfg.replay.root``; ``resume_from`` is a checkpoint directory of this run."""
+def check_cpu_budget(cfg: Config, cluster_cpus: float, *, online_collection: bool = False) -> None:
+    """Train workers, each rank's sampler actors (and online rollout actors) must fit the cluster's
+    CPUs together, or some of them wait forever for a CPU that never frees."""
+    t, c = cfg.train, cfg.collect
+    parts = {
+        f"train.num_workers x train.cpus_per_worker = {t.num_workers} x {t.cpus_per_worker:g}": (
+            t.num_workers * t.cpus_per_worker
+        ),
+        f"train.num_workers x train.sampler_workers x train.sampler_cpus = "
+        f"{t.num_workers} x {t.sampler_workers} x {t.sampler_cpus:g}": (
+            t.num_workers * t.sampler_workers * t.sampler_cpus
+        ),
+    }
+    if online_collection:
+        parts[f"collect.workers x collect.cpus_per_worker = {c.workers} x {c.cpus_per_worker:g}"] = (
+            c.workers * c.cpus_per_worker
+        )
+    needed = sum(parts.values())
+    if needed > cluster_cpus + 1e-9:
+        raise ValueError(
+            f"training needs {needed:g} CPUs but the Ray cluster has {cluster_cpus:g}: "
+            + " + ".join(parts)
+            + "; lower one of these (fractions are fine: they are reservations, not cores)"
+        )
+
+
+def resolve_use_gpu(cfg: Config, cluster_gpus: float) -> bool:
+    """``train.use_gpu``: auto means GPUs when the cluster has one per worker."""
+    t = cfg.train
+    if t.use_gpu == "auto":
+        return cluster_gpus >= t.num_workers
+    if t.use_gpu and cluster_gpus < t.num_workers:
+        raise ValueError(
+            f"train.use_gpu=true with train.num_workers={t.num_workers} needs {t.num_workers} GPUs, but "
+            f"the Ray cluster has {cluster_gpus:g}: lower train.num_workers, or set train.use_gpu=auto "
+            "(CPU workers when GPUs are missing)"
+        )
+    return bool(t.use_gpu)
+
+
+def train(
+    cfg: Config,
+    run_dir: Path,
+    resume_from: str | None = None,
+    progress: bool = True,
+    *,
+    online_collection: bool = False,
+) -> TrainSummary:
+    """Train on ``cfg.replay.root``; ``resume_from`` is a checkpoint directory of this run.
+    ``online_collection``: rollout actors share the cluster meanwhile (their CPUs are budgeted)."""
     import ray
+    import ray.train
     from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
@@ -51,17 +114,18 @@ def train(cfg: Config, run_dir: Path, resume_from: str | None = None, progress: 
 
     check_train_config(cfg)
     t = cfg.train
-    use_gpu = ray.cluster_resources().get("GPU", 0) >= t.num_workers if t.use_gpu == "auto" else t.use_gpu
-    buffer = ReplayBuffer(cfg.replay, t, seed=derive_seed(cfg.seed, "replay"))
-    # Every worker draws grad_accum batches per step; one spare batch each absorbs drop_last. A resumed
-    # run continues the window ids where the checkpoint's step left them.
+    use_gpu = resolve_use_gpu(cfg, ray.cluster_resources().get("GPU", 0))
+    check_cpu_budget(cfg, ray.cluster_resources().get("CPU", 0), online_collection=online_collection)
+    check_replay(cfg)
     start = read_meta(Path(resume_from))["step"] if resume_from else 0
-    per_step = t.grad_accum * t.num_workers
-    held_out = HeldOutSplit(seed=cfg.seed, eval_fraction=t.eval_fraction)  # the split aime eval uses
-    dataset = buffer.dataset(
-        num_batches=(t.steps - start) * per_step + t.num_workers,
-        first_batch=start * per_step,
-        episode_filter=held_out.training_files,
+    eval_plan = plan_periodic_eval(cfg) if t.stage == "world_model" else []
+    # The newest checkpoint is always kept; with periodic evaluation the others are the best by score.
+    checkpoints = (
+        CheckpointConfig(
+            num_to_keep=t.keep_checkpoints, checkpoint_score_attribute=SCORE, checkpoint_score_order="max"
+        )
+        if eval_plan
+        else CheckpointConfig(num_to_keep=t.keep_checkpoints)
     )
     trainer = TorchTrainer(
         train_worker,
@@ -71,15 +135,15 @@ def train(cfg: Config, run_dir: Path, resume_from: str | None = None, progress: 
             "config": to_dict(cfg),
             "resume_from": resume_from,
             "run_dir": str(run_dir.resolve()),
+            "eval_plan": eval_plan,
         },
         scaling_config=ScalingConfig(
             num_workers=t.num_workers, use_gpu=use_gpu, resources_per_worker={"CPU": t.cpus_per_worker}
         ),
-        datasets={"replay": dataset},
         run_config=RunConfig(  # type: ignore[call-arg]
             name="train",
             storage_path=str((run_dir / "checkpoints").resolve()),
-            checkpoint_config=CheckpointConfig(num_to_keep=t.keep_checkpoints),
+            checkpoint_config=checkpoints,
             failure_config=FailureConfig(max_failures=t.max_failures),
             callbacks=[
                 MetricsLogger(  # type: ignore[list-item]
@@ -92,9 +156,15 @@ def train(cfg: Config, run_dir: Path, resume_from: str | None = None, progress: 
             logging_config=LoggingConfig(log_level="WARNING"),
         ),
     )
-    result = _fit_with_progress(trainer, run_dir / "metrics.jsonl", start, t.steps, progress)
-    if result.error is not None:
-        raise RuntimeError(f"training failed: {result.error}")
+    try:
+        result = _fit_with_progress(trainer, run_dir / "metrics.jsonl", start, t.steps, progress)
+        if result.error is not None:
+            raise result.error
+    except ray.train.TrainingFailedError as error:
+        raise RuntimeError(
+            f"training failed after {t.max_failures} restarts (train.max_failures): {error}\n"
+            f"continue from the last checkpoint with: aime train --resume {run_dir}"
+        ) from error
     metrics = dict(result.metrics or {})
     summary = TrainSummary(
         steps=int(metrics.get("step", t.steps)),
@@ -104,7 +174,9 @@ def train(cfg: Config, run_dir: Path, resume_from: str | None = None, progress: 
     if summary.checkpoint:
         from aime.train.figures import write_figures
 
-        write_figures(summary.checkpoint, run_dir, cfg.replay.root or "", seed=cfg.seed)
+        write_figures(
+            summary.checkpoint, run_dir, cfg.replay.root or "", seed=cfg.seed, model=t.stage == "world_model"
+        )
     (run_dir / "train.json").write_text(json.dumps(summary.__dict__, indent=2, default=str) + "\n")
     return summary
 

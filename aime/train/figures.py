@@ -18,8 +18,11 @@ import torch
 FIGURES = ("loss_curves.png", "reconstructions.png", "open_loop.png", "attention.png")
 
 
-def write_figures(checkpoint: str | Path, run_dir: Path, replay_root: str, *, seed: int = 0) -> list[Path]:
-    """All figures for the model in ``checkpoint``; returns the files written."""
+def write_figures(
+    checkpoint: str | Path, run_dir: Path, replay_root: str, *, seed: int = 0, model: bool = True
+) -> list[Path]:
+    """All figures for the model in ``checkpoint`` (only the loss curves with ``model=False``, as after
+    a tokenizer-stage run); returns the files written."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -31,16 +34,20 @@ def write_figures(checkpoint: str | Path, run_dir: Path, replay_root: str, *, se
     written = []
     if (run_dir / "metrics.jsonl").exists():
         written.append(loss_curves(run_dir / "metrics.jsonl", out / "loss_curves.png"))
-    model = load_world_model(checkpoint).eval()
+    if not model:
+        return written
+    world_model = load_world_model(checkpoint).eval()
     T = 8
     batch = WindowSampler(replay_root, seq_len=T, seed=seed).sample(np.arange(2))
     obs = torch.from_numpy(batch["pixels"])  # (2, T, 3, H, W) uint8
     action = torch.from_numpy(batch["action"])  # (2, T, A)
     is_first = torch.from_numpy(batch["is_first"])
     with torch.no_grad():
-        output = model(obs, action, is_first)
+        output = world_model(obs, action, is_first)
         context = T // 2
-        imagined = model.imagine(obs[:, :context], action[:, :context], action[:, context:], temperature=0.0)
+        imagined = world_model.imagine(
+            obs[:, :context], action[:, :context], action[:, context:], temperature=0.0
+        )
     truth = obs[0].float() / 255.0  # (T, 3, H, W)
     written.append(
         _strip([truth, output.reconstruction[0]], ["truth", "reconstruction"], out / "reconstructions.png")

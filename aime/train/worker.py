@@ -9,52 +9,44 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from aime.config import Config, build
+from aime.eval.split import HeldOutSplit
+from aime.replay import ReplayBuffer
 from aime.run.seeding import derive_seed
 from aime.train.checkpoint import load_engine_state, save_checkpoint
 from aime.train.deepspeed_config import deepspeed_config, resolve_bf16
-from aime.train.distributed import all_reduce_mean
+from aime.train.distributed import all_reduce_mean, all_reduce_sum
+from aime.train.periodic_eval import PeriodicEval
 from aime.train.schedule import warmup_cosine
+from aime.train.stages import prepare_model, stage_losses
+from aime.train.zero3 import check_zero3_supported, evaluation_model, expose_dataclass_outputs
 
 
 def train_worker(loop_config: dict[str, Any]) -> None:
-    import deepspeed
     import ray.train
     import ray.train.torch
 
     from aime.models.balancing.balancer import GradientBalancer
-    from aime.models.world_model import WorldModel
 
+    _quiet_report_logging()
     cfg = build(Config, loop_config["config"])
     t = cfg.train
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     device = ray.train.torch.get_device()
-    on_gpu = device.type == "cuda"
-
-    torch.manual_seed(derive_seed(cfg.seed, "model"))  # the same initial weights on every rank
-    model = WorldModel(cfg.model, reduce=all_reduce_mean).to(device)
-    balancer = GradientBalancer(cfg.model.optim.balancing, reduce=all_reduce_mean)
-    optimizer = torch.optim.AdamW(
-        model.param_groups(cfg.model.optim.lr), betas=t.adam_betas, weight_decay=t.weight_decay
-    )
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda step: warmup_cosine(
-            step, warmup_steps=t.warmup_steps, total_steps=t.steps, min_lr_ratio=t.min_lr_ratio
-        ),
-    )
-    bf16 = resolve_bf16(t, on_gpu)
-    engine, _, _, _ = deepspeed.initialize(
-        model=model,
-        optimizer=optimizer,
-        lr_scheduler=schedule,
-        config=deepspeed_config(t, grad_clip=cfg.model.optim.grad_clip, world_size=world, bf16=bf16),
+    bf16 = resolve_bf16(t, device.type == "cuda")
+    engine, optimizer = build_engine(cfg, device, world)
+    # The tokenizer stage has one task: nothing to balance.
+    balancing = cfg.model.optim.balancing
+    balancer = GradientBalancer(
+        balancing if t.stage == "world_model" else replace(balancing, mode="sum"), reduce=all_reduce_mean
     )
 
     step = 0
@@ -68,11 +60,8 @@ def train_worker(loop_config: dict[str, Any]) -> None:
         if state.get("balancer") is not None:
             balancer.load_state_dict(state["balancer"])
 
-    batches = iter(
-        ray.train.get_dataset_shard("replay").iter_torch_batches(
-            batch_size=t.batch_size, prefetch_batches=t.prefetch_batches, drop_last=True
-        )
-    )
+    batches = iter(replay_batches(cfg, first_step=step, rank=rank, world_size=world))
+    periodic = PeriodicEval(cfg, loop_config.get("eval_plan", []), rank=rank, world_size=world, device=device)
     params = [p for p in engine.module.parameters() if p.requires_grad]
     wait = busy = 0.0
     since_log = 0
@@ -80,6 +69,7 @@ def train_worker(loop_config: dict[str, Any]) -> None:
         started = time.perf_counter()
         if t.inject_failure_at_step == step + 1 and rank == world - 1:
             _fail_once(Path(loop_config["run_dir"]), step + 1)
+        torch.manual_seed(derive_seed(cfg.seed, "step", step, rank))  # z samples etc.: resumable too
         for _ in range(t.grad_accum):
             fetched = time.perf_counter()
             batch = next(batches)
@@ -89,12 +79,9 @@ def train_worker(loop_config: dict[str, Any]) -> None:
                 "action": batch["action"].to(device, non_blocking=True),
                 "is_first": batch["is_first"].to(device, non_blocking=True),
             }
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                output = engine(model_batch["obs"], model_batch["action"], model_batch["is_first"])
-                losses = engine.module.losses(output, model_batch)
-            balanced = balancer(losses.tasks, params)
-            engine.backward(balanced.loss)
-            engine.step()
+            losses, balanced = train_microbatch(
+                engine, balancer, params, model_batch, bf16=bf16, stage=t.stage
+            )
         step += 1
         since_log += 1
         busy += time.perf_counter() - started
@@ -106,6 +93,8 @@ def train_worker(loop_config: dict[str, Any]) -> None:
             wait = busy = 0.0
             since_log = 0
         if step % t.checkpoint_every == 0 or last:
+            if periodic.enabled:  # every checkpoint carries its score (CheckpointConfig keeps the best)
+                metrics |= periodic(evaluation_model(engine), all_reduce_sum)  # ZeRO-3: a plain copy
             directory = Path(tempfile.mkdtemp(prefix=f"aime-ckpt-{rank}-"))
             save_checkpoint(engine, cfg, step, directory, {"balancer": balancer.state_dict()})
             ray.train.report(
@@ -115,6 +104,99 @@ def train_worker(loop_config: dict[str, Any]) -> None:
             )
         elif len(metrics) > 1:
             ray.train.report(metrics)
+
+
+def build_engine(
+    cfg: Config, device: torch.device, world_size: int, *, zero_overrides: dict[str, Any] | None = None
+) -> tuple[Any, torch.optim.Optimizer]:
+    """The WorldModel, AdamW over its parameter groups and the lr schedule, in a DeepSpeed engine.
+
+    Collective: every rank calls it (``torch.distributed`` already initialised). ``zero_overrides``
+    are merged into the config's ``zero_optimization`` (tests use it to make ZeRO-3 partition even the
+    tiny model's parameters). Returns the engine and the torch optimizer (its groups carry the lr).
+    """
+    import deepspeed
+
+    from aime.models.world_model import WorldModel
+
+    t = cfg.train
+    if t.zero_stage == 3:
+        check_zero3_supported(cfg.model)
+    torch.manual_seed(derive_seed(cfg.seed, "model"))  # the same initial weights on every rank
+    model = WorldModel(cfg.model, reduce=all_reduce_mean).to(device)
+    prepare_model(model, cfg)  # the stage's frozen components and loaded tokenizer, before the optimizer
+    optimizer = torch.optim.AdamW(
+        model.param_groups(cfg.model.optim.lr), betas=t.adam_betas, weight_decay=t.weight_decay
+    )
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda step: warmup_cosine(
+            step, warmup_steps=t.warmup_steps, total_steps=t.steps, min_lr_ratio=t.min_lr_ratio
+        ),
+    )
+    bf16 = resolve_bf16(t, device.type == "cuda")
+    config = deepspeed_config(t, grad_clip=cfg.model.optim.grad_clip, world_size=world_size, bf16=bf16)
+    config["zero_optimization"] |= zero_overrides or {}
+    engine, _, _, _ = deepspeed.initialize(
+        model=model, optimizer=optimizer, lr_scheduler=schedule, config=config
+    )
+    if engine.zero_optimization_stage() == 3:
+        expose_dataclass_outputs(engine.module)  # see zero3.py: why ZeRO-3 needs it
+    return engine, optimizer
+
+
+def train_microbatch(
+    engine: Any,
+    balancer: Any,
+    params: list[torch.nn.Parameter],
+    batch: dict[str, torch.Tensor],
+    *,
+    bf16: bool,
+    stage: str = "world_model",
+) -> tuple[Any, Any]:
+    """Forward, the stage's losses, balancing, ``engine.backward`` and ``engine.step`` on one micro-batch."""
+    device = batch["obs"].device
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        losses = stage_losses(engine.module, engine, batch, stage)
+    balanced = balancer(losses.tasks, params)
+    engine.backward(balanced.loss)
+    engine.step()
+    return losses, balanced
+
+
+def replay_batches(cfg: Config, *, first_step: int, rank: int, world_size: int) -> Iterator[dict[str, Any]]:
+    """This rank's torch batches from ``first_step`` to the end of training, in a fixed order.
+
+    Each rank streams its own Ray Data pipeline of window ids (``batch_window_ids``) rather than a
+    dynamic split of a shared one, so the windows of (rank, step) never depend on timing: a resumed
+    or restarted worker sees exactly the batches an uninterrupted run would have.
+    """
+    t = cfg.train
+    buffer = ReplayBuffer(cfg.replay, t, seed=derive_seed(cfg.seed, "replay"))
+    held_out = HeldOutSplit(seed=cfg.seed, eval_fraction=t.eval_fraction)  # the split aime eval uses
+    dataset = buffer.dataset(
+        num_batches=(t.steps - first_step) * t.grad_accum,
+        first_batch=first_step * t.grad_accum,
+        episode_filter=held_out.training_files,
+        rank=rank,
+        world_size=world_size,
+    )
+    return dataset.iter_torch_batches(
+        batch_size=t.batch_size, prefetch_batches=t.prefetch_batches, drop_last=True
+    )
+
+
+def _quiet_report_logging() -> None:
+    """Ray Train logs every ``report`` call, metrics dict included, at INFO from a logger named by its
+    file path (so ``LoggingConfig`` does not reach it); aime already writes each report to
+    metrics.jsonl and the progress bar."""
+    import logging
+
+    try:
+        from ray.train.v2._internal.execution import context
+    except ImportError:  # another Ray layout: its logging is left alone
+        return
+    logging.getLogger(context.__file__).setLevel(logging.WARNING)
 
 
 class InjectedFailure(RuntimeError):

@@ -47,3 +47,31 @@ def test_window_length_must_be_context_plus_horizon(store, untrained_checkpoint)
     }
     with pytest.raises(AssertionError, match="context \\+ horizon"):
         open_loop_batch(load_world_model(untrained_checkpoint), batch, OpenLoopConfig(context=3, horizon=4))
+
+
+def test_the_sample_mean_averages_each_windows_own_futures(store, untrained_checkpoint):
+    from aime.eval.open_loop import mean_prediction
+
+    cfg = OpenLoopConfig(context=3, horizon=4, temperature=1.0, samples=3)
+    files = ReplayStore(store).scan()
+    batch = {
+        k: torch.from_numpy(v)
+        for k, v in read_windows(ReplayStore(store), plan_windows(files, cfg.length, 2), cfg.length).items()
+    }
+    model = load_world_model(untrained_checkpoint)
+    obs, action = batch["obs"], batch["action"]
+    torch.manual_seed(1)
+    mean = mean_prediction(model, obs[:, :3], action[:, :3], action[:, 3:], cfg)
+    torch.manual_seed(1)
+    futures = model.imagine(
+        obs[:, :3].repeat_interleave(3, 0),
+        action[:, :3].repeat_interleave(3, 0),
+        action[:, 3:].repeat_interleave(3, 0),
+        temperature=1.0,
+    )
+    assert mean.shape == (2, 4, 3, 32, 32)
+    for window in range(2):  # window w's mean is over rows 3w .. 3w+2: its own futures, not a neighbour's
+        torch.testing.assert_close(mean[window], futures[3 * window : 3 * window + 3].mean(0))
+    assert not torch.allclose(futures[0], futures[1]), "temperature 1: the futures differ"
+    with pytest.raises(ValueError, match="samples"):
+        OpenLoopConfig(samples=0)

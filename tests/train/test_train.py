@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from aime.config import Config, load_config
@@ -87,7 +88,14 @@ def test_metrics_reach_metrics_jsonl_and_tensorboard(tmp_path, ray_local):
     assert [r["step"] for r in records] == [1, 2]
     for name in ("train/total", "train/task/elbo", "train/lr/main", "train/samples_per_second"):
         assert all(name in r for r in records), name
+    diagnostics = ("train/elbo/kl_z_per_dim", "train/prior/effective_components", "train/perception/perplexity")
+    for name in diagnostics:
+        assert all(r[name] > 0 for r in records), name
+    assert all(0 <= r["train/elbo/active_dims"] <= 8 for r in records)  # tiny: latent_dim 8
     assert "train/checkpoint" in records[-1]
+    # The checkpoint's record carries the periodic evaluation on the fixed held-out windows.
+    assert records[-1]["eval/windows"] == 6  # 1 held-out episode of 20 steps: 6 windows of 5 + 10
+    assert records[-1]["eval/psnr_one_step/model"] > 0 and records[-1]["eval/psnr_one_step/baseline"] > 0
     assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
     assert list((run_dir / "wandb").glob("offline-run-*")), "wandb logged offline (no API key here)"
     figures = {p.name for p in (run_dir / "figures").glob("*.png")}
@@ -111,29 +119,71 @@ def _tiny(tmp_path, *overrides):
     return create_run_dir(cfg)
 
 
-def test_a_worker_that_raises_once_is_replaced_and_the_run_resumes(tmp_path, ray_local):
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, ray_local):
+    """A 4-step run logging every step: the reference the interrupted runs must reproduce exactly."""
+    tmp_path = tmp_path_factory.mktemp("uninterrupted")
+    cfg, run_dir = _tiny(tmp_path, *EXACT)
+    train(cfg, run_dir, progress=False)
+    return tmp_path / "replay", _records(run_dir)
+
+
+EXACT = ("train.steps=4", "train.checkpoint_every=2", "train.log_every=1", "seed=7")
+
+
+def _records(run_dir):
     import json
 
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return {r["step"]: r for r in map(json.loads, lines) if "train/total" in r}
+
+
+def _assert_same_steps(records, reference, steps):
+    for step in steps:
+        for key in ("train/total", "train/elbo/recon", "train/elbo/kl_z", "train/lr/main", "train/grad_norm"):
+            assert records[step][key] == pytest.approx(reference[step][key], rel=1e-5, abs=1e-6), (step, key)
+
+
+def test_a_worker_that_raises_once_is_replaced_and_the_run_resumes(tmp_path, uninterrupted):
+    replay, reference = uninterrupted
     cfg, run_dir = _tiny(
-        tmp_path,
-        "train.steps=4",
-        "train.checkpoint_every=2",
-        "train.log_every=1",
-        "train.inject_failure_at_step=3",
-        "train.max_failures=1",
+        tmp_path, *EXACT, f"replay.root={replay}", "train.inject_failure_at_step=3", "train.max_failures=1"
     )
     summary = train(cfg, run_dir, progress=False)
     assert (run_dir / ".injected-failure").exists(), "the failure was injected"
     assert summary.steps == 4 and read_meta(summary.checkpoint)["step"] == 4
-    steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert steps == [1, 2, 3, 4]  # resumed from the step-2 checkpoint, not restarted from scratch
+    records = _records(run_dir)
+    assert sorted(records) == [1, 2, 3, 4]  # resumed from the step-2 checkpoint, not restarted from scratch
+    # The replaced worker continued the data order, RNG, optimizer and schedule of an uninterrupted run.
+    _assert_same_steps(records, reference, [1, 2, 3, 4])
 
 
-def test_zero3_is_refused_up_front_until_the_model_supports_it(tmp_path):
-    import pytest
+def test_resume_after_a_crash_reproduces_the_uninterrupted_run(tmp_path, uninterrupted):
+    from aime.cli.main import main
 
-    from aime.train.driver import check_train_config
+    replay, reference = uninterrupted
+    cfg, run_dir = _tiny(
+        tmp_path, *EXACT, f"replay.root={replay}", "train.inject_failure_at_step=3", "train.max_failures=0"
+    )
+    with pytest.raises(RuntimeError, match="training failed"):
+        train(cfg, run_dir, progress=False)  # the run dies after its step-2 checkpoint
+    assert sorted(_records(run_dir)) == [1, 2]
+    assert main(["train", "--resume", str(run_dir), "--no-progress"]) == 0
+    records = _records(run_dir)
+    assert sorted(records) == [1, 2, 3, 4]
+    _assert_same_steps(records, reference, [3, 4])  # loss at step k+1 equals the uninterrupted run's
 
-    cfg, _ = _tiny(tmp_path, "train.zero_stage=3")
-    with pytest.raises(ValueError, match="train.zero_stage=3 is not supported yet"):
-        check_train_config(cfg)
+
+def test_an_empty_replay_store_fails_at_once_saying_what_to_do(tmp_path, ray_local):
+    (tmp_path / "empty").mkdir()
+    cfg, run_dir = _tiny(tmp_path, f"replay.root={tmp_path / 'empty'}")
+    with pytest.raises(ValueError, match="no training episodes .* `aime collect"):
+        train(cfg, run_dir, progress=False)
+    assert not (run_dir / "checkpoints").exists()
+
+
+def test_asking_for_more_gpus_than_the_cluster_has_fails_at_once(tmp_path, ray_local):
+    cfg, run_dir = _tiny(tmp_path, "train.use_gpu=true", "train.num_workers=2")
+    with pytest.raises(ValueError, match="needs 2 GPUs, but the Ray cluster has 0.*lower train.num_workers"):
+        train(cfg, run_dir, progress=False)
+    assert not (run_dir / "checkpoints").exists()

@@ -35,6 +35,9 @@ class PriorStats:
     gamma_rate: Tensor  # (...)
     alpha: Tensor  # (...) one reparameterised sample of the concentration
 
+    def detach(self) -> PriorStats:
+        return PriorStats(**{k: v.detach() for k, v in vars(self).items()})
+
     def float(self) -> PriorStats:
         """fp32 copies: lgamma, digamma and logsumexp over components lose too much in bf16."""
         return PriorStats(**{k: v.float() for k, v in vars(self).items()})

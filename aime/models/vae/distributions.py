@@ -43,6 +43,13 @@ class LogisticMixture:
         log_mix = torch.logsumexp(F.log_softmax(logits, dim=2) + log_bin, dim=2)  # (N, 3, H, W)
         return log_mix.flatten(1).sum(-1)
 
+    def shift(self, params: Tensor, base: Tensor) -> Tensor:
+        """Params whose component means are moved by ``base`` (N, 3, H, W): residual decoding."""
+        p = rearrange(params, "n (c three k) h w -> n c three k h w", c=3, three=3, k=self.components)
+        means = p[:, :, 1] + base.unsqueeze(2)  # (N, 3, K, H, W)
+        p = torch.stack([p[:, :, 0], means, p[:, :, 2]], dim=2)
+        return rearrange(p, "n c three k h w -> n (c three k) h w")
+
     def mean(self, params: Tensor) -> Tensor:
         logits, means, _ = self._split(params)
         return (F.softmax(logits, dim=2) * means).sum(2).clamp(-1.0, 1.0)  # (N, 3, H, W)
@@ -70,6 +77,10 @@ class FixedGaussian:
         z = (x - params) / self.std
         log_p = -0.5 * z**2 - math.log(self.std) - 0.5 * math.log(2 * math.pi)
         return log_p.flatten(1).sum(-1)
+
+    def shift(self, params: Tensor, base: Tensor) -> Tensor:
+        """Params whose means are moved by ``base`` (N, 3, H, W): residual decoding."""
+        return params + base
 
     def mean(self, params: Tensor) -> Tensor:
         return params.clamp(-1.0, 1.0)

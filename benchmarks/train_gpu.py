@@ -1,0 +1,181 @@
+"""World-model training throughput on GPUs through the real ``aime train`` path (Ray Train + DeepSpeed
+ZeRO-2, bf16), on 1 GPU and on as many more as ``--workers`` asks, with GPU utilisation sampled by
+nvidia-smi during the steady state. Prints one JSON object and writes benchmarks/results/train_gpu.json.
+
+    python benchmarks/train_gpu.py                      # 1 and 2 GPUs (2 is skipped on a 1-GPU host)
+    python benchmarks/train_gpu.py --workers 1 --steps 40 --preset tiny --image-size 32
+
+Each run trains on the same synthetic replay store (``aime.replay.synthetic``) from a fresh run
+directory. Throughput is samples/s (sequences of T frames per second, all workers together) over the
+log intervals after the first (which holds start-up and the first DeepSpeed steps); utilisation is
+the mean over the GPUs in use of nvidia-smi's ``utilization.gpu`` sampled every 200 ms between the
+first and the last of those intervals. Scaling efficiency is samples/s on N GPUs over N x 1 GPU's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results" / "train_gpu.json"
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="GPU counts to run")
+    p.add_argument("--preset", default="default", help="model preset (cluster/configs/model)")
+    p.add_argument("--image-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=16, help="B per GPU")
+    p.add_argument("--seq-len", type=int, default=32)
+    p.add_argument("--steps", type=int, default=60)
+    p.add_argument("--log-every", type=int, default=10)
+    p.add_argument("--balancing", default="rgb", choices=["rgb", "sum"])
+    p.add_argument("--zero-stage", type=int, default=2)
+    p.add_argument("--episodes", type=int, default=64)
+    p.add_argument("--episode-steps", type=int, default=250)
+    p.add_argument("--out", type=Path, default=RESULTS)
+    return p.parse_args()
+
+
+class GpuSampler:
+    """nvidia-smi utilization.gpu per GPU every 200 ms in a thread: [(time, {index: percent})]."""
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[float, dict[int, float]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            out = subprocess.run(
+                ["nvidia-smi", "--query-gpu=index,utilization.gpu", "--format=csv,noheader,nounits"],
+                capture_output=True,
+                text=True,
+                check=False,
+            ).stdout
+            row = {int(i): float(u) for i, u in (line.split(",") for line in out.strip().splitlines())}
+            self.samples.append((time.time(), row))
+            self._stop.wait(0.2)
+
+    def __enter__(self) -> GpuSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def mean(self, start: float, end: float, gpus: int) -> float | None:
+        values = [u for t, row in self.samples if start <= t <= end for i, u in row.items() if i < gpus]
+        return sum(values) / len(values) if values else None
+
+
+def run_one(args: argparse.Namespace, workers: int, replay: Path, results: Path) -> dict:
+    from aime.config import Config, load_config
+    from aime.run.rundir import create_run_dir
+    from aime.train.driver import train
+
+    cfg = load_config(
+        Config,
+        None,
+        [
+            f"results_dir={results}",
+            f"replay.root={replay}",
+            f"model={args.preset}",
+            f"model.image_size={args.image_size}",
+            f"env.image_size={args.image_size}",
+            f"model.optim.balancing.mode={args.balancing}",
+            f"train.num_workers={workers}",
+            "train.use_gpu=true",
+            "train.cpus_per_worker=2",
+            "train.sampler_cpus=2",
+            f"train.zero_stage={args.zero_stage}",
+            f"train.batch_size={args.batch_size}",
+            f"train.seq_len={args.seq_len}",
+            f"train.steps={args.steps}",
+            f"train.log_every={args.log_every}",
+            f"train.checkpoint_every={args.steps}",
+            "train.eval_windows=0",
+            "train.warmup_steps=5",
+        ],
+    )
+    cfg, run_dir = create_run_dir(cfg)
+    with GpuSampler() as gpus:
+        started = time.time()
+        train(cfg, run_dir, progress=False)
+        seconds = time.time() - started
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    records = [r for r in records if "train/samples_per_second" in r]
+    steady = records[1:] or records
+    start = records[0]["time"] if len(records) > 1 else started
+    return {
+        "gpus": workers,
+        "samples_per_second": sum(r["train/samples_per_second"] for r in steady) / len(steady),
+        "data_wait_fraction": sum(r["train/data_wait_fraction"] for r in steady) / len(steady),
+        "gpu_utilisation_percent": gpus.mean(start, steady[-1]["time"], workers),
+        "gpu_memory_gb": max(r.get("train/gpu_memory_gb", 0.0) for r in steady),
+        "intervals": len(steady),
+        "wall_seconds": round(seconds, 1),
+    }
+
+
+def main() -> int:
+    args = parse_args()
+    import ray
+    import torch
+
+    from aime.replay.synthetic import write_synthetic_episodes
+
+    available = torch.cuda.device_count()
+    if available == 0:
+        print("no GPU: this benchmark measures GPU training", file=sys.stderr)
+        return 2
+    ray.init(num_gpus=available, include_dashboard=False)
+    out: dict = {
+        "benchmark": "train_gpu",
+        "gpu": torch.cuda.get_device_name(0),
+        "gpus_available": available,
+        "preset": args.preset,
+        "image_size": args.image_size,
+        "batch_size_per_gpu": args.batch_size,
+        "seq_len": args.seq_len,
+        "steps": args.steps,
+        "balancing": args.balancing,
+        "zero_stage": args.zero_stage,
+        "precision": "bf16",
+        "runs": [],
+        "skipped": [],
+        "versions": {"python": platform.python_version(), "torch": torch.__version__, "ray": ray.__version__},
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        replay = Path(tmp) / "replay"
+        write_synthetic_episodes(
+            replay, args.episodes, length=args.episode_steps, image_size=args.image_size, action_dim=6
+        )
+        for workers in args.workers:
+            if workers > available:
+                out["skipped"].append(f"{workers} GPUs: this host has {available}")
+                continue
+            out["runs"].append(run_one(args, workers, replay, Path(tmp) / f"results-{workers}"))
+    one = next((r for r in out["runs"] if r["gpus"] == 1), None)
+    for run in out["runs"]:
+        if one and run["gpus"] > 1:
+            run["scaling_vs_1_gpu"] = run["samples_per_second"] / one["samples_per_second"]
+            run["scaling_efficiency"] = run["scaling_vs_1_gpu"] / run["gpus"]
+    out["targets"] = {"scaling_2_gpus_min": 1.8, "gpu_utilisation_percent_min": 90}
+    text = json.dumps(out, indent=2)
+    print(text)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
