@@ -88,7 +88,11 @@ def test_metrics_reach_metrics_jsonl_and_tensorboard(tmp_path, ray_local):
     assert [r["step"] for r in records] == [1, 2]
     for name in ("train/total", "train/task/elbo", "train/lr/main", "train/samples_per_second"):
         assert all(name in r for r in records), name
-    diagnostics = ("train/elbo/kl_z_per_dim", "train/prior/effective_components", "train/perception/perplexity")
+    diagnostics = (
+        "train/elbo/kl_z_per_dim",
+        "train/prior/effective_components",
+        "train/perception/perplexity",
+    )
     for name in diagnostics:
         assert all(r[name] > 0 for r in records), name
     assert all(0 <= r["train/elbo/active_dims"] <= 8 for r in records)  # tiny: latent_dim 8
