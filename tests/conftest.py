@@ -19,7 +19,7 @@ def ray_local():
     import ray
 
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, runtime_env={"env_vars": {"MUJOCO_GL": "egl"}})
+        ray.init(num_cpus=2, include_dashboard=True, runtime_env={"env_vars": {"MUJOCO_GL": "egl"}})
     yield ray
     ray.shutdown()
 

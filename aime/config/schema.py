@@ -52,7 +52,7 @@ class ReplayConfig:
 class RayConfig:
     address: str | None = None  # None: $RAY_ADDRESS if set, else start a local Ray
     num_cpus: int | None = None  # local Ray only; None: all cores
-    include_dashboard: bool = False  # local Ray only
+    include_dashboard: bool = True  # local Ray only; Ray Train's controller polls its state API
     object_store_memory_mb: int | None = None  # local Ray only
 
 

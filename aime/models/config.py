@@ -99,6 +99,9 @@ class LossConfig:
     # KL balancing (DreamerV2): a * KL(sg(q) || p) + (1 - a) * KL(q || sg(p)); a > 0.5 trains the prior
     # towards the posterior faster than it pulls the posterior towards the prior. None: the plain KL.
     kl_balance: float | None = None
+    # One-step prediction loss (task "prediction"): -log p(o_t) decoded from the prior's z_t instead of
+    # the posterior's, so decoder, prior and dynamics learn the prediction imagination makes. 0: off.
+    prior_recon: float = 0.0
     token_ce: float = 1.0
     vq: float = 1.0
     tokenizer_recon: float = 1.0

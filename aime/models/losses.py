@@ -5,6 +5,7 @@ Task grouping (docs/ARCHITECTURE.md has the rationale):
   perception  token_ce + vq (commitment) + tokenizer_recon
   attention   attention_kl + slot_diversity + attention_movement + attention_state_kl
   adversarial adversarial (generator) + feature_matching + discriminator
+  prediction  one_step (loss.prior_recon > 0 only): o_t decoded from the prior's z_t
 Reconstruction is in nats per frame (summed over pixels), KLs in nats per step; both averaged over
 (B, T). Names are the keys of ``LossOutput.components``; the trainer prefixes ``train/``.
 """
@@ -29,7 +30,7 @@ from aime.models.prior import DPGMMPrior
 if TYPE_CHECKING:
     from aime.models.world_model import WorldModel
 
-TASKS = ("elbo", "perception", "attention", "adversarial")
+TASKS = ("elbo", "perception", "attention", "adversarial", "prediction")
 
 
 def compute_losses(model: WorldModel, out: WorldModelOutput, batch: Mapping[str, Tensor]) -> LossOutput:
@@ -60,6 +61,14 @@ def compute_losses(model: WorldModel, out: WorldModelOutput, batch: Mapping[str,
         + w.kl_sticks * comps["elbo/kl_sticks"]
         + w.kl_alpha * comps["elbo/kl_alpha"]
     )
+    if out.prior_recon_params is not None:  # the one-step prediction from the prior, where o_{t-1} exists
+        with torch.autocast(device_type=frames.device.type, enabled=False):
+            log_p1 = model.likelihood.log_prob(
+                out.prior_recon_params.flatten(0, 1).float(), frames.flatten(0, 1)
+            )
+        valid = (~out.reset).flatten().float()  # (B*T,)
+        comps["prediction/one_step"] = -(log_p1 * valid).sum() / valid.sum().clamp(min=1.0)
+        tasks["prediction"] = w.prior_recon * comps["prediction/one_step"]
     metrics["elbo/kl_z_per_dim"] = comps["elbo/kl_z"].detach() / out.posterior_mean.shape[-1]
     # Active latent dimensions: the posterior mean varies across frames (Burda et al.'s 0.01 threshold).
     metrics["elbo/active_dims"] = (

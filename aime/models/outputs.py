@@ -28,6 +28,9 @@ class WorldModelOutput:
     attention_state_std: Tensor | None = None  # (B, T, S)
     # Named per-step features for probing: z, h, h_prev, embed, and c / attention_state when enabled.
     activations: dict[str, Tensor] = field(default_factory=dict)
+    # With loss.prior_recon > 0: (B, T, P, H, W) params of o_t decoded from the prior's z_t (the
+    # heaviest component's mean, as imagination decodes): the one-step prediction.
+    prior_recon_params: Tensor | None = None
 
 
 @dataclass

@@ -134,7 +134,8 @@ class WorldModel(nn.Module):
         c_prev = shift_right(roll.context, reset)
         a_prev = shift_right(action, reset)
         prior = self.prior(torch.cat([roll.h_prev, c_prev, a_prev], dim=-1))
-        recon_params = self.decode(roll.z, roll.h_prev, shift_right(frames, reset))  # (B, T, P, H, W)
+        previous = shift_right(frames, reset)  # o_{t-1}, zeros at episode starts
+        recon_params = self.decode(roll.z, roll.h_prev, previous)  # (B, T, P, H, W)
         mean = self.likelihood.mean(recon_params.flatten(0, 1)).view_as(frames)
         out = WorldModelOutput(
             reconstruction=(mean + 1.0) / 2.0,
@@ -148,6 +149,8 @@ class WorldModel(nn.Module):
             context=perception.context if perception else None,
             activations=roll.activations(),
         )
+        if self.cfg.loss.prior_recon > 0:  # the one-step prediction, trained directly
+            out.prior_recon_params = self.decode(self.prior.sample(prior, 0.0), roll.h_prev, previous)
         if self.attention is not None:
             self._attention_prior(out, roll)
         return out

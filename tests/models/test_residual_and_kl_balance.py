@@ -78,3 +78,26 @@ def test_kl_balance_splits_the_kl_gradient_between_prior_and_posterior(tiny_cfg)
 def test_kl_balance_outside_the_unit_interval_is_refused(tiny_cfg):
     with pytest.raises(ValueError, match="kl_balance"):
         dataclasses.replace(tiny_cfg.loss, kl_balance=1.5)
+
+
+def test_the_one_step_prediction_loss_trains_prior_and_decoder_from_the_priors_z(tiny_cfg):
+    off = WorldModel(tiny_cfg)
+    batch = moving_squares(tiny_cfg, batch=2, steps=4)
+    out = off(batch["obs"], batch["action"], batch["is_first"])
+    assert out.prior_recon_params is None and "prediction" not in off.losses(out, batch).tasks
+
+    cfg = dataclasses.replace(
+        tiny_cfg, loss=dataclasses.replace(tiny_cfg.loss, prior_recon=1.0, recon=0.0, kl_z=0.0)
+    )
+    torch.manual_seed(0)
+    model = WorldModel(cfg)
+    out = model(batch["obs"], batch["action"], batch["is_first"])
+    losses = model.losses(out, batch)
+    assert out.prior_recon_params.shape == out.recon_params.shape
+    losses.tasks["prediction"].backward()
+    grad = lambda module: sum(float(p.grad.norm()) for p in module.parameters() if p.grad is not None)  # noqa: E731
+    assert grad(model.prior) > 0 and grad(model.decoder) > 0 and grad(model.dynamics) > 0
+    # Episode starts have no previous frame to predict from: they are left out of the mean.
+    first_only = dict(batch, is_first=torch.ones_like(batch["is_first"]))
+    out = model(first_only["obs"], first_only["action"], first_only["is_first"])
+    assert float(model.losses(out, first_only).components["prediction/one_step"]) == 0.0
