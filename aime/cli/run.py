@@ -73,6 +73,13 @@ def run(args: argparse.Namespace) -> int:
             summary["eval"] = _evaluate(trained.checkpoint, progress=not args.no_progress)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     print(f"results in {run_dir}  (replay: aime replay stats {collected.replay_root})")
+    if summary.get("train", {}).get("checkpoint"):
+        checkpoint = summary["train"]["checkpoint"]
+        print("next:")
+        print(f"  aime eval {checkpoint} --samples 8        # re-evaluate (mean of 8 imagined futures)")
+        print(f"  aime train --resume {run_dir} train.steps=N   # train further")
+        print(f"  tensorboard --logdir {run_dir / 'tensorboard'}")
+        print("  serving a checkpoint (Ray Serve) is not built yet: see serve/README.md")
     return 0
 
 
