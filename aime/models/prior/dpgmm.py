@@ -73,7 +73,9 @@ class DPGMMPrior(nn.Module):
         a, b = (F.softplus(self.sticks(f)) + 0.1).clamp(max=100.0).chunk(2, dim=-1)
         means, raw_std = rearrange(self.components(f), "... (two k z) -> two ... k z", two=2, k=self.K)
         shape, rate = (F.softplus(self.concentration(f)) + 1e-3).unbind(-1)
-        alpha = torch.distributions.Gamma(shape, rate).rsample().clamp(min=1e-3)
+        # Gamma sampling in fp32: under bf16 autocast the CPU kernel does not exist and bf16 loses the
+        # small concentrations that matter here.
+        alpha = torch.distributions.Gamma(shape.float(), rate.float()).rsample().clamp(min=1e-3)
         log_pi = stick_breaking(*sample_log_kumaraswamy(a, b))
         return PriorStats(
             log_pi=log_pi,
