@@ -56,7 +56,10 @@ class VectorQuantizer(nn.Module):
         dist = (x32**2).sum(1, keepdim=True) - 2 * x32 @ self.codebook.T + (self.codebook**2).sum(1)
         ids = dist.argmin(1)
         codes = self.codebook[ids]
-        counts = torch.bincount(ids, minlength=self.K).to(x32.dtype)
+        # index_add_ of ones, not bincount: bincount reads max(ids) back to the host (a GPU sync).
+        counts = torch.zeros(self.K, dtype=x32.dtype, device=x32.device).index_add_(
+            0, ids, torch.ones_like(ids, dtype=x32.dtype)
+        )
         if self.training and torch.is_grad_enabled():
             self._ema_update(x32.detach(), ids, counts)
         probs = self.reduce(counts) / counts.sum().clamp_min(1.0)
@@ -70,8 +73,10 @@ class VectorQuantizer(nn.Module):
         sums = torch.zeros_like(self.code_sum).index_add_(0, ids, x)
         self.usage.mul_(self.decay).add_(self.reduce(counts), alpha=1 - self.decay)
         self.code_sum.mul_(self.decay).add_(self.reduce(sums), alpha=1 - self.decay)
-        live = self.usage > 0
-        self.codebook[live] = self.code_sum[live] / self.usage[live].unsqueeze(1)
+        live = (self.usage > 0).unsqueeze(1)  # a masked write would sync; where() does not
+        self.codebook.copy_(
+            torch.where(live, self.code_sum / self.usage.clamp_min(1e-12).unsqueeze(1), self.codebook)
+        )
 
     @torch.no_grad()
     def _seed_dead_codes(self, x: Tensor) -> None:
