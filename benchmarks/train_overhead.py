@@ -71,13 +71,10 @@ os.environ.setdefault("WANDB_MODE", "offline")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from train_overhead_bare import bare_figures, bare_loop, preload_batches  # noqa: E402
 
 from aime.config import Config, load_config  # noqa: E402
-from aime.eval.split import HeldOutSplit  # noqa: E402
-from aime.replay.dataset import batch_window_ids  # noqa: E402
-from aime.replay.sampler import WindowSampler  # noqa: E402
 from aime.replay.synthetic import write_synthetic_episodes  # noqa: E402
-from aime.run.seeding import derive_seed  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "train_overhead.json"
 TARGETS = {"step_time_ratio_max": 1.05, "data_wait_fraction_max": 0.05}
@@ -129,82 +126,6 @@ def ray_worker_threads(cpus: float) -> dict:
         return ray.get(probe.threads.remote(), timeout=120)
     finally:
         ray.kill(probe)
-
-
-# ---- (bare) ----------------------------------------------------------------------------------
-def preload_batches(cfg: Config, count: int) -> tuple[list[dict[str, torch.Tensor]], float]:
-    """``count`` batches of the windows the worker streams (rank 0 of 1: ``batch_window_ids``), from
-    the same seed and held-out split as ``aime.train.worker``; returns them and the ms per batch."""
-    t = cfg.train
-    ids = batch_window_ids(first_batch=0, num_batches=count, batch_size=t.batch_size).reshape(count, -1)
-    sampler = WindowSampler(
-        cfg.replay.root or "",
-        t.seq_len,
-        seed=derive_seed(cfg.seed, "replay"),
-        capacity_steps=cfg.replay.capacity_steps,
-        refresh_seconds=cfg.replay.refresh_seconds,
-        episode_filter=HeldOutSplit(seed=cfg.seed, eval_fraction=t.eval_fraction).training_files,
-    )
-    sampler.refresh(force=True)
-    batches, seconds = [], 0.0
-    for i in range(count):
-        begin = time.perf_counter()
-        windows = sampler.sample(ids[i])
-        batch = {
-            "obs": torch.from_numpy(windows["pixels"]),
-            "action": torch.from_numpy(windows["action"]),
-            "is_first": torch.from_numpy(windows["is_first"]),
-        }
-        seconds += time.perf_counter() - begin
-        batches.append(batch)
-    return batches, 1e3 * seconds / count
-
-
-def bare_loop(cfg: Config, batches: list[dict[str, torch.Tensor]], device: torch.device) -> dict:
-    """The worker's step without Ray or DeepSpeed: same model, balancer, optimizer, schedule, clip
-    and per-step seed (``aime/train/worker.py``, stage ``world_model``)."""
-    from aime.models.balancing.balancer import GradientBalancer
-    from aime.models.world_model import WorldModel
-    from aime.train.deepspeed_config import resolve_bf16
-    from aime.train.distributed import all_reduce_mean
-    from aime.train.schedule import warmup_cosine
-
-    t = cfg.train
-    torch.manual_seed(derive_seed(cfg.seed, "model"))  # the worker's initial weights
-    model = WorldModel(cfg.model, reduce=all_reduce_mean).to(device)
-    balancer = GradientBalancer(cfg.model.optim.balancing, reduce=all_reduce_mean)
-    optimizer = torch.optim.AdamW(
-        model.param_groups(cfg.model.optim.lr), betas=t.adam_betas, weight_decay=t.weight_decay
-    )
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda step: warmup_cosine(
-            step, warmup_steps=t.warmup_steps, total_steps=t.steps, min_lr_ratio=t.min_lr_ratio
-        ),
-    )
-    bf16 = resolve_bf16(t, device.type == "cuda")
-    params = [p for p in model.parameters() if p.requires_grad]
-    model.train()
-    step_seconds, logged = [], {}
-    for step in range(t.steps):
-        started = time.perf_counter()
-        torch.manual_seed(derive_seed(cfg.seed, "step", step, 0))  # the worker's per-step seed (rank 0)
-        batch = {k: v.to(device, non_blocking=True) for k, v in batches[step].items()}
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            output = model(batch["obs"], batch["action"], batch["is_first"])
-            losses = model.losses(output, batch)
-        balancer(losses.tasks, params).loss.backward()
-        if cfg.model.optim.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(params, cfg.model.optim.grad_clip)
-        optimizer.step()
-        schedule.step()
-        optimizer.zero_grad(set_to_none=True)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        step_seconds.append(time.perf_counter() - started)
-        if (step + 1) % t.log_every == 0 or step + 1 == t.steps:  # as the worker logs, outside the timing
-            logged[step + 1] = float(losses.total.detach())
-    return {"step_seconds": step_seconds, "final_loss": float(losses.total.detach()), "losses": logged}
 
 
 # ---- (ray_train_zero0) -----------------------------------------------------------------------
@@ -273,31 +194,6 @@ def ray_figures(records: list[dict], cfg: Config, warmup_intervals: int) -> dict
         "report_time_resolution_s": CONTROLLER_POLL_S,
         "final_loss": records[-1].get("train/total"),
         "intervals": intervals,
-    }
-
-
-# ---- (bare) figures --------------------------------------------------------------------------
-def bare_figures(runs: list[dict], skip: int, log_every: int, batch_size: int) -> dict:
-    """Steady-state means per run and over the runs, and the step time of every interval of
-    ``log_every`` steps (the Ray side's reporting grain), whose median resists bursts of load."""
-    run_means = [float(np.mean(r["step_seconds"][skip:])) for r in runs]
-    step_s = float(np.mean(run_means))
-    intervals = [
-        [
-            round(1e3 * float(np.mean(r["step_seconds"][i : i + log_every])), 2)
-            for i in range(0, len(r["step_seconds"]), log_every)
-        ]
-        for r in runs
-    ]
-    kept = [ms for run in intervals for ms in run[skip // log_every :]]
-    return {
-        "step_ms": round(1e3 * step_s, 2),
-        "samples_per_second": round(batch_size / step_s, 2),
-        "step_ms_median_interval": round(float(np.median(kept)), 2),
-        "step_ms_min_interval": round(float(np.min(kept)), 2),
-        "runs_step_ms": [round(1e3 * s, 2) for s in run_means],
-        "intervals_step_ms": intervals,
-        "data": "preloaded in memory",
     }
 
 

@@ -1,4 +1,5 @@
-"""The learning-rate schedule: linear warm-up, then cosine decay to ``min_lr_ratio`` of the peak.
+"""The optimizer and its learning-rate schedule: AdamW over the model's per-pillar parameter groups,
+linear warm-up, then cosine decay to ``min_lr_ratio`` of the peak.
 
 A pure function of the optimizer step, so a resumed run continues at exactly the same position
 (the step is restored from the checkpoint, the schedule needs no state of its own).
@@ -8,6 +9,10 @@ from __future__ import annotations
 
 import math
 
+import torch
+
+from aime.config import Config
+
 
 def warmup_cosine(step: int, *, warmup_steps: int, total_steps: int, min_lr_ratio: float) -> float:
     """The lr multiplier at optimizer step ``step`` (0-based): 0 -> 1 over warm-up, then 1 -> min."""
@@ -16,3 +21,22 @@ def warmup_cosine(step: int, *, warmup_steps: int, total_steps: int, min_lr_rati
     decay_steps = max(total_steps - warmup_steps, 1)
     progress = min(max(step - warmup_steps, 0) / decay_steps, 1.0)
     return min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def build_optimizer(
+    model: torch.nn.Module, cfg: Config
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """AdamW over ``model.param_groups`` (trainable parameters only) and its warm-up + cosine schedule."""
+    t = cfg.train
+    optimizer = torch.optim.AdamW(
+        model.param_groups(cfg.model.optim.lr),  # type: ignore[operator]
+        betas=t.adam_betas,
+        weight_decay=t.weight_decay,
+    )
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda step: warmup_cosine(
+            step, warmup_steps=t.warmup_steps, total_steps=t.steps, min_lr_ratio=t.min_lr_ratio
+        ),
+    )
+    return optimizer, schedule

@@ -24,7 +24,7 @@ from aime.train.checkpoint import load_engine_state, save_checkpoint
 from aime.train.deepspeed_config import deepspeed_config, resolve_bf16
 from aime.train.distributed import all_reduce_mean, all_reduce_sum
 from aime.train.periodic_eval import PeriodicEval
-from aime.train.schedule import warmup_cosine
+from aime.train.schedule import build_optimizer
 from aime.train.stages import prepare_model, stage_losses
 from aime.train.zero3 import check_zero3_supported, evaluation_model, expose_dataclass_outputs
 
@@ -125,15 +125,7 @@ def build_engine(
     torch.manual_seed(derive_seed(cfg.seed, "model"))  # the same initial weights on every rank
     model = WorldModel(cfg.model, reduce=all_reduce_mean).to(device)
     prepare_model(model, cfg)  # the stage's frozen components and loaded tokenizer, before the optimizer
-    optimizer = torch.optim.AdamW(
-        model.param_groups(cfg.model.optim.lr), betas=t.adam_betas, weight_decay=t.weight_decay
-    )
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda step: warmup_cosine(
-            step, warmup_steps=t.warmup_steps, total_steps=t.steps, min_lr_ratio=t.min_lr_ratio
-        ),
-    )
+    optimizer, schedule = build_optimizer(model, cfg)
     bf16 = resolve_bf16(t, device.type == "cuda")
     config = deepspeed_config(t, grad_clip=cfg.model.optim.grad_clip, world_size=world_size, bf16=bf16)
     config["zero_optimization"] |= zero_overrides or {}
