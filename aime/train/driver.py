@@ -13,6 +13,7 @@ from typing import Any
 
 from aime.config import Config, to_dict
 from aime.eval.split import HeldOutSplit
+from aime.replay.store import EpisodeFile, ReplayStore
 from aime.train.checkpoint import read_meta
 from aime.train.periodic_eval import SCORE, plan_periodic_eval
 from aime.train.stages import check_stage
@@ -35,10 +36,8 @@ def check_train_config(cfg: Config) -> None:
         check_zero3_supported(cfg.model)  # RGB balancing and the adversarial pillar need ZeRO <= 2
 
 
-def check_replay(cfg: Config) -> None:
-    """Training needs episodes of at least seq_len steps outside the held-out split."""
-    from aime.replay import ReplayStore
-
+def check_replay(cfg: Config) -> list[EpisodeFile]:
+    """The store's listing, if it has episodes of at least seq_len steps outside the held-out split."""
     root, T = cfg.replay.root, cfg.train.seq_len
     if not root:
         raise ValueError("replay.root is not set: point it at a replay store (replay.root=DIR)")
@@ -52,6 +51,7 @@ def check_replay(cfg: Config) -> None:
             f"`aime collect --config <experiment> replay.root={root}`, import them with "
             "`aime replay import`, or lower train.seq_len"
         )
+    return files
 
 
 def check_cpu_budget(cfg: Config, cluster_cpus: float, *, online_collection: bool = False) -> None:
@@ -116,9 +116,9 @@ def train(
     t = cfg.train
     use_gpu = resolve_use_gpu(cfg, ray.cluster_resources().get("GPU", 0))
     check_cpu_budget(cfg, ray.cluster_resources().get("CPU", 0), online_collection=online_collection)
-    check_replay(cfg)
+    files = check_replay(cfg)
     start = read_meta(Path(resume_from))["step"] if resume_from else 0
-    eval_plan = plan_periodic_eval(cfg) if t.stage == "world_model" else []
+    eval_plan = plan_periodic_eval(cfg, files) if t.stage == "world_model" else []
     # The newest checkpoint is always kept; with periodic evaluation the others are the best by score.
     checkpoints = (
         CheckpointConfig(

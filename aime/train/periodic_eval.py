@@ -24,7 +24,7 @@ from aime.config import Config
 from aime.eval.open_loop import OpenLoopConfig, open_loop_batch
 from aime.eval.split import HeldOutSplit
 from aime.eval.windows import Window, plan_windows, read_windows
-from aime.replay.store import ReplayStore
+from aime.replay.store import EpisodeFile, ReplayStore
 from aime.run.seeding import derive_seed
 
 log = logging.getLogger(__name__)
@@ -32,14 +32,25 @@ log = logging.getLogger(__name__)
 SCORE = "eval/psnr_one_step/model"  # higher is better
 SumReduce = Callable[[Tensor], Tensor]  # sums a tensor over data-parallel ranks
 
+# What is reported, as a per-window value from open_loop_batch's scores ((n, H) curves, (n,) losses).
+SUMMARIES: dict[str, Callable[[dict[str, Tensor]], Tensor]] = {
+    "psnr_one_step/model": lambda s: s["model/psnr"][:, 0],
+    "psnr_one_step/baseline": lambda s: s["baseline/psnr"][:, 0],
+    "psnr_mean/model": lambda s: s["model/psnr"].mean(1),
+    "psnr_mean/baseline": lambda s: s["baseline/psnr"].mean(1),
+    "ssim_mean/model": lambda s: s["model/ssim"].mean(1),
+    "ssim_mean/baseline": lambda s: s["baseline/ssim"].mean(1),
+    "neg_elbo": lambda s: s["loss/elbo/neg_elbo"],
+}
 
-def plan_periodic_eval(cfg: Config) -> list[dict]:
-    """The run's fixed evaluation windows as plain dicts (they travel in the train loop config); empty
-    when ``train.eval_windows`` is 0 or no held-out episode is long enough (a warning says which)."""
+
+def plan_periodic_eval(cfg: Config, files: Sequence[EpisodeFile]) -> list[dict]:
+    """The run's fixed evaluation windows over the store listing ``files``, as plain dicts (they travel
+    in the train loop config); empty when ``train.eval_windows`` is 0 or no held-out episode is long
+    enough (a warning says which)."""
     count, length = cfg.train.eval_windows, OpenLoopConfig().length
-    if count == 0 or not cfg.replay.root:
+    if count == 0:
         return []
-    files = ReplayStore(cfg.replay.root).scan()
     held_out = HeldOutSplit(seed=cfg.seed, eval_fraction=cfg.train.eval_fraction).held_out_files(files)
     if not any(f.num_rows >= length for f in held_out):
         log.warning(
@@ -72,35 +83,15 @@ class PeriodicEval:
         return self.total > 0
 
     def __call__(self, model: torch.nn.Module, reduce_sum: SumReduce) -> dict[str, float]:
-        """Window means over the whole plan: one-step and horizon-mean PSNR, mean SSIM, for the model
-        and the copy-last-frame baseline, and the negative ELBO per frame."""
-        names = [
-            "psnr_one_step/model",
-            "psnr_one_step/baseline",
-            "psnr_mean/model",
-            "psnr_mean/baseline",
-            "ssim_mean/model",
-            "ssim_mean/baseline",
-            "neg_elbo",
-        ]
-        sums = torch.zeros(len(names) + 1, dtype=torch.float64, device=self.device)
+        """Window means over the whole plan (``SUMMARIES``) and ``eval/windows``."""
+        sums = torch.zeros(len(SUMMARIES) + 1, dtype=torch.float64, device=self.device)
         if self.batch is not None:
             torch.manual_seed(self.seed)  # the training loop reseeds at every step: nothing leaks
             scores = open_loop_batch(model, self.batch, self.open_loop)  # type: ignore[arg-type]
-            n = scores["model/psnr"].shape[0]
-            values = [
-                scores["model/psnr"][:, 0].sum(),
-                scores["baseline/psnr"][:, 0].sum(),
-                scores["model/psnr"].mean(1).sum(),
-                scores["baseline/psnr"].mean(1).sum(),
-                scores["model/ssim"].mean(1).sum(),
-                scores["baseline/ssim"].mean(1).sum(),
-                scores["loss/elbo/neg_elbo"].sum(),
-            ]
-            sums[:-1] = torch.stack([v.double() for v in values])
-            sums[-1] = n
+            sums[:-1] = torch.stack([per_window(scores).double().sum() for per_window in SUMMARIES.values()])
+            sums[-1] = scores["model/psnr"].shape[0]
         sums = reduce_sum(sums)
         count = float(sums[-1])
-        out = {f"eval/{name}": float(sums[i]) / count for i, name in enumerate(names)}
+        out = {f"eval/{name}": float(total) / count for name, total in zip(SUMMARIES, sums[:-1], strict=True)}
         out["eval/windows"] = count
         return out

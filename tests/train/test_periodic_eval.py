@@ -27,18 +27,20 @@ def cfg(tmp_path):
 
 
 def test_the_plan_covers_only_held_out_episodes_and_is_fixed(cfg):
-    plan = plan_periodic_eval(cfg)
+    plan = plan_periodic_eval(cfg, ReplayStore(cfg.replay.root).scan())
     assert len(plan) == 7
     held_out = HeldOutSplit(seed=cfg.seed, eval_fraction=0.3).held_out(
         f.meta.episode_id for f in ReplayStore(cfg.replay.root).scan()
     )
     assert {w["episode_id"] for w in plan} <= held_out
-    assert plan_periodic_eval(cfg) == plan  # a function of the listing: every checkpoint, same frames
+    assert (
+        plan_periodic_eval(cfg, ReplayStore(cfg.replay.root).scan()) == plan
+    )  # a function of the listing: every checkpoint, same frames
     assert json.loads(json.dumps(plan)) == plan  # plain data: it travels to the workers in the loop config
 
 
 def test_rank_slices_sum_to_the_whole_plan(cfg):
-    plan = plan_periodic_eval(cfg)
+    plan = plan_periodic_eval(cfg, ReplayStore(cfg.replay.root).scan())
     torch.manual_seed(0)
     model = WorldModel(cfg.model).eval()
     device = torch.device("cpu")
@@ -67,5 +69,5 @@ def test_no_long_enough_held_out_episode_turns_it_off(tmp_path):
     replay = tmp_path / "short"
     write_synthetic_episodes(replay, 3, length=10, image_size=32, action_dim=6)
     cfg = load_config(Config, "tiny", [f"replay.root={replay}"])
-    assert plan_periodic_eval(cfg) == []
+    assert plan_periodic_eval(cfg, ReplayStore(cfg.replay.root).scan()) == []
     assert not PeriodicEval(cfg, [], rank=0, world_size=1, device=torch.device("cpu")).enabled
