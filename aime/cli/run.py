@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
                 f"      collecting up to {cfg.collect.online_episodes} more episodes while training (online)"
             )
         try:
-            trained = train(cfg, run_dir, progress=not args.no_progress, online_collection=online is not None)
+            trained = train(cfg, run_dir, progress=not args.no_progress)
         finally:
             online_summary = online.stop() if online else None
         if online_summary is not None:

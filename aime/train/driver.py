@@ -99,11 +99,8 @@ def train(
     run_dir: Path,
     resume_from: str | None = None,
     progress: bool = True,
-    *,
-    online_collection: bool = False,
 ) -> TrainSummary:
-    """Train on ``cfg.replay.root``; ``resume_from`` is a checkpoint directory of this run.
-    ``online_collection``: rollout actors share the cluster meanwhile (their CPUs are budgeted)."""
+    """Train on ``cfg.replay.root``; ``resume_from`` is a checkpoint directory of this run."""
     import ray
     import ray.train
     from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
@@ -115,7 +112,7 @@ def train(
     check_train_config(cfg)
     t = cfg.train
     use_gpu = resolve_use_gpu(cfg, ray.cluster_resources().get("GPU", 0))
-    check_cpu_budget(cfg, ray.cluster_resources().get("CPU", 0), online_collection=online_collection)
+    check_cpu_budget(cfg, ray.cluster_resources().get("CPU", 0))  # aime run adds its online actors
     files = check_replay(cfg)
     start = read_meta(Path(resume_from))["step"] if resume_from else 0
     eval_plan = plan_periodic_eval(cfg, files) if t.stage == "world_model" else []
