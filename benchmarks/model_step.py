@@ -1,8 +1,16 @@
-"""Forward+backward throughput of the world model: fp32 eager vs bf16 autocast vs bf16 + torch.compile,
-RGB vs sum balancing. Prints one JSON object.
+"""Forward+backward throughput of the world model: fp32 eager vs bf16 autocast vs torch.compile of the
+whole model or of the per-frame rollout step, RGB vs sum balancing. Prints one JSON object.
 
     python benchmarks/model_step.py --device cuda                     # default preset, B=16, T=16
+    python benchmarks/model_step.py --device cuda --batch-size 48 --seq-len 32 --balancing sum \
+        --modes bf16,bf16-compile-step --profile                    # + GPU utilisation, kernels/step
     python benchmarks/model_step.py --device cpu --preset tiny --steps 3
+
+A mode is a precision (fp32, bf16 autocast) with an optional suffix: ``-compile`` compiles the whole
+model, ``-compile-step`` only the per-frame rollout step (``WorldModel.compile_rollout``).
+On a GPU each configuration also reports nvidia-smi's utilisation over its timed steps, and with
+``--profile`` one more step runs under torch.profiler for the kernels per step and the fraction of
+that step's wall time the GPU was running one.
 
 Each configuration runs ``--warmup`` untimed steps (compilation happens there), then ``--steps`` timed
 ones. A step is forward, losses, balancing and backward (no optimizer update). MFU is the model
@@ -19,9 +27,12 @@ import platform
 import resource
 import sys
 import time
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from gpu_utilisation import GpuSampler  # benchmarks/gpu_utilisation.py, beside this script
 
 from aime.config.loader import _read_yaml, build
 from aime.models import ModelConfig, WorldModel
@@ -42,7 +53,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--seq-len", type=int, default=16)
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--modes", default="fp32,bf16,bf16-compile", help="comma list of fp32, bf16, bf16-compile")
+    p.add_argument("--modes", default="fp32,bf16,bf16-compile", help="comma list, see above")
+    p.add_argument("--step-compile-mode", default="default", help="torch.compile mode for -compile-step")
+    p.add_argument("--profile", action="store_true", help="kernels per step and GPU busy fraction")
     p.add_argument("--balancing", default="sum,rgb", help="comma list of sum, rgb")
     p.add_argument("--peak-tflops", type=float, default=None, help="override the bf16 peak used for MFU")
     return p.parse_args()
@@ -61,20 +74,27 @@ def make_batch(cfg: ModelConfig, B: int, T: int, device: torch.device) -> dict[s
 
 
 def run(cfg: ModelConfig, args: argparse.Namespace, mode: str, balancing: str, device: torch.device) -> dict:
+    precision, _, compiled = mode.partition("-")
+    if precision not in ("fp32", "bf16") or compiled not in ("", "compile", "compile-step"):
+        raise ValueError(f"unknown mode {mode!r}: fp32|bf16 with an optional -compile or -compile-step")
     torch.manual_seed(0)
     model = WorldModel(cfg).to(device)
-    forward = torch.compile(model) if mode == "bf16-compile" else model
+    forward = torch.compile(model) if compiled == "compile" else model
+    if compiled == "compile-step":
+        model.compile_rollout(args.step_compile_mode)
     balancer = GradientBalancer(BalancingConfig(mode=balancing))  # type: ignore[arg-type]
     params = [p for p in model.parameters() if p.requires_grad]
     batch = make_batch(cfg, args.batch_size, args.seq_len, device)
     autocast = (
-        torch.autocast(device.type, dtype=torch.bfloat16) if mode != "fp32" else contextlib.nullcontext()
+        torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
     )
 
     def step() -> float:
         with autocast:
-            out = forward(batch["obs"], batch["action"], batch["is_first"])
-            loss = model.losses(out, batch)
+            with torch.profiler.record_function("forward"):
+                out = forward(batch["obs"], batch["action"], batch["is_first"])
+            with torch.profiler.record_function("losses"):
+                loss = model.losses(out, batch)
         balancer(loss.tasks, params).loss.backward()
         for p in params:
             p.grad = None
@@ -85,19 +105,61 @@ def run(cfg: ModelConfig, args: argparse.Namespace, mode: str, balancing: str, d
     sync(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    start = time.perf_counter()
-    for _ in range(args.steps):
-        total = step()
-    sync(device)
-    seconds = (time.perf_counter() - start) / args.steps
-    return {
-        "precision": "fp32" if mode == "fp32" else "bf16",
-        "compile": mode == "bf16-compile",
+    with GpuSampler() if device.type == "cuda" else contextlib.nullcontext() as gpu:
+        wall_start, start = time.time(), time.perf_counter()
+        for _ in range(args.steps):
+            total = step()
+        sync(device)
+        end, wall_end = time.perf_counter(), time.time()
+    seconds = (end - start) / args.steps
+    row = {
+        "precision": precision,
+        "compile": {"": None, "compile": "model", "compile-step": "rollout step"}[compiled],
+        "compile_mode": args.step_compile_mode if compiled == "compile-step" else None,
         "balancing": balancing,
         "step_ms": 1e3 * seconds,
         "sequences_per_s": args.batch_size / seconds,
         "peak_memory_mb": peak_memory_mb(device),
         "final_loss": total,
+    }
+    if gpu is not None:
+        row["gpu_utilisation_percent"] = gpu.mean(wall_start, wall_end, gpus=1)  # GPU 0, as run on cuda
+    if args.profile and device.type == "cuda":
+        row.update(profile_step(step, device))
+    return row
+
+
+def profile_step(step: Callable[[], float], device: torch.device) -> dict:
+    """One step under torch.profiler: CUDA kernels launched (all, per phase, the most frequent names), and
+    their summed time over the step's wall time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        start = time.perf_counter()
+        step()
+        sync(device)
+        wall_us = (time.perf_counter() - start) * 1e6
+    events = prof.events()
+    kernels = [e for e in events if e.device_type == torch.autograd.DeviceType.CUDA]
+    busy_us, covered_to = 0.0, float("-inf")  # the union of kernel intervals: overlapping ones count once
+    for e in sorted(kernels, key=lambda e: e.time_range.start):
+        start_us, end_us = max(e.time_range.start, covered_to), e.time_range.end
+        busy_us += max(0.0, end_us - start_us)
+        covered_to = max(covered_to, end_us)
+    phases: Counter[str] = Counter()
+    for e in events:
+        if e.device_type == torch.autograd.DeviceType.CPU and e.kernels:
+            top = e
+            while top.cpu_parent is not None:
+                top = top.cpu_parent
+            phases[top.name if top.name in ("forward", "losses") else "backward"] += len(e.kernels)
+    names = Counter(e.name[:80] for e in kernels)
+    return {
+        "kernels_per_step": len(kernels),
+        "kernels_by_phase": dict(phases),
+        "most_frequent_kernels": dict(names.most_common(12)),
+        "profiled_step_ms": wall_us / 1e3,
+        "profiled_gpu_busy_fraction": busy_us / wall_us,
     }
 
 
@@ -121,7 +183,7 @@ def main() -> None:
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
     peak = args.peak_tflops or next((v for k, v in BF16_PEAK_TFLOPS.items() if gpu and k in gpu), None)
     results = []
-    if "bf16-compile" in args.modes:
+    if "compile" in args.modes:
         # RGB back-propagates the compiled graph once per task (retain_graph=True), which AOTAutograd's
         # donated buffers forbid; they only save memory, so they are turned off for every mode here.
         torch._functorch.config.donated_buffer = False

@@ -17,12 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
+
+from gpu_utilisation import GpuSampler  # benchmarks/gpu_utilisation.py, beside this script
 
 RESULTS = Path(__file__).resolve().parent / "results" / "train_gpu.json"
 
@@ -38,43 +38,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--log-every", type=int, default=10)
     p.add_argument("--balancing", default="rgb", choices=["rgb", "sum"])
     p.add_argument("--zero-stage", type=int, default=2)
+    p.add_argument("--compile-rollout", default="auto", help="train.compile_rollout (auto: CUDA graphs)")
     p.add_argument("--episodes", type=int, default=64)
     p.add_argument("--episode-steps", type=int, default=250)
     p.add_argument("--out", type=Path, default=RESULTS)
     return p.parse_args()
-
-
-class GpuSampler:
-    """nvidia-smi utilization.gpu per GPU every 200 ms in a thread: [(time, {index: percent})]."""
-
-    def __init__(self) -> None:
-        self.samples: list[tuple[float, dict[int, float]]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            out = subprocess.run(
-                ["nvidia-smi", "--query-gpu=index,utilization.gpu", "--format=csv,noheader,nounits"],
-                capture_output=True,
-                text=True,
-                check=False,
-            ).stdout
-            row = {int(i): float(u) for i, u in (line.split(",") for line in out.strip().splitlines())}
-            self.samples.append((time.time(), row))
-            self._stop.wait(0.2)
-
-    def __enter__(self) -> GpuSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def mean(self, start: float, end: float, gpus: int) -> float | None:
-        values = [u for t, row in self.samples if start <= t <= end for i, u in row.items() if i < gpus]
-        return sum(values) / len(values) if values else None
 
 
 def run_one(args: argparse.Namespace, workers: int, replay: Path, results: Path) -> dict:
@@ -97,6 +65,7 @@ def run_one(args: argparse.Namespace, workers: int, replay: Path, results: Path)
             "train.cpus_per_worker=2",
             "train.sampler_cpus=2",
             f"train.zero_stage={args.zero_stage}",
+            f"train.compile_rollout={args.compile_rollout}",
             f"train.batch_size={args.batch_size}",
             f"train.seq_len={args.seq_len}",
             f"train.steps={args.steps}",
@@ -149,6 +118,7 @@ def main() -> int:
         "steps": args.steps,
         "balancing": args.balancing,
         "zero_stage": args.zero_stage,
+        "compile_rollout": args.compile_rollout,
         "precision": "bf16",
         "runs": [],
         "skipped": [],

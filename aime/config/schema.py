@@ -75,6 +75,9 @@ class TrainConfig:
     use_gpu: Literal["auto"] | bool = "auto"  # auto: GPUs when the cluster has them
     zero_stage: int = 2  # DeepSpeed ZeRO stage, 0-3
     bf16: Literal["auto"] | bool = "auto"  # auto: bf16 on GPUs, fp32 on CPUs
+    # torch.compile mode of the model's per-frame rollout step (its launch-bound loop); auto:
+    # reduce-overhead (CUDA graphs) on GPUs under ZeRO 0-2, eager on CPUs and under ZeRO-3
+    compile_rollout: Literal["auto", "none", "default", "reduce-overhead", "max-autotune"] = "auto"
     grad_accum: int = 1  # micro-batches per optimizer step
     warmup_steps: int = 100  # linear warm-up from 0 to the model's lr
     min_lr_ratio: float = 0.1  # the cosine decays to lr * min_lr_ratio at `steps`
@@ -96,6 +99,11 @@ class TrainConfig:
         for name in ("batch_size", "seq_len", "steps", "num_workers", "grad_accum"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.compile_rollout not in ("auto", "none") and self.zero_stage == 3:
+            raise ValueError(
+                f"compile_rollout={self.compile_rollout} needs zero_stage 0-2: ZeRO-3 gathers parameters per "
+                "submodule at run time, which a compiled graph cannot see; use compile_rollout=none or auto"
+            )
         if not 0.0 <= self.min_lr_ratio <= 1.0:
             raise ValueError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
 

@@ -3,12 +3,17 @@
 Everything that needs only frames (encoder features, feature pyramid, c_t) is computed for the
 whole sequence before the loop, and everything that needs only the loop's outputs (prior, decoder,
 attention prior) after it, so the loop holds just slot attention, q(z_t) and the LSTM cell.
+
+The loop is launch-bound on a GPU: each frame is a few hundred small kernels. ``frame_step`` is the
+loop's body as one function of tensors so that ``torch.compile`` can fuse it (``WorldModel.
+compile_rollout``); it is compiled once and reused for every frame.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -44,6 +49,56 @@ class Rollout:
         return acts
 
 
+AttentionStep = tuple[Tensor, Tensor, Tensor, Tensor, Tensor]  # slot maps, fused map, A_t, its mean, std
+
+
+def frame_step(
+    model: WorldModel,
+    state: State,
+    embed: Tensor,
+    keys: Tensor | None,
+    values: Tensor | None,
+    context: Tensor,
+    action: Tensor,
+    reset: Tensor,
+    sample: bool,
+) -> tuple[State, Tensor, Tensor, Tensor, Tensor, AttentionStep | None]:
+    """One frame: reset, attention posterior, q(z_t), LSTM step.
+
+    embed (B, E), keys/values (B, N, D) or None, context (B, C), action (B, A), reset (B,) bool ->
+    (state after the step, h_{t-1} (B, H), q mean, q std, z_t (B, Z), attention outputs or None).
+    """
+    state = model.dynamics.reset(state, reset)
+    top = model.dynamics.top(state)  # (B, H) h_{t-1}
+    attention_state = embed.new_zeros(embed.shape[0], 0)
+    attention: AttentionStep | None = None
+    if model.attention is not None and keys is not None and values is not None:
+        slots = model.attention.posterior.attend(keys, values, torch.cat([top, context], dim=-1))
+        attention_state, mean_a, std_a = model.attention.state(
+            slots.fused, temperature=1.0 if sample else 0.0
+        )
+        attention = (slots.slot_maps, slots.fused, attention_state, mean_a, std_a)
+    mean, std = model.posterior(torch.cat([embed, top, context], dim=-1))
+    z = mean + std * torch.randn_like(std) if sample else mean
+    state = model.dynamics.step(torch.cat([z, context, attention_state, action], dim=-1), state)
+    return state, top, mean, std, z, attention
+
+
+CUDA_GRAPH_MODES = frozenset({"reduce-overhead", "max-autotune"})  # torch.compile modes with CUDA graphs
+_COMPILED: dict[str, Callable[..., Any]] = {}
+
+
+def compiled_frame_step(mode: str) -> Callable[..., Any]:
+    """``frame_step`` under ``torch.compile(mode=mode)``, built once per process and mode (shapes are
+    static within a run, so it compiles on the first frame and every later frame reuses it)."""
+    if mode not in _COMPILED:
+        # RGB balancing back-propagates the rollout once per task (retain_graph=True), which
+        # AOTAutograd's donated buffers forbid; they only save memory, so they are turned off.
+        torch._functorch.config.donated_buffer = False
+        _COMPILED[mode] = torch.compile(frame_step, mode=mode, dynamic=False)
+    return _COMPILED[mode]
+
+
 def observe(
     model: WorldModel,
     *,
@@ -60,38 +115,40 @@ def observe(
     With ``sample=False`` z_t and A_t are their means (deterministic features).
     """
     B, T = embed.shape[:2]
-    state = model.dynamics.initial_state(B)
+    keys = values = None
+    if model.attention is not None and features is not None:
+        keys, values = model.attention.posterior.keys_values(features)  # (B, T, N, D) each
+    step = compiled_frame_step(model.rollout_compile) if model.rollout_compile else frame_step
+    if model.rollout_compile in CUDA_GRAPH_MODES:
+        # A new iteration: the previous rollout's graph outputs are dead (stacked into copies, their
+        # backward done), so CUDA graph trees may reuse their memory without waiting to find out.
+        torch.compiler.cudagraph_mark_step_begin()
+    h0, c0 = model.dynamics.initial_state(B)
+    state = h0.contiguous(), c0.contiguous()  # the layout of every later state: one compiled graph for all
     h_prev, h, q_mean, q_std, zs = [], [], [], [], []
-    maps, fused, a_sample, a_mean, a_std = [], [], [], [], []
-    no_state = embed.new_zeros(B, 0)
+    attention: list[AttentionStep] = []
     for t in range(T):
-        state = model.dynamics.reset(state, reset[:, t])
-        top = model.dynamics.top(state)  # (B, H) h_{t-1}
-        attention_state = no_state
-        if model.attention is not None and features is not None:
-            slots = model.attention.posterior(features[:, t], torch.cat([top, context[:, t]], dim=-1))
-            attention_state, mean_a, std_a = model.attention.state(
-                slots.fused, temperature=1.0 if sample else 0.0
-            )
-            maps.append(slots.slot_maps)
-            fused.append(slots.fused)
-            a_sample.append(attention_state)
-            a_mean.append(mean_a)
-            a_std.append(std_a)
-        mean, std = model.posterior(torch.cat([embed[:, t], top, context[:, t]], dim=-1))
-        z = mean + std * torch.randn_like(std) if sample else mean
-        state = model.dynamics.step(
-            torch.cat([z, context[:, t], attention_state, action[:, t]], dim=-1), state
+        state, top, mean, std, z, attention_t = step(
+            model,
+            state,
+            embed[:, t],
+            keys[:, t] if keys is not None else None,
+            values[:, t] if values is not None else None,
+            context[:, t],
+            action[:, t],
+            reset[:, t],
+            sample,
         )
         h_prev.append(top)
         h.append(model.dynamics.top(state))
         q_mean.append(mean)
         q_std.append(std)
         zs.append(z)
-
-    def stack(xs: list[Tensor]) -> Tensor | None:
-        return torch.stack(xs, dim=1) if xs else None
-
+        if attention_t is not None:
+            attention.append(attention_t)
+    maps, fused, a_sample, a_mean, a_std = (
+        (torch.stack(xs, dim=1) for xs in zip(*attention, strict=True)) if attention else [None] * 5
+    )
     return Rollout(
         h_prev=torch.stack(h_prev, 1),
         h=torch.stack(h, 1),
@@ -100,10 +157,11 @@ def observe(
         z=torch.stack(zs, 1),
         embed=embed,
         context=context,
-        final_state=state,
-        slot_maps=stack(maps),
-        fused=stack(fused),
-        state_sample=stack(a_sample),
-        state_mean=stack(a_mean),
-        state_std=stack(a_std),
+        # under CUDA graphs the last step's outputs live in the graph's memory pool: hand out copies
+        final_state=(state[0].clone(), state[1].clone()) if model.rollout_compile else state,
+        slot_maps=maps,
+        fused=fused,
+        state_sample=a_sample,
+        state_mean=a_mean,
+        state_std=a_std,
     )

@@ -38,12 +38,9 @@ def count_flops(model: WorldModel, *, seq_len: int, batch_size: int = 1) -> dict
 
 def _lstm_flops(model: WorldModel) -> float:
     """Per step and sequence: 4 gates x (input + recurrent) matmuls per layer."""
-    lstm = model.dynamics.lstm
-    H, flops = lstm.hidden_size, 0.0
-    for layer in range(lstm.num_layers):
-        inputs = lstm.input_size if layer == 0 else H
-        flops += 2 * 4 * H * (inputs + H)
-    return flops
+    return sum(
+        2 * 4 * cell.hidden_size * (cell.input_size + cell.hidden_size) for cell in model.dynamics.cells
+    )
 
 
 def summary(cfg: ModelConfig, *, seq_len: int = 16) -> str:

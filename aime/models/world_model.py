@@ -122,6 +122,9 @@ class WorldModel(nn.Module):
             else None
         )
         self._frozen: set[str] = set()
+        self.rollout_compile: str | None = (
+            None  # torch.compile mode of the per-frame step, see compile_rollout
+        )
 
     # ----------------------------------------------------------------------------------- forward
     def forward(self, obs: Tensor, action: Tensor, is_first: Tensor) -> WorldModelOutput:
@@ -154,6 +157,13 @@ class WorldModel(nn.Module):
         if self.attention is not None:
             self._attention_prior(out, roll)
         return out
+
+    def compile_rollout(self, mode: str | None = "default") -> WorldModel:
+        """Run the per-frame posterior step (the sequential loop, launch-bound on a GPU) under
+        ``torch.compile(mode=mode)`` from now on; ``None`` goes back to eager. The same math: only
+        kernel fusion (and, with inductor, its own random stream for the z_t noise)."""
+        self.rollout_compile = mode
+        return self
 
     def decode(self, z: Tensor, h_prev: Tensor, previous: Tensor) -> Tensor:
         """Pixel-likelihood params (B, T, P, H, W) from z (B, T, Z), h_{t-1} (B, T, H) and, used only

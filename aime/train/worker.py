@@ -21,7 +21,7 @@ from aime.eval.split import HeldOutSplit
 from aime.replay import ReplayBuffer
 from aime.run.seeding import derive_seed
 from aime.train.checkpoint import load_engine_state, save_checkpoint
-from aime.train.deepspeed_config import deepspeed_config, resolve_bf16
+from aime.train.deepspeed_config import deepspeed_config, resolve_bf16, resolve_compile_rollout
 from aime.train.distributed import all_reduce_mean, all_reduce_sum
 from aime.train.periodic_eval import PeriodicEval
 from aime.train.schedule import build_optimizer
@@ -125,6 +125,7 @@ def build_engine(
     torch.manual_seed(derive_seed(cfg.seed, "model"))  # the same initial weights on every rank
     model = WorldModel(cfg.model, reduce=all_reduce_mean).to(device)
     prepare_model(model, cfg)  # the stage's frozen components and loaded tokenizer, before the optimizer
+    model.compile_rollout(resolve_compile_rollout(t, device.type == "cuda"))
     optimizer, schedule = build_optimizer(model, cfg)
     bf16 = resolve_bf16(t, device.type == "cuda")
     config = deepspeed_config(t, grad_clip=cfg.model.optim.grad_clip, world_size=world_size, bf16=bf16)
@@ -173,8 +174,14 @@ def replay_batches(cfg: Config, *, first_step: int, rank: int, world_size: int) 
         rank=rank,
         world_size=world_size,
     )
+    # Inside a Ray Train worker the batches arrive on its device (device="auto"), moved by Ray's
+    # prefetch thread; pinned host memory makes that copy asynchronous (from pageable memory CUDA
+    # first waits for the stream's queued work).
     return dataset.iter_torch_batches(
-        batch_size=t.batch_size, prefetch_batches=t.prefetch_batches, drop_last=True
+        batch_size=t.batch_size,
+        prefetch_batches=t.prefetch_batches,
+        drop_last=True,
+        pin_memory=torch.cuda.is_available(),
     )
 
 

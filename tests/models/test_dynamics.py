@@ -26,6 +26,45 @@ def test_reset_restores_the_initial_state_only_where_masked():
 
 def test_recurrent_weights_are_orthogonal_per_gate():
     dyn = Dynamics(input_dim=5, hidden_dim=8, layers=1)
-    for gate in dyn.lstm.weight_hh_l0.detach().chunk(4, dim=0):
+    for gate in dyn.cells[0].weight_hh.detach().chunk(4, dim=0):
         torch.testing.assert_close(gate @ gate.T, torch.eye(8), atol=1e-5, rtol=0)
-    assert float(dyn.lstm.bias_ih_l0[8:16].detach().mean()) == 1.0  # forget gate starts open
+    assert float(dyn.cells[0].bias_ih[8:16].detach().mean()) == 1.0  # forget gate starts open
+
+
+def nn_lstm_with_the_same_weights(dyn: Dynamics) -> torch.nn.LSTM:
+    lstm = torch.nn.LSTM(dyn.input_dim, dyn.hidden_dim, num_layers=dyn.layers)
+    for layer, cell in enumerate(dyn.cells):
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            setattr(lstm, f"{name}_l{layer}", getattr(cell, name))
+    return lstm
+
+
+def test_step_equals_nn_lstm_on_the_same_parameters_values_and_gradients():
+    torch.manual_seed(0)
+    dyn = Dynamics(input_dim=5, hidden_dim=8, layers=3)
+    lstm = nn_lstm_with_the_same_weights(dyn)
+    x = torch.randn(4, 5)
+    h0, c0 = (s + torch.randn_like(s) for s in dyn.initial_state(4))
+    h, c = dyn.step(x, (h0, c0))
+    _, (h_ref, c_ref) = lstm(x.unsqueeze(0), (h0.contiguous(), c0.contiguous()))
+    torch.testing.assert_close(h, h_ref)
+    torch.testing.assert_close(c, c_ref)
+    params = list(dyn.cells.parameters())
+    grads = torch.autograd.grad(h[-1].sum() + c.sum(), params)
+    grads_ref = torch.autograd.grad(h_ref[-1].sum() + c_ref.sum(), params)
+    for g, g_ref in zip(grads, grads_ref, strict=True):
+        torch.testing.assert_close(g, g_ref)
+
+
+def test_checkpoints_in_the_nn_lstm_layout_still_load():
+    torch.manual_seed(0)
+    dyn = Dynamics(input_dim=5, hidden_dim=8, layers=2)
+    old_layout = {
+        f"lstm.{name}_l{layer}": getattr(cell, name).detach().clone() + 1.0
+        for layer, cell in enumerate(dyn.cells)
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+    }
+    old_layout.update(h0=dyn.h0.detach(), c0=dyn.c0.detach())
+    fresh = Dynamics(input_dim=5, hidden_dim=8, layers=2)
+    fresh.load_state_dict(old_layout)  # strict: every key mapped, none missing
+    torch.testing.assert_close(fresh.cells[1].weight_hh, old_layout["lstm.weight_hh_l1"])

@@ -22,6 +22,8 @@ def test_generated_config_is_accepted_by_deepspeed(stage):
     two = deepspeed_config(cfg.train, grad_clip=1.0, world_size=2, bf16=True)
     assert two["train_batch_size"] == 4 * 2 * 2
     assert two["bf16"] == {"enabled": False}  # bf16 is autocast in the step; the weights stay fp32
+    # ... which DeepSpeed's forward keeps only with torch_autocast on; gradients still reduced in fp32
+    assert two["torch_autocast"] == {"enabled": True, "dtype": "bfloat16", "lower_precision_safe_modules": []}
 
 
 def test_bf16_follows_the_device_unless_set():

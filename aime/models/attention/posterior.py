@@ -71,9 +71,17 @@ class SlotAttentionPosterior(nn.Module):
 
     def forward(self, features: Tensor, cond: Tensor) -> SlotOutput:
         """features (B, N, F), cond (B, Dc) = [h_{t-1}, c_t]."""
-        B = features.shape[0]
+        return self.attend(*self.keys_values(features), cond)
+
+    def keys_values(self, features: Tensor) -> tuple[Tensor, Tensor]:
+        """features (..., N, F) -> keys, values (..., N, D). They depend on the frame only, so the
+        rollout computes them for the whole sequence at once, outside its per-frame loop."""
         f = self.norm_features(features)
-        k, v = self.to_k(f), self.to_v(f)  # (B, N, D)
+        return self.to_k(f), self.to_v(f)
+
+    def attend(self, k: Tensor, v: Tensor, cond: Tensor) -> SlotOutput:
+        """keys, values (B, N, D) of one frame, cond (B, Dc) = [h_{t-1}, c_t]."""
+        B = k.shape[0]
         slots = self.slot_embed + rearrange(self.top_down(cond), "b (k d) -> b k d", k=self.K)
         for _ in range(self.iterations):
             q = self.to_q(self.norm_slots(slots)) * self.D**-0.5

@@ -3,31 +3,44 @@
 The state is reset to the learned initial state wherever ``is_first`` is set, so one window can hold
 several episodes. Orthogonal recurrent weights keep early gradients from exploding or vanishing
 through the long unroll; the forget-gate bias starts at 1 so the state is kept by default.
+
+The model steps one frame at a time, so the layers are ``nn.LSTMCell``s (a fused gate kernel on
+CUDA) rather than one ``nn.LSTM``: cuDNN's sequence kernel called on sequences of length one costs
+far more per call, and ``torch.compile`` traces cells but not ``nn.LSTM``. The math is the same
+(gates i, f, g, o); checkpoints written with the earlier ``nn.LSTM`` layout still load.
 """
 
 from __future__ import annotations
+
+import re
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 State = tuple[Tensor, Tensor]  # (h, c), each (L, B, H)
 
+_NN_LSTM_KEY = re.compile(r"lstm\.(weight_ih|weight_hh|bias_ih|bias_hh)_l(\d+)$")
+
 
 class Dynamics(nn.Module):
     def __init__(self, *, input_dim: int, hidden_dim: int, layers: int):
         super().__init__()
-        self.hidden_dim, self.layers = hidden_dim, layers
-        self.lstm = nn.LSTM(input_dim, hidden_dim, num_layers=layers)
+        self.input_dim, self.hidden_dim, self.layers = input_dim, hidden_dim, layers
+        self.cells = nn.ModuleList(
+            nn.LSTMCell(input_dim if i == 0 else hidden_dim, hidden_dim) for i in range(layers)
+        )
         self.h0 = nn.Parameter(torch.zeros(layers, 1, hidden_dim))
         self.c0 = nn.Parameter(torch.zeros(layers, 1, hidden_dim))
-        for name, weight in self.lstm.named_parameters():
-            if name.startswith("weight"):
+        for name, weight in self.cells.named_parameters():
+            if ".weight" in name:
                 for gate in weight.chunk(4, dim=0):  # i, f, g, o: orthogonal per gate
                     nn.init.orthogonal_(gate)
             else:
                 nn.init.zeros_(weight)
-                if name.startswith("bias_ih"):
+                if name.endswith("bias_ih"):
                     weight.data[hidden_dim : 2 * hidden_dim] = 1.0
+        self._register_load_state_dict_pre_hook(_from_nn_lstm_keys)
 
     def initial_state(self, batch: int) -> State:
         return self.h0.expand(-1, batch, -1), self.c0.expand(-1, batch, -1)
@@ -40,9 +53,22 @@ class Dynamics(nn.Module):
 
     def step(self, inputs: Tensor, state: State) -> State:
         """inputs (B, D_in) -> new state; the top layer's h is ``state[0][-1]`` (B, H)."""
-        _, (h, c) = self.lstm(inputs.unsqueeze(0), (state[0].contiguous(), state[1].contiguous()))
-        return h, c
+        hs, cs = [], []
+        x = inputs
+        for layer, cell in enumerate(self.cells):
+            x, c = cell(x, (state[0][layer], state[1][layer]))
+            hs.append(x)
+            cs.append(c)
+        return torch.stack(hs), torch.stack(cs)
 
     @staticmethod
     def top(state: State) -> Tensor:
         return state[0][-1]  # (B, H)
+
+
+def _from_nn_lstm_keys(state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+    """Rename ``<prefix>lstm.weight_ih_l0`` (the former nn.LSTM layout) to ``<prefix>cells.0.weight_ih``."""
+    for key in [k for k in state_dict if k.startswith(prefix)]:
+        match = _NN_LSTM_KEY.match(key[len(prefix) :])
+        if match:
+            state_dict[f"{prefix}cells.{match.group(2)}.{match.group(1)}"] = state_dict.pop(key)

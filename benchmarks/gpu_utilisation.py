@@ -1,0 +1,41 @@
+"""GPU utilisation as nvidia-smi reports it (the fraction of time a kernel was running), sampled in a
+thread while a benchmark runs. Shared by the GPU benchmarks; import it from a script in benchmarks/."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+
+
+class GpuSampler:
+    """nvidia-smi utilization.gpu per GPU every 200 ms in a thread: [(time, {index: percent})]."""
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[float, dict[int, float]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            out = subprocess.run(
+                ["nvidia-smi", "--query-gpu=index,utilization.gpu", "--format=csv,noheader,nounits"],
+                capture_output=True,
+                text=True,
+                check=False,
+            ).stdout
+            row = {int(i): float(u) for i, u in (line.split(",") for line in out.strip().splitlines())}
+            self.samples.append((time.time(), row))
+            self._stop.wait(0.2)
+
+    def __enter__(self) -> GpuSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def mean(self, start: float, end: float, gpus: int) -> float | None:
+        values = [u for t, row in self.samples if start <= t <= end for i, u in row.items() if i < gpus]
+        return sum(values) / len(values) if values else None

@@ -1,0 +1,64 @@
+"""bf16 in the DeepSpeed engine: torch autocast reaches the model's forward inside ``engine(...)``.
+
+DeepSpeed's engine switches an outer autocast off inside its forward unless its ``torch_autocast``
+section is on; these tests run the worker's own ``build_engine`` / ``train_microbatch`` (one gloo
+rank, CPU) and look at the dtype a Linear layer inside the model actually computes in.
+
+DeepSpeed tests for an outer autocast with ``torch.is_autocast_enabled()``, which reads CUDA's flag
+only, so on a CPU machine the trap never springs by itself: the test raises CUDA's flag around the
+step, which is the state a GPU worker's step is in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+import torch
+
+from aime.config import Config, load_config
+
+
+def _batch() -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    is_first = torch.zeros(2, 4, dtype=torch.bool)
+    is_first[:, 0] = True
+    return {
+        "obs": torch.randint(0, 256, (2, 4, 3, 32, 32), dtype=torch.uint8, generator=g),
+        "action": torch.rand(2, 4, 6, generator=g) * 2 - 1,
+        "is_first": is_first,
+    }
+
+
+@pytest.mark.parametrize("bf16", [True, False])
+def test_the_models_forward_runs_in_the_configured_precision(gloo_group, bf16):
+    from aime.models.balancing.balancer import GradientBalancer
+    from aime.train.worker import build_engine, train_microbatch
+
+    cfg = load_config(
+        Config,
+        "tiny",
+        [f"train.bf16={str(bf16).lower()}", "train.batch_size=2", "model.optim.balancing.mode=sum"],
+    )
+    engine, _ = build_engine(cfg, torch.device("cpu"), 1)
+    seen: list[torch.dtype] = []
+    linear = next(m for m in engine.module.posterior.modules() if isinstance(m, torch.nn.Linear))
+    linear.register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
+    params = [p for p in engine.module.parameters() if p.requires_grad]
+    balancer = GradientBalancer(cfg.model.optim.balancing)
+    with cuda_autocast_flag(bf16):
+        losses, _ = train_microbatch(engine, balancer, params, _batch(), bf16=bf16)
+    assert seen and set(seen) == {torch.bfloat16 if bf16 else torch.float32}
+    assert torch.isfinite(losses.total)
+    assert all(p.dtype == torch.float32 for p in engine.module.parameters())  # weights stay fp32
+
+
+@contextlib.contextmanager
+def cuda_autocast_flag(enabled: bool):
+    """CUDA's autocast flag set as a GPU worker's bf16 step sets it (it only flips a thread-local flag)."""
+    previous = torch.is_autocast_enabled("cuda")
+    torch.set_autocast_enabled("cuda", enabled)
+    try:
+        yield
+    finally:
+        torch.set_autocast_enabled("cuda", previous)
