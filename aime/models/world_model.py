@@ -45,6 +45,21 @@ def evaluating(model: nn.Module) -> Iterator[None]:
         model.train(was_training)
 
 
+@contextmanager
+def eager_rollout(model: WorldModel) -> Iterator[None]:
+    """The rollout loop in eager mode for the duration (see ``WorldModel.compile_rollout``), then as before.
+
+    For occasional passes of another shape, such as evaluation inside training: compiling (and, with
+    CUDA graphs, recording into a second memory pool) for a handful of batches costs more than it saves.
+    """
+    mode = model.rollout_compile
+    model.compile_rollout(None)
+    try:
+        yield
+    finally:
+        model.compile_rollout(mode)
+
+
 class WorldModel(nn.Module):
     def __init__(self, cfg: ModelConfig, *, reduce: Reduce = identity_reduce):
         """``reduce`` averages a tensor over data-parallel ranks (codebook EMA); a no-op by default."""

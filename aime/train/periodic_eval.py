@@ -24,6 +24,7 @@ from aime.config import Config
 from aime.eval.open_loop import OpenLoopConfig, open_loop_batch
 from aime.eval.split import HeldOutSplit
 from aime.eval.windows import Window, plan_windows, read_windows
+from aime.models.world_model import eager_rollout
 from aime.replay.store import EpisodeFile, ReplayStore
 from aime.run.seeding import derive_seed
 
@@ -87,7 +88,8 @@ class PeriodicEval:
         sums = torch.zeros(len(SUMMARIES) + 1, dtype=torch.float64, device=self.device)
         if self.batch is not None:
             torch.manual_seed(self.seed)  # the training loop reseeds at every step: nothing leaks
-            scores = open_loop_batch(model, self.batch, self.open_loop)  # type: ignore[arg-type]
+            with eager_rollout(model):  # type: ignore[arg-type]  # a few batches of another shape
+                scores = open_loop_batch(model, self.batch, self.open_loop)  # type: ignore[arg-type]
             sums[:-1] = torch.stack([per_window(scores).double().sum() for per_window in SUMMARIES.values()])
             sums[-1] = scores["model/psnr"].shape[0]
         sums = reduce_sum(sums)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from model_helpers import moving_squares
 
 from aime.models import WorldModel
 from aime.models.common import episode_resets
 from aime.models.rollout import frame_step
+from aime.models.world_model import eager_rollout
 
 
 def _frame_inputs(model: WorldModel, batch: dict[str, torch.Tensor]) -> tuple:
@@ -63,3 +65,11 @@ def test_the_compiled_rollout_gives_the_eager_values_and_gradients(tiny_cfg):
         assert (g is None) == (g_eager is None)
         if g is not None:
             torch.testing.assert_close(g, g_eager, rtol=1e-4, atol=1e-4)
+
+
+def test_eager_rollout_switches_compilation_off_for_its_duration_only(tiny_cfg):
+    model = WorldModel(tiny_cfg).compile_rollout("reduce-overhead")
+    with pytest.raises(RuntimeError), eager_rollout(model):
+        assert model.rollout_compile is None
+        raise RuntimeError("an evaluation that fails")
+    assert model.rollout_compile == "reduce-overhead"
