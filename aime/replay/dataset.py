@@ -95,7 +95,7 @@ def window_dataset(
         ),
         batch_size=windows_per_read,
         batch_format="numpy",
-        concurrency=sampler_workers,
+        compute=ray.data.ActorPoolStrategy(size=sampler_workers),
         num_cpus=cpus_per_sampler,
     )
     # Windows arrive in id order even with several sampler actors: the data order is reproducible.

@@ -219,11 +219,14 @@ def _metrics(
     busy: float,
     samples: int,
 ) -> dict[str, float]:
-    out = {"train/total": float(losses.total)}
-    out |= {f"train/task/{k}": float(v) for k, v in losses.tasks.items()}
-    out |= {f"train/{k}": float(v) for k, v in losses.components.items()}
-    out |= {f"train/{k}": float(v) for k, v in losses.metrics.items()}
-    out |= {f"train/{k}": float(v) for k, v in stats.items()}
+    def value(x: Any) -> float:  # graph tensors: float() of one that requires grad warns every time
+        return float(x.detach()) if isinstance(x, torch.Tensor) else float(x)
+
+    out = {"train/total": value(losses.total)}
+    out |= {f"train/task/{k}": value(v) for k, v in losses.tasks.items()}
+    out |= {f"train/{k}": value(v) for k, v in losses.components.items()}
+    out |= {f"train/{k}": value(v) for k, v in losses.metrics.items()}
+    out |= {f"train/{k}": value(v) for k, v in stats.items()}
     out |= {f"train/lr/{g.get('name', i)}": g["lr"] for i, g in enumerate(optimizer.param_groups)}
     grad_norm = engine.get_global_grad_norm()
     if grad_norm is not None:
