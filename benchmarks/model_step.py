@@ -9,8 +9,9 @@ whole model or of the per-frame rollout step, RGB vs sum balancing. Prints one J
 A mode is a precision (fp32, bf16 autocast) with an optional suffix: ``-compile`` compiles the whole
 model, ``-compile-step`` only the per-frame rollout step (``WorldModel.compile_rollout``).
 On a GPU each configuration also reports nvidia-smi's utilisation over its timed steps, and with
-``--profile`` one more step runs under torch.profiler for the kernels per step and the fraction of
-that step's wall time the GPU was running one.
+``--profile`` one more step runs under torch.profiler, summarised as ``train.profile_step`` summarises
+a training step (``aime/train/profiling.py``: kernels per step and per phase, GPU busy fraction, host
+syncs).
 
 Each configuration runs ``--warmup`` untimed steps (compilation happens there), then ``--steps`` timed
 ones. A step is forward, losses, balancing and backward (no optimizer update). MFU is the model
@@ -27,18 +28,19 @@ import platform
 import resource
 import sys
 import time
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from gpu_utilisation import GpuSampler  # benchmarks/gpu_utilisation.py, beside this script
+from torch.profiler import record_function
 
 from aime.config.loader import _read_yaml, build
 from aime.models import ModelConfig, WorldModel
 from aime.models.balancing import GradientBalancer
 from aime.models.config import BalancingConfig
 from aime.models.summary import count_flops
+from aime.train.profiling import summarize
 
 PRESETS = Path(__file__).resolve().parents[1] / "cluster" / "configs" / "model"
 # Dense bf16 tensor-core peaks (TFLOP/s) from the vendors' datasheets.
@@ -89,13 +91,14 @@ def run(cfg: ModelConfig, args: argparse.Namespace, mode: str, balancing: str, d
         torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
     )
 
-    def step() -> float:
-        with autocast:
-            with torch.profiler.record_function("forward"):
-                out = forward(batch["obs"], batch["action"], batch["is_first"])
-            with torch.profiler.record_function("losses"):
-                loss = model.losses(out, batch)
-        balancer(loss.tasks, params).loss.backward()
+    def step() -> float:  # phases labelled as aime.train.profiling summarises them
+        with record_function("forward"), autocast:
+            out = forward(batch["obs"], batch["action"], batch["is_first"])
+            loss = model.losses(out, batch)
+        with record_function("balance"):
+            balanced = balancer(loss.tasks, params)
+        with record_function("backward"):
+            balanced.loss.backward()
         for p in params:
             p.grad = None
         return float(loss.total.detach())
@@ -124,43 +127,23 @@ def run(cfg: ModelConfig, args: argparse.Namespace, mode: str, balancing: str, d
     }
     if gpu is not None:
         row["gpu_utilisation_percent"] = gpu.mean(wall_start, wall_end, gpus=1)  # GPU 0, as run on cuda
-    if args.profile and device.type == "cuda":
+    if args.profile:
         row.update(profile_step(step, device))
     return row
 
 
 def profile_step(step: Callable[[], float], device: torch.device) -> dict:
-    """One step under torch.profiler: CUDA kernels launched (all, per phase, the most frequent names), and
-    their summed time over the step's wall time."""
+    """One step under torch.profiler, summarised as ``train.profile_step`` summarises a training step."""
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
         start = time.perf_counter()
         step()
         sync(device)
         wall_us = (time.perf_counter() - start) * 1e6
-    events = prof.events()
-    kernels = [e for e in events if e.device_type == torch.autograd.DeviceType.CUDA]
-    busy_us, covered_to = 0.0, float("-inf")  # the union of kernel intervals: overlapping ones count once
-    for e in sorted(kernels, key=lambda e: e.time_range.start):
-        start_us, end_us = max(e.time_range.start, covered_to), e.time_range.end
-        busy_us += max(0.0, end_us - start_us)
-        covered_to = max(covered_to, end_us)
-    phases: Counter[str] = Counter()
-    for e in events:
-        if e.device_type == torch.autograd.DeviceType.CPU and e.kernels:
-            top = e
-            while top.cpu_parent is not None:
-                top = top.cpu_parent
-            phases[top.name if top.name in ("forward", "losses") else "backward"] += len(e.kernels)
-    names = Counter(e.name[:80] for e in kernels)
-    return {
-        "kernels_per_step": len(kernels),
-        "kernels_by_phase": dict(phases),
-        "most_frequent_kernels": dict(names.most_common(12)),
-        "profiled_step_ms": wall_us / 1e3,
-        "profiled_gpu_busy_fraction": busy_us / wall_us,
-    }
+    summary = summarize(prof.events(), wall_us)
+    return {"profile": summary, "kernels_per_step": summary["kernels"]}
 
 
 def sync(device: torch.device) -> None:

@@ -4,6 +4,7 @@ nvidia-smi during the steady state. Prints one JSON object and writes benchmarks
 
     python benchmarks/train_gpu.py                      # 1 and 2 GPUs (2 is skipped on a 1-GPU host)
     python benchmarks/train_gpu.py --workers 1 --steps 40 --preset tiny --image-size 32
+    python benchmarks/train_gpu.py --workers 1 --batch-size 48 --balancing sum --profile-step 40
 
 Each run trains on the same synthetic replay store (``aime.replay.synthetic``) from a fresh run
 directory. Throughput is samples/s (sequences of T frames per second, all workers together) over the
@@ -39,6 +40,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--balancing", default="rgb", choices=["rgb", "sum"])
     p.add_argument("--zero-stage", type=int, default=2)
     p.add_argument("--compile-rollout", default="auto", help="train.compile_rollout (auto: CUDA graphs)")
+    p.add_argument("--profile-step", type=int, default=None, help="train.profile_step (summary in the JSON)")
     p.add_argument("--episodes", type=int, default=64)
     p.add_argument("--episode-steps", type=int, default=250)
     p.add_argument("--out", type=Path, default=RESULTS)
@@ -66,6 +68,7 @@ def run_one(args: argparse.Namespace, workers: int, replay: Path, results: Path)
             "train.sampler_cpus=2",
             f"train.zero_stage={args.zero_stage}",
             f"train.compile_rollout={args.compile_rollout}",
+            *([f"train.profile_step={args.profile_step}"] if args.profile_step else []),
             f"train.batch_size={args.batch_size}",
             f"train.seq_len={args.seq_len}",
             f"train.steps={args.steps}",
@@ -84,7 +87,9 @@ def run_one(args: argparse.Namespace, workers: int, replay: Path, results: Path)
     records = [r for r in records if "train/samples_per_second" in r]
     steady = records[1:] or records
     start = records[0]["time"] if len(records) > 1 else started
+    profile = run_dir / "profile" / f"step{args.profile_step}.json"
     return {
+        "profile": json.loads(profile.read_text()) if profile.exists() else None,
         "gpus": workers,
         "samples_per_second": sum(r["train/samples_per_second"] for r in steady) / len(steady),
         "data_wait_fraction": sum(r["train/data_wait_fraction"] for r in steady) / len(steady),

@@ -88,6 +88,8 @@ class TrainConfig:
     checkpoint_every: int = 500  # steps between checkpoints (and one at the end)
     keep_checkpoints: int = 2  # newest checkpoints kept in storage
     max_failures: int = 2  # worker-group failures survived by resuming from the last checkpoint
+    # Profile this optimizer step on rank 0 with torch.profiler: summary + timeline in <run_dir>/profile/
+    profile_step: int | None = None
     # Fault-injection for tests and drills: the last worker raises once on reaching this step.
     inject_failure_at_step: int | None = None
 
@@ -104,6 +106,9 @@ class TrainConfig:
                 f"compile_rollout={self.compile_rollout} needs zero_stage 0-2: ZeRO-3 gathers parameters per "
                 "submodule at run time, which a compiled graph cannot see; use compile_rollout=none or auto"
             )
+        if self.profile_step is not None and not 1 <= self.profile_step <= self.steps:
+            steps = f"1..{self.steps}"
+            raise ValueError(f"profile_step must be one of the run's steps, {steps}: {self.profile_step}")
         if not 0.0 <= self.min_lr_ratio <= 1.0:
             raise ValueError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.profiler import record_function
 
 from aime.config import Config, build
 from aime.eval.split import HeldOutSplit
@@ -24,6 +25,7 @@ from aime.train.checkpoint import load_engine_state, save_checkpoint
 from aime.train.deepspeed_config import deepspeed_config, resolve_bf16, resolve_compile_rollout
 from aime.train.distributed import all_reduce_mean, all_reduce_sum
 from aime.train.periodic_eval import PeriodicEval
+from aime.train.profiling import profiled_step
 from aime.train.schedule import build_optimizer
 from aime.train.stages import prepare_model, stage_losses
 from aime.train.zero3 import check_zero3_supported, evaluation_model, expose_dataclass_outputs
@@ -70,18 +72,21 @@ def train_worker(loop_config: dict[str, Any]) -> None:
         if t.inject_failure_at_step == step + 1 and rank == world - 1:
             _fail_once(Path(loop_config["run_dir"]), step + 1)
         torch.manual_seed(derive_seed(cfg.seed, "step", step, rank))  # z samples etc.: resumable too
-        for _ in range(t.grad_accum):
-            fetched = time.perf_counter()
-            batch = next(batches)
-            wait += time.perf_counter() - fetched
-            model_batch = {
-                "obs": batch["pixels"].to(device, non_blocking=True),
-                "action": batch["action"].to(device, non_blocking=True),
-                "is_first": batch["is_first"].to(device, non_blocking=True),
-            }
-            losses, balanced = train_microbatch(
-                engine, balancer, params, model_batch, bf16=bf16, stage=t.stage
-            )
+        profiling = t.profile_step == step + 1 and rank == 0
+        with profiled_step(profiling, Path(loop_config["run_dir"]) / "profile", step + 1, device):
+            for _ in range(t.grad_accum):
+                fetched = time.perf_counter()
+                with record_function("fetch"):
+                    batch = next(batches)
+                wait += time.perf_counter() - fetched
+                model_batch = {
+                    "obs": batch["pixels"].to(device, non_blocking=True),
+                    "action": batch["action"].to(device, non_blocking=True),
+                    "is_first": batch["is_first"].to(device, non_blocking=True),
+                }
+                losses, balanced = train_microbatch(
+                    engine, balancer, params, model_batch, bf16=bf16, stage=t.stage
+                )
         step += 1
         since_log += 1
         busy += time.perf_counter() - started
@@ -149,11 +154,14 @@ def train_microbatch(
 ) -> tuple[Any, Any]:
     """Forward, the stage's losses, balancing, ``engine.backward`` and ``engine.step`` on one micro-batch."""
     device = batch["obs"].device
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+    with record_function("forward"), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
         losses = stage_losses(engine.module, engine, batch, stage)
-    balanced = balancer(losses.tasks, params)
-    engine.backward(balanced.loss)
-    engine.step()
+    with record_function("balance"):  # RGB's per-task backward passes run here
+        balanced = balancer(losses.tasks, params)
+    with record_function("backward"):
+        engine.backward(balanced.loss)
+    with record_function("optimizer_step"):
+        engine.step()
     return losses, balanced
 
 

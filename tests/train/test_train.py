@@ -82,7 +82,9 @@ def test_resume_continues_from_the_newest_checkpoint(tmp_path, ray_local):
 def test_metrics_reach_metrics_jsonl_and_tensorboard(tmp_path, ray_local):
     import json
 
-    cfg, run_dir = _tiny(tmp_path, "train.steps=2", "train.log_every=1", "train.wandb=true")
+    cfg, run_dir = _tiny(
+        tmp_path, "train.steps=2", "train.log_every=1", "train.wandb=true", "train.profile_step=2"
+    )
     train(cfg, run_dir, progress=False)
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [1, 2]
@@ -104,6 +106,13 @@ def test_metrics_reach_metrics_jsonl_and_tensorboard(tmp_path, ray_local):
     assert list((run_dir / "wandb").glob("offline-run-*")), "wandb logged offline (no API key here)"
     figures = {p.name for p in (run_dir / "figures").glob("*.png")}
     assert figures == {"loss_curves.png", "reconstructions.png", "open_loop.png", "attention.png"}
+    # train.profile_step: rank 0's step 2 under torch.profiler (no kernels on the CPU)
+    profile = json.loads((run_dir / "profile" / "step2.json").read_text())
+    assert profile["step"] == 2 and profile["wall_ms"] > 0 and profile["kernels"] == 0
+    assert set(profile["phase_wall_ms"]) == {"fetch", "forward", "balance", "backward", "optimizer_step"}
+    assert sum(profile["phase_wall_ms"].values()) <= profile["wall_ms"]
+    assert profile["cpu_self_ms_by_op"]
+    assert (run_dir / "profile" / "step2.trace.json.gz").stat().st_size > 0
 
 
 def _tiny(tmp_path, *overrides):
