@@ -85,6 +85,8 @@ def run_one(args: argparse.Namespace, workers: int, replay: Path, results: Path)
         seconds = time.time() - started
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     records = [r for r in records if "train/samples_per_second" in r]
+    if args.profile_step:  # the profiled step's interval holds the profiler's own cost: not steady state
+        records = [r for r in records if not r["step"] - args.log_every < args.profile_step <= r["step"]]
     steady = records[1:] or records
     start = records[0]["time"] if len(records) > 1 else started
     profile = run_dir / "profile" / f"step{args.profile_step}.json"

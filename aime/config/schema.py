@@ -106,6 +106,16 @@ class TrainConfig:
                 f"compile_rollout={self.compile_rollout} needs zero_stage 0-2: ZeRO-3 gathers parameters per "
                 "submodule at run time, which a compiled graph cannot see; use compile_rollout=none or auto"
             )
+        if (
+            self.compile_rollout in ("reduce-overhead", "max-autotune")
+            and self.grad_accum > 1
+            and self.zero_stage < 2
+        ):
+            raise ValueError(
+                f"compile_rollout={self.compile_rollout} (CUDA graphs) with grad_accum > 1 needs "
+                "zero_stage 2: below it .grad accumulates in memory the next graph replay reuses; "
+                "use compile_rollout=default"
+            )
         if self.profile_step is not None and not 1 <= self.profile_step <= self.steps:
             steps = f"1..{self.steps}"
             raise ValueError(f"profile_step must be one of the run's steps, {steps}: {self.profile_step}")

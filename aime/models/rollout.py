@@ -6,19 +6,19 @@ attention prior) after it, so the loop holds just slot attention, q(z_t) and the
 
 The loop is launch-bound on a GPU: each frame is a few hundred small kernels. ``frame_step`` is the
 loop's body as one function of tensors so that ``torch.compile`` can fuse it (``WorldModel.
-compile_rollout``); it is compiled once and reused for every frame.
+compile_rollout``, ``rollout_compile.py``); it is compiled once and reused for every frame.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from aime.models.dynamics import State
+from aime.models.rollout_compile import CUDA_GRAPH_MODES, compiled
 
 if TYPE_CHECKING:
     from aime.models.world_model import WorldModel
@@ -84,21 +84,6 @@ def frame_step(
     return state, top, mean, std, z, attention
 
 
-CUDA_GRAPH_MODES = frozenset({"reduce-overhead", "max-autotune"})  # torch.compile modes with CUDA graphs
-_COMPILED: dict[str, Callable[..., Any]] = {}
-
-
-def compiled_frame_step(mode: str) -> Callable[..., Any]:
-    """``frame_step`` under ``torch.compile(mode=mode)``, built once per process and mode (shapes are
-    static within a run, so it compiles on the first frame and every later frame reuses it)."""
-    if mode not in _COMPILED:
-        # RGB balancing back-propagates the rollout once per task (retain_graph=True), which
-        # AOTAutograd's donated buffers forbid; they only save memory, so they are turned off.
-        torch._functorch.config.donated_buffer = False
-        _COMPILED[mode] = torch.compile(frame_step, mode=mode, dynamic=False)
-    return _COMPILED[mode]
-
-
 def observe(
     model: WorldModel,
     *,
@@ -118,7 +103,7 @@ def observe(
     keys = values = None
     if model.attention is not None and features is not None:
         keys, values = model.attention.posterior.keys_values(features)  # (B, T, N, D) each
-    step = compiled_frame_step(model.rollout_compile) if model.rollout_compile else frame_step
+    step = compiled(frame_step, model.rollout_compile) if model.rollout_compile else frame_step
     if model.rollout_compile in CUDA_GRAPH_MODES:
         # A new iteration: the previous rollout's graph outputs are dead (stacked into copies, their
         # backward done), so CUDA graph trees may reuse their memory without waiting to find out.

@@ -31,6 +31,7 @@ from aime.models.outputs import LossOutput, WorldModelOutput
 from aime.models.perception import PerceptionStream
 from aime.models.prior import DPGMMPrior
 from aime.models.rollout import Rollout, observe
+from aime.models.rollout_compile import RolloutCompileMode, check_mode
 from aime.models.vae import FrameDecoder, FrameEncoder, Posterior, make_likelihood
 
 
@@ -137,9 +138,7 @@ class WorldModel(nn.Module):
             else None
         )
         self._frozen: set[str] = set()
-        self.rollout_compile: str | None = (
-            None  # torch.compile mode of the per-frame step, see compile_rollout
-        )
+        self.rollout_compile: RolloutCompileMode | None = None  # see compile_rollout
 
     # ----------------------------------------------------------------------------------- forward
     def forward(self, obs: Tensor, action: Tensor, is_first: Tensor) -> WorldModelOutput:
@@ -173,10 +172,12 @@ class WorldModel(nn.Module):
             self._attention_prior(out, roll)
         return out
 
-    def compile_rollout(self, mode: str | None = "default") -> WorldModel:
+    def compile_rollout(self, mode: RolloutCompileMode | None = "default") -> WorldModel:
         """Run the per-frame posterior step (the sequential loop, launch-bound on a GPU) under
         ``torch.compile(mode=mode)`` from now on; ``None`` goes back to eager. The same math: only
-        kernel fusion (and, with inductor, its own random stream for the z_t noise)."""
+        kernel fusion, CUDA graphs with ``reduce-overhead`` (and, with inductor, its own random
+        stream for the z_t noise)."""
+        check_mode(mode)
         self.rollout_compile = mode
         return self
 

@@ -50,9 +50,14 @@ def resolve_compile_rollout(train: TrainConfig, on_gpu: bool) -> str | None:
     """The torch.compile mode for ``WorldModel.compile_rollout``, or None for eager.
 
     auto: CUDA graphs of the compiled frame step on GPUs (the loop is launch-bound there: on an H100
-    it doubled samples/s, see README), eager on CPUs (compiling costs more than it saves) and under
-    ZeRO-3 (its parameters are gathered per submodule at run time, which a compiled graph cannot see).
+    they took the model step from 74.6 to 158.7 sequences/s, see aime/models/README.md), eager on CPUs
+    (compiling costs more than it saves) and under ZeRO-3 (its parameters are gathered per submodule
+    at run time, which a compiled graph cannot see). With gradient accumulation below ZeRO-2, ``.grad``
+    would keep accumulating in memory the next micro-batch's graph replay reuses, so auto compiles
+    without graphs there; ZeRO-2 copies each gradient into its own buffers as it arrives.
     """
     if train.compile_rollout == "auto":
-        return "reduce-overhead" if on_gpu and train.zero_stage < 3 else None
+        if not on_gpu or train.zero_stage == 3:
+            return None
+        return "reduce-overhead" if train.grad_accum == 1 or train.zero_stage == 2 else "default"
     return None if train.compile_rollout == "none" else train.compile_rollout

@@ -81,5 +81,11 @@ def test_train_option_conflicts_name_the_keys():
     with pytest.raises(ConfigError, match="compile_rollout"):
         load_config(Config, None, ["train.zero_stage=3", "train.compile_rollout=reduce-overhead"])
     assert load_config(Config, None, ["train.zero_stage=3"]).train.compile_rollout == "auto"  # eager there
+    with pytest.raises(ConfigError, match="grad_accum"):
+        load_config(
+            Config,
+            None,
+            ["train.zero_stage=1", "train.grad_accum=2", "train.compile_rollout=reduce-overhead"],
+        )
     with pytest.raises(ConfigError, match="profile_step"):
         load_config(Config, None, ["train.steps=10", "train.profile_step=11"])

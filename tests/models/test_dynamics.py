@@ -68,3 +68,21 @@ def test_checkpoints_in_the_nn_lstm_layout_still_load():
     fresh = Dynamics(input_dim=5, hidden_dim=8, layers=2)
     fresh.load_state_dict(old_layout)  # strict: every key mapped, none missing
     torch.testing.assert_close(fresh.cells[1].weight_hh, old_layout["lstm.weight_hh_l1"])
+
+
+def test_a_world_model_checkpoint_in_the_nn_lstm_layout_still_loads(tiny_cfg):
+    from aime.models import WorldModel
+
+    torch.manual_seed(0)
+    model = WorldModel(tiny_cfg)
+    state = model.state_dict()
+    old_layout = {}
+    for key, value in state.items():
+        parts = key.split(".")  # dynamics.cells.<layer>.<name> -> dynamics.lstm.<name>_l<layer>
+        if parts[:2] == ["dynamics", "cells"]:
+            key = f"dynamics.lstm.{parts[3]}_l{parts[2]}"
+        old_layout[key] = value + 1.0 if key.startswith("dynamics.lstm.") else value
+    assert any(k.startswith("dynamics.lstm.") for k in old_layout)
+    fresh = WorldModel(tiny_cfg)
+    fresh.load_state_dict(old_layout)  # strict
+    torch.testing.assert_close(fresh.dynamics.cells[0].weight_ih, model.dynamics.cells[0].weight_ih + 1.0)

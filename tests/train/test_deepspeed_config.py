@@ -5,7 +5,7 @@ import math
 import pytest
 
 from aime.config import Config, ConfigError, load_config
-from aime.train.deepspeed_config import deepspeed_config, resolve_bf16
+from aime.train.deepspeed_config import deepspeed_config, resolve_bf16, resolve_compile_rollout
 from aime.train.schedule import warmup_cosine
 
 
@@ -45,3 +45,16 @@ def test_warmup_then_cosine_to_the_floor():
     assert all(a >= b for a, b in zip(lr[10:], lr[11:], strict=False))  # then never rising
     assert lr[60] == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)))
     assert lr[110] == pytest.approx(0.1) and lr[119] == pytest.approx(0.1)
+
+
+def test_compile_rollout_auto_uses_cuda_graphs_only_where_they_are_safe():
+    def resolved(*overrides: str, on_gpu: bool = True) -> str | None:
+        return resolve_compile_rollout(load_config(Config, None, list(overrides)).train, on_gpu)
+
+    assert resolved() == "reduce-overhead"  # GPU, ZeRO-2
+    assert resolved(on_gpu=False) is None
+    assert resolved("train.zero_stage=3") is None
+    assert resolved("train.zero_stage=0", "train.grad_accum=2") == "default"  # no graphs: .grad accumulates
+    assert resolved("train.zero_stage=2", "train.grad_accum=2") == "reduce-overhead"
+    assert resolved("train.compile_rollout=none") is None
+    assert resolved("train.compile_rollout=default", on_gpu=False) == "default"

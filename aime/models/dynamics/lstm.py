@@ -40,7 +40,7 @@ class Dynamics(nn.Module):
                 nn.init.zeros_(weight)
                 if name.endswith("bias_ih"):
                     weight.data[hidden_dim : 2 * hidden_dim] = 1.0
-        self._register_load_state_dict_pre_hook(_from_nn_lstm_keys)
+        self.register_load_state_dict_pre_hook(_from_nn_lstm_keys)
 
     def initial_state(self, batch: int) -> State:
         return self.h0.expand(-1, batch, -1), self.c0.expand(-1, batch, -1)
@@ -66,7 +66,7 @@ class Dynamics(nn.Module):
         return state[0][-1]  # (B, H)
 
 
-def _from_nn_lstm_keys(state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+def _from_nn_lstm_keys(module: nn.Module, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
     """Rename ``<prefix>lstm.weight_ih_l0`` (the former nn.LSTM layout) to ``<prefix>cells.0.weight_ih``."""
     for key in [k for k in state_dict if k.startswith(prefix)]:
         match = _NN_LSTM_KEY.match(key[len(prefix) :])
