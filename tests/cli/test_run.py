@@ -8,19 +8,14 @@ from aime.cli.main import main
 from aime.replay import ReplayStore
 
 
+def run_tiny(tmp_path, *overrides: str) -> int:
+    """``aime run`` on the tiny experiment into ``tmp_path``; its exit code."""
+    return main(["run", "--config", "tiny", "--no-progress", f"results_dir={tmp_path}", *overrides])
+
+
 def test_aime_run_collects_trains_online_and_evaluates(tmp_path, ray_local, capsys):
-    argv = [
-        "run",
-        "--config",
-        "tiny",
-        "--no-progress",
-        f"results_dir={tmp_path}",
-        "train.steps=3",
-        "train.checkpoint_every=3",
-        "collect.online_episodes=2",
-        "collect.cpus_per_worker=0.25",
-    ]
-    assert main(argv) == 0
+    overrides = ["train.steps=3", "train.checkpoint_every=3", "collect.online_episodes=2"]
+    assert run_tiny(tmp_path, *overrides, "collect.cpus_per_worker=0.25") == 0
     (run_dir,) = tmp_path.iterdir()
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["collect"]["episodes"] == 4
@@ -38,15 +33,7 @@ def test_aime_run_collects_trains_online_and_evaluates(tmp_path, ray_local, caps
 
 
 def test_online_collection_that_does_not_fit_the_cpus_fails_before_training(tmp_path, ray_local, capsys):
-    argv = [
-        "run",
-        "--config",
-        "tiny",
-        "--no-progress",
-        f"results_dir={tmp_path}",
-        "collect.online_episodes=2",
-    ]
-    assert main(argv) != 0
+    assert run_tiny(tmp_path, "collect.online_episodes=2") != 0
     err = capsys.readouterr().err
     assert "collect.workers x collect.cpus_per_worker" in err
     (run_dir,) = tmp_path.iterdir()

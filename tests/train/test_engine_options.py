@@ -16,19 +16,9 @@ import contextlib
 
 import pytest
 import torch
+from engine_helpers import tiny_batch
 
 from aime.config import Config, load_config
-
-
-def _batch() -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(0)
-    is_first = torch.zeros(2, 4, dtype=torch.bool)
-    is_first[:, 0] = True
-    return {
-        "obs": torch.randint(0, 256, (2, 4, 3, 32, 32), dtype=torch.uint8, generator=g),
-        "action": torch.rand(2, 4, 6, generator=g) * 2 - 1,
-        "is_first": is_first,
-    }
 
 
 @pytest.mark.parametrize("bf16", [True, False])
@@ -48,7 +38,7 @@ def test_the_models_forward_runs_in_the_configured_precision(gloo_group, bf16):
     params = [p for p in engine.module.parameters() if p.requires_grad]
     balancer = GradientBalancer(cfg.model.optim.balancing)
     with cuda_autocast_flag(bf16):
-        losses, _ = train_microbatch(engine, balancer, params, _batch(), bf16=bf16)
+        losses, _ = train_microbatch(engine, balancer, params, tiny_batch(seed=0), bf16=bf16)
     assert seen and set(seen) == {torch.bfloat16 if bf16 else torch.float32}
     assert torch.isfinite(losses.total)
     assert all(p.dtype == torch.float32 for p in engine.module.parameters())  # weights stay fp32
@@ -86,7 +76,7 @@ def test_the_compiled_rollout_trains_under_zero2(gloo_group):
     params = [p for p in engine.module.parameters() if p.requires_grad]
     balancer = GradientBalancer(cfg.model.optim.balancing)
     for _ in range(2):
-        losses, _ = train_microbatch(engine, balancer, params, _batch(), bf16=False)
+        losses, _ = train_microbatch(engine, balancer, params, tiny_batch(seed=0), bf16=False)
         assert torch.isfinite(losses.total)
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 1
     assert not torch.equal(cell.detach(), before)  # the LSTM, stepped only inside the compiled graph, trained

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from engine_helpers import tiny_batch
 
 from aime.config import Config, load_config
 from aime.train.checkpoint import (
@@ -39,17 +40,6 @@ def _config(*overrides: str) -> Config:
             *overrides,
         ],
     )
-
-
-def _batch(seed: int = 1) -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    is_first = torch.zeros(2, 4, dtype=torch.bool)
-    is_first[:, 0] = True
-    return {
-        "obs": torch.randint(0, 256, (2, 4, 3, 32, 32), dtype=torch.uint8, generator=g),
-        "action": torch.rand(2, 4, 6, generator=g) * 2 - 1,
-        "is_first": is_first,
-    }
 
 
 def _reconstruction(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -90,7 +80,7 @@ def trained(gloo_group, tmp_path_factory):
     assert engine.zero_optimization_stage() == 3
     initial = {k: v.clone() for k, v in consolidated_state_dict(engine).items()}
     balancer = GradientBalancer(cfg.model.optim.balancing)
-    batch = _batch()
+    batch = tiny_batch()
     losses = _train(engine, balancer, batch)
     directory = tmp_path_factory.mktemp("zero3") / "a"
     save_checkpoint(engine, cfg, STEPS, directory, {"balancer": balancer.state_dict()})
@@ -241,5 +231,5 @@ def test_zero3_on_two_cpu_workers_trains_and_checkpoints(tmp_path, ray_local):
     trainers.load_state_dict(masters)
     assert max((v - trainers.state_dict()[k]).abs().max() for k, v in model.state_dict().items()) == 0
     torch.testing.assert_close(
-        _reconstruction(model, _batch()), _reconstruction(trainers, _batch()), rtol=0, atol=0
+        _reconstruction(model, tiny_batch()), _reconstruction(trainers, tiny_batch()), rtol=0, atol=0
     )
