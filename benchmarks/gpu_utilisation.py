@@ -39,3 +39,14 @@ class GpuSampler:
     def mean(self, start: float, end: float, gpus: int) -> float | None:
         values = [u for t, row in self.samples if start <= t <= end for i, u in row.items() if i < gpus]
         return sum(values) / len(values) if values else None
+
+    def mean_busiest(self, windows: list[tuple[float, float]], gpus: int) -> dict:
+        """Mean utilisation within the (start, end) windows of the ``gpus`` busiest GPUs, and per GPU."""
+        by_index: dict[int, list[float]] = {}
+        for t, row in self.samples:
+            if any(start <= t <= end for start, end in windows):
+                for i, u in row.items():
+                    by_index.setdefault(i, []).append(u)
+        means = {i: sum(v) / len(v) for i, v in sorted(by_index.items())}
+        busiest = sorted(means.values(), reverse=True)[:gpus]
+        return {"mean": sum(busiest) / len(busiest) if busiest else None, "by_index": means}

@@ -8,9 +8,10 @@ nvidia-smi during the steady state. Prints one JSON object and writes benchmarks
 
 Each run trains on the same synthetic replay store (``aime.replay.synthetic``) from a fresh run
 directory. Throughput is samples/s (sequences of T frames per second, all workers together) over the
-log intervals after the first (which holds start-up and the first DeepSpeed steps); utilisation is
-the mean over the GPUs in use of nvidia-smi's ``utilization.gpu`` sampled every 200 ms between the
-first and the last of those intervals. Scaling efficiency is samples/s on N GPUs over N x 1 GPU's.
+log intervals between the first (start-up, compilation, CUDA graph recording) and the last (the
+final checkpoint's save), the profiled one left out; utilisation is nvidia-smi's ``utilization.gpu``
+sampled every 200 ms within those intervals, averaged over the N busiest GPUs of the host (Ray
+chooses which GPUs a run of N workers gets). Scaling efficiency is samples/s on N GPUs over N x 1 GPU's.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -35,12 +37,13 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--image-size", type=int, default=64)
     p.add_argument("--batch-size", type=int, default=16, help="B per GPU")
     p.add_argument("--seq-len", type=int, default=32)
-    p.add_argument("--steps", type=int, default=60)
+    p.add_argument("--steps", type=int, default=60, help="3+ log intervals: first, last not steady")
     p.add_argument("--log-every", type=int, default=10)
     p.add_argument("--balancing", default="rgb", choices=["rgb", "sum"])
     p.add_argument("--zero-stage", type=int, default=2)
     p.add_argument("--compile-rollout", default="auto", help="train.compile_rollout (auto: CUDA graphs)")
     p.add_argument("--profile-step", type=int, default=None, help="train.profile_step (summary in the JSON)")
+    p.add_argument("--profile-dir", type=Path, default=None, help="keep each run's profile/ (timeline) here")
     p.add_argument("--episodes", type=int, default=64)
     p.add_argument("--episode-steps", type=int, default=250)
     p.add_argument("--out", type=Path, default=RESULTS)
@@ -85,19 +88,30 @@ def run_one(args: argparse.Namespace, workers: int, replay: Path, results: Path)
         seconds = time.time() - started
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     records = [r for r in records if "train/samples_per_second" in r]
-    if args.profile_step:  # the profiled step's interval holds the profiler's own cost: not steady state
-        records = [r for r in records if not r["step"] - args.log_every < args.profile_step <= r["step"]]
-    steady = records[1:] or records
-    start = records[0]["time"] if len(records) > 1 else started
+    # Steady state: every log interval after the first (start-up, compilation, CUDA graph recording)
+    # but the last (it ends with the final checkpoint's save) and the profiled one (profiler overhead).
+    # Each interval runs from the previous record to its own, both stamped by the driver on arrival.
+    windows = [
+        (before["time"], r)
+        for before, r in zip(records[:-2], records[1:-1], strict=True)
+        if not (args.profile_step and r["step"] - args.log_every < args.profile_step <= r["step"])
+    ]
+    if not windows:
+        raise SystemExit(f"no steady interval: raise --steps above {3 * args.log_every}")
+    steady = [r for _, r in windows]
+    utilisation = gpus.mean_busiest([(start, r["time"]) for start, r in windows], workers)
     profile = run_dir / "profile" / f"step{args.profile_step}.json"
+    if args.profile_dir and profile.exists():
+        shutil.copytree(run_dir / "profile", args.profile_dir / f"{workers}gpu", dirs_exist_ok=True)
     return {
         "profile": json.loads(profile.read_text()) if profile.exists() else None,
         "gpus": workers,
         "samples_per_second": sum(r["train/samples_per_second"] for r in steady) / len(steady),
         "data_wait_fraction": sum(r["train/data_wait_fraction"] for r in steady) / len(steady),
-        "gpu_utilisation_percent": gpus.mean(start, steady[-1]["time"], workers),
+        "gpu_utilisation_percent": utilisation["mean"],
+        "gpu_utilisation_by_index": utilisation["by_index"],
         "gpu_memory_gb": max(r.get("train/gpu_memory_gb", 0.0) for r in steady),
-        "intervals": len(steady),
+        "intervals": [r["step"] for r in steady],
         "wall_seconds": round(seconds, 1),
     }
 
