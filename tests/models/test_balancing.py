@@ -44,6 +44,49 @@ def test_rgb_ignores_tasks_with_zero_gradient_and_uses_the_ema_consensus():
     torch.testing.assert_close(out.consensus, torch.tensor([1.0, 1.0]) / math.sqrt(2))
 
 
+def _rgb_reference(grads, consensus, *, decay, proximity):
+    """RGB written plainly, task by task (mean_norm scale), to check the masked implementation."""
+    norms = grads.norm(dim=1)
+    units = [g / n for g, n in zip(grads, norms, strict=True) if n > 1e-12]
+    normalize = torch.nn.functional.normalize
+    step = normalize(torch.stack(units).mean(0), dim=0)
+    d = step if consensus is None else normalize(decay * consensus + (1 - decay) * step, dim=0)
+    rotated = []
+    for u in units:
+        cos = float((u @ d).clamp(-1, 1))
+        theta = math.atan2((1 - proximity) * math.sin(math.acos(cos)), proximity + (1 - proximity) * cos)
+        e = normalize(d - cos * u, dim=0)
+        rotated.append(math.cos(theta) * u + math.sin(theta) * e)
+    return torch.stack(rotated).mean(0) * norms[norms > 1e-12].mean(), d
+
+
+@pytest.mark.parametrize("with_consensus", [False, True])
+def test_rgb_matches_a_task_by_task_reference_with_inactive_tasks(with_consensus):
+    g = torch.Generator().manual_seed(3)
+    grads = torch.randn(5, 40, generator=g, dtype=torch.float64)
+    grads[1] = 0.0  # a task that does not reach these parameters
+    grads[3] = 0.0
+    consensus = torch.nn.functional.normalize(torch.randn(40, generator=g, dtype=torch.float64), dim=0)
+    consensus = consensus if with_consensus else None
+    out = rgb_combine(grads, consensus, decay=0.8, proximity=0.3, scale="mean_norm")
+    update, d = _rgb_reference(grads, consensus, decay=0.8, proximity=0.3)
+    torch.testing.assert_close(out.update, update)
+    torch.testing.assert_close(out.consensus, d)
+    assert out.active.tolist() == [True, False, True, False, True]
+    assert out.rotation[[1, 3]].tolist() == [0.0, 0.0] and bool((out.rotation[[0, 2, 4]] > 0).all())
+
+
+def test_rgb_with_no_active_task_keeps_the_consensus_and_updates_nothing():
+    grads = torch.zeros(3, 4)
+    kept = torch.tensor([0.0, 1.0, 0.0, 0.0])
+    out = rgb_combine(grads, kept, decay=0.5, proximity=0.5)
+    torch.testing.assert_close(out.consensus, kept)
+    torch.testing.assert_close(out.update, torch.zeros(4))
+    assert not bool(out.active.any())
+    first = rgb_combine(grads, None, decay=0.5, proximity=0.5)
+    torch.testing.assert_close(first.consensus, torch.zeros(4))  # no direction yet
+
+
 def test_surrogate_gradient_is_the_update():
     params = [torch.nn.Parameter(torch.randn(3, 2)), torch.nn.Parameter(torch.randn(4))]
     update = torch.arange(10, dtype=torch.float32)

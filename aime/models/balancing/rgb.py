@@ -38,38 +38,46 @@ class RGBResult:
 def rgb_combine(
     grads: Tensor, consensus: Tensor | None, *, decay: float, proximity: float, scale: str = "mean_norm"
 ) -> RGBResult:
-    """grads (n, P) per-task flat gradients -> the balanced update and the new consensus."""
+    """grads (n, P) per-task flat gradients -> the balanced update and the new consensus.
+
+    Tasks with a zero gradient are masked out rather than indexed out, and "no task active" is a
+    ``torch.where`` rather than a branch: nothing here waits for the device, so on a GPU the whole
+    combination queues behind the per-task backward passes (a host sync there idled the GPU while
+    the rest of the step was launched).
+    """
     assert grads.dim() == 2, ("grads must be (n_tasks, n_params)", tuple(grads.shape))
     norms = grads.norm(dim=1)  # (n,)
-    active = norms > _EPS
-    if not bool(active.any()):
-        zeros = torch.zeros(grads.shape[0], dtype=grads.dtype, device=grads.device)
-        unit = consensus if consensus is not None else torch.zeros_like(grads[0])
-        return RGBResult(torch.zeros_like(grads[0]), unit, zeros, zeros, active)
-    units = grads[active] / norms[active, None]  # (m, P)
-    step_direction = F.normalize(units.mean(0), dim=0)
+    active = norms > _EPS  # (n,)
+    count = active.sum().to(grads.dtype)  # m, the number of active tasks
+    any_active = count > 0
+    count = count.clamp_min(1.0)
+    units = torch.where(active[:, None], grads / norms.clamp_min(_EPS)[:, None], 0.0)  # (n, P)
+    step_direction = F.normalize(units.sum(0) / count, dim=0)
     if consensus is None:
-        consensus = step_direction
+        previous, consensus = torch.zeros_like(step_direction), step_direction
     else:
+        previous = consensus
         consensus = F.normalize(decay * consensus + (1 - decay) * step_direction, dim=0)
+    consensus = torch.where(any_active, consensus, previous)  # no active task: the state stays
 
-    cos = (units @ consensus).clamp(-1.0, 1.0)  # (m,)
+    cos = (units @ consensus).clamp(-1.0, 1.0)  # (n,); 0 for inactive tasks
     phi = torch.acos(cos)
     theta = torch.atan2((1 - proximity) * torch.sin(phi), proximity + (1 - proximity) * cos)
     toward = consensus - cos[:, None] * units  # the part of d orthogonal to u_i
     toward_norm = toward.norm(dim=1, keepdim=True)
     # Parallel or anti-parallel to d: no unique rotation plane, so the gradient stays as it is.
-    can_rotate = toward_norm.squeeze(1) > 1e-6
+    can_rotate = (toward_norm.squeeze(1) > 1e-6) & active
     e = toward / toward_norm.clamp_min(1e-6)
     rotated = torch.where(
         can_rotate[:, None], torch.cos(theta)[:, None] * units + torch.sin(theta)[:, None] * e, units
-    )
-    update = rotated.mean(0)
+    )  # inactive rows stay 0
+    update = rotated.sum(0) / count
     if scale == "mean_norm":
-        update = update * norms[active].mean()
-
-    full_cos = torch.zeros_like(norms).masked_scatter(active, cos)
-    full_theta = torch.zeros_like(norms).masked_scatter(active, torch.where(can_rotate, theta, 0.0))
+        update = update * torch.where(active, norms, 0.0).sum() / count
     return RGBResult(
-        update=update, consensus=consensus, cos_to_consensus=full_cos, rotation=full_theta, active=active
+        update=update,
+        consensus=consensus,
+        cos_to_consensus=torch.where(active, cos, 0.0),
+        rotation=torch.where(can_rotate, theta, 0.0),
+        active=active,
     )
