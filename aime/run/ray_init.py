@@ -23,7 +23,15 @@ def init_ray(cfg: RayConfig, address: str | None = None) -> Any:
     env_vars = {
         "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl"),
         "LP_NUM_THREADS": os.environ.get("LP_NUM_THREADS", "1"),
+        # aime draws one progress bar per job (training steps, evaluated windows); Ray Data's bars,
+        # one per dataset in every worker, interleave with it and bury the closing summary.
+        # RAY_DATA_DISABLE_PROGRESS_BARS=0 brings them back.
+        "RAY_DATA_DISABLE_PROGRESS_BARS": os.environ.get("RAY_DATA_DISABLE_PROGRESS_BARS", "1"),
     }
+    if env_vars["RAY_DATA_DISABLE_PROGRESS_BARS"] != "0":  # this process's datasets (evaluation)
+        import ray.data
+
+        ray.data.DataContext.get_current().enable_progress_bars = False
     runtime_env = {"env_vars": env_vars}
     if address:
         log.info("joining Ray at %s", address)
