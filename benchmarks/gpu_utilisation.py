@@ -36,10 +36,6 @@ class GpuSampler:
         self._stop.set()
         self._thread.join()
 
-    def mean(self, start: float, end: float, gpus: int) -> float | None:
-        values = [u for t, row in self.samples if start <= t <= end for i, u in row.items() if i < gpus]
-        return sum(values) / len(values) if values else None
-
     def mean_busiest(self, windows: list[tuple[float, float]], gpus: int) -> dict:
         """Mean utilisation within the (start, end) windows of the ``gpus`` busiest GPUs, and per GPU."""
         by_index: dict[int, list[float]] = {}

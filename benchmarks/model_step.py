@@ -126,7 +126,7 @@ def run(cfg: ModelConfig, args: argparse.Namespace, mode: str, balancing: str, d
         "final_loss": total,
     }
     if gpu is not None:
-        row["gpu_utilisation_percent"] = gpu.mean(wall_start, wall_end, gpus=1)  # GPU 0, as run on cuda
+        row["gpu_utilisation_percent"] = gpu.mean_busiest([(wall_start, wall_end)], 1)["mean"]
     if args.profile:
         row.update(profile_step(step, device))
     return row
