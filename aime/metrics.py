@@ -12,3 +12,7 @@ REPLAY_EPISODES = "replay/episodes"
 REPLAY_STEPS = "replay/steps"
 REPLAY_BYTES = "replay/bytes"
 REPLAY_EVICTED = "replay/evicted_episodes"
+
+# The periodic held-out evaluation's score (one-step open-loop PSNR; higher is better): Ray Train keeps
+# the best checkpoints by it, meta.json records it, and "best" checkpoints are chosen by it.
+EVAL_SCORE = "eval/psnr_one_step/model"

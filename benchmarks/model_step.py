@@ -35,7 +35,7 @@ import torch
 from gpu_utilisation import GpuSampler  # benchmarks/gpu_utilisation.py, beside this script
 from torch.profiler import record_function
 
-from aime.config.loader import _read_yaml, build
+from aime.config.loader import build, read_yaml
 from aime.models import ModelConfig, WorldModel
 from aime.models.balancing import GradientBalancer
 from aime.models.config import BalancingConfig
@@ -160,7 +160,7 @@ def peak_memory_mb(device: torch.device) -> float:
 def main() -> None:
     args = parse_args()
     device = torch.device(args.device)
-    cfg = build(ModelConfig, _read_yaml(PRESETS / f"{args.preset}.yaml"))
+    cfg = build(ModelConfig, read_yaml(PRESETS / f"{args.preset}.yaml"))
     torch.manual_seed(0)
     flops = count_flops(WorldModel(cfg), seq_len=args.seq_len)
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None

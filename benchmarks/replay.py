@@ -136,30 +136,25 @@ def sampler_in_process(root: str, B: int, T: int, batches: int, warmup: int) -> 
 
 
 def sampler_row_groups_per_window(root: str, T: int, windows_per_call: int, calls: int = 10) -> float:
-    """Row groups the sampler decodes per window, counted (untimed) by wrapping its file opener: it
-    reads one span per episode per call, so windows of one episode in one call share their reads."""
-    import aime.replay.sampler as sampler_module
+    """Row groups the sampler decodes per window, counted (untimed) by wrapping the window reader's
+    span planner: it reads one span per run of overlapping windows of a file per call, so windows of
+    one episode in one call share their reads."""
+    import aime.replay.windows as windows_module
 
-    opener, counted = sampler_module._parquet_file, []
+    planner, counted = windows_module._row_group_spans, []
 
-    def counting_opener(f):
-        file = opener(f)
-        read = file.read_row_groups
+    def counting_planner(starts, rows, length):
+        spans = planner(starts, rows, length)
+        counted.extend(last - first + 1 for first, last, _ in spans)
+        return spans
 
-        def read_and_count(groups, **kwargs):
-            counted.append(len(groups))
-            return read(groups, **kwargs)
-
-        file.read_row_groups = read_and_count
-        return file
-
-    sampler_module._parquet_file = counting_opener
+    windows_module._row_group_spans = counting_planner
     try:
         sampler = WindowSampler(root, T, seed=5)
         for i in range(calls):
             sampler.sample(np.arange(i * windows_per_call, (i + 1) * windows_per_call))
     finally:
-        sampler_module._parquet_file = opener
+        windows_module._row_group_spans = planner
     return round(sum(counted) / (calls * windows_per_call), 2)
 
 

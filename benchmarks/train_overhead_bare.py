@@ -9,9 +9,9 @@ import numpy as np
 import torch
 
 from aime.config import Config
-from aime.eval.split import HeldOutSplit
 from aime.replay.dataset import batch_window_ids
 from aime.replay.sampler import WindowSampler
+from aime.replay.split import HeldOutSplit
 from aime.run.seeding import derive_seed
 
 
@@ -27,7 +27,7 @@ def preload_batches(cfg: Config, count: int) -> tuple[list[dict[str, torch.Tenso
         seed=derive_seed(cfg.seed, "replay"),
         capacity_steps=cfg.replay.capacity_steps,
         refresh_seconds=cfg.replay.refresh_seconds,
-        episode_filter=HeldOutSplit(seed=cfg.seed, eval_fraction=t.eval_fraction).training_files,
+        episode_filter=HeldOutSplit.of(cfg).training_files,
     )
     sampler.refresh(force=True)
     batches, seconds = [], 0.0

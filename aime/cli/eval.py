@@ -13,11 +13,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "episode id): per-step MSE/PSNR/SSIM of open-loop prediction from C context frames over H\n"
         "steps beside the copy-last-frame baseline, and the ELBO with its components.\n"
         "Writes eval.json and psnr_horizon.png.",
-        epilog="example: aime eval results/<run_id>/checkpoints/train/step00001000 --horizon 15",
+        epilog="examples: aime eval results/<run_id>\n"
+        "          aime eval results/<run_id>/checkpoints/train/step00001000 --horizon 15",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "checkpoint", help="a checkpoint directory (model.safetensors, config.yaml, meta.json)"
+        "checkpoint",
+        help="a checkpoint directory (model.safetensors, config.yaml, meta.json), or a run directory "
+        "(its best checkpoint by periodic eval, else its newest)",
     )
     parser.add_argument(
         "--episodes", metavar="DIR", help="replay store (default: the checkpoint's replay.root)"
@@ -61,12 +64,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from aime import checkpoints
     from aime.eval import runner
     from aime.eval.report import EVAL_JSON, PSNR_PLOT, summary_lines
     from aime.run.ray_init import init_ray
 
-    checkpoint = runner.check_checkpoint(args.checkpoint)  # before Ray starts: a typo fails in a second
-    cfg = runner.checkpoint_config(checkpoint)
+    try:  # before Ray starts: a typo fails in a second
+        checkpoint = checkpoints.resolve(args.checkpoint)
+    except checkpoints.IncompleteCheckpointError as error:
+        raise ValueError(str(error)) from None
+    cfg = checkpoints.checkpoint_config(checkpoint)
     if args.windows < 1:
         raise ValueError(f"--windows must be >= 1, got {args.windows}")
     options = runner.EvalOptions(
@@ -84,6 +91,6 @@ def run(args: argparse.Namespace) -> int:
     report = runner.evaluate(checkpoint, options)
     for line in summary_lines(report):
         print(line)
-    out = args.out or runner.run_dir_of(checkpoint)
+    out = args.out or checkpoints.run_dir_of(checkpoint)
     print(f"wrote {out}/{EVAL_JSON} and {out}/{PSNR_PLOT}")
     return 0

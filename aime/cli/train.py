@@ -25,10 +25,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from aime.checkpoints import latest_checkpoint
     from aime.run.ray_init import init_ray
     from aime.run.rundir import create_run_dir
     from aime.run.seeding import seed_everything
-    from aime.train.checkpoint import latest_checkpoint
     from aime.train.driver import train
 
     resume_from = None

@@ -41,11 +41,11 @@ def load_config(
 ) -> T:
     """Compose default + presets + experiment + overrides and validate against ``schema``."""
     config_dir = Path(config_dir) if config_dir else CONFIG_DIR
-    base = _read_yaml(config_dir / "default.yaml")
+    base = read_yaml(config_dir / "default.yaml")
     choices = dict(base.pop("defaults", None) or {})
     body: dict[str, Any] = {}
     if experiment is not None:
-        body = _read_yaml(_resolve_experiment(experiment, config_dir))
+        body = read_yaml(_resolve_experiment(experiment, config_dir))
         choices.update(body.pop("defaults", None) or {})
 
     values: list[tuple[str, Any]] = []
@@ -184,7 +184,7 @@ def _nest(dotted: str, value: Any) -> dict[str, Any]:
     return out
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def read_yaml(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise ConfigError(f"config file {str(path)!r} does not exist")
     with open(path) as f:
@@ -199,7 +199,7 @@ def _read_preset(config_dir: Path, group: str, name: str) -> dict[str, Any]:
     if not path.exists():
         valid = sorted(p.stem for p in (config_dir / group).glob("*.yaml"))
         raise ConfigError(f"unknown {group} preset {name!r}; valid presets: {', '.join(valid)}")
-    return _read_yaml(path)
+    return read_yaml(path)
 
 
 def _resolve_experiment(experiment: str | Path, config_dir: Path) -> Path:

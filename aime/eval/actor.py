@@ -14,11 +14,11 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from aime.checkpoints import load_world_model
 from aime.eval.open_loop import OpenLoopConfig, open_loop_batch
-from aime.eval.windows import Window, read_windows
 from aime.replay.store import ReplayStore
+from aime.replay.windows import Window, read_model_inputs
 from aime.run.seeding import derive_seed
-from aime.train.checkpoint import load_world_model
 
 
 class EvaluateWindows:
@@ -32,7 +32,7 @@ class EvaluateWindows:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         ids = np.asarray(batch["data"], np.int64)
-        arrays = read_windows(self.store, [self.plan[i] for i in ids], self.open_loop.length)
+        arrays = read_model_inputs(self.store, [self.plan[i] for i in ids], self.open_loop.length)
         tensors = {k: torch.from_numpy(v).to(self.device) for k, v in arrays.items()}
         # Posterior samples in the context make even temperature-0 rollouts random: seed by the
         # batch's first window so a rerun over the same plan reproduces every number.

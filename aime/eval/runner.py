@@ -1,8 +1,9 @@
 """``aime eval`` on the driver: plan held-out windows, score them on Ray Data actors, aggregate, report.
 Only window ids and per-window scores cross processes; frames are read and scored inside the actors.
 
-    checkpoint/config.yaml --> replay root --HeldOutSplit--> held-out files --plan_windows--> plan
-    window ids (numpy blocks) --map_batches(EvaluateWindows, CPU or GPU actors)--> per-window scores
+    run dir | checkpoint --aime.checkpoints.resolve--> checkpoint (best, else newest)
+    checkpoint/config.yaml --> replay root --HeldOutSplit.of(cfg)--> held-out files --plan_windows--> plan
+    window ids (id_block_dataset) --map_batches(EvaluateWindows, CPU or GPU actors)--> per-window scores
     per-window scores --Totals (window-weighted means)--> report.py: eval.json + psnr_horizon.png
 """
 
@@ -10,20 +11,21 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from aime.config import Config, load_config
+from aime import checkpoints
+from aime.config import Config
 from aime.eval.actor import EvaluateWindows
 from aime.eval.open_loop import OpenLoopConfig
 from aime.eval.report import build_report, write_report
-from aime.eval.split import HeldOutSplit
-from aime.eval.windows import Window, plan_windows
+from aime.replay.dataset import id_block_dataset
+from aime.replay.split import HeldOutSplit
 from aime.replay.store import ReplayStore
-from aime.train.checkpoint import META, WEIGHTS, read_meta
+from aime.replay.windows import Window, plan_windows
 
 log = logging.getLogger(__name__)
 
@@ -42,24 +44,6 @@ class EvalOptions:
     progress: bool = True
 
 
-def check_checkpoint(checkpoint: str | Path) -> Path:
-    """The checkpoint directory if it holds consolidated weights, else a ValueError saying what to pass."""
-    path = Path(checkpoint)
-    if not path.is_dir():
-        raise ValueError(
-            f"checkpoint {path} is not a directory; pass a checkpoint such as "
-            "results/<run_id>/checkpoints/train/step00001000"
-        )
-    missing = [name for name in (META, WEIGHTS, "config.yaml") if not (path / name).exists()]
-    if missing:
-        raise ValueError(f"checkpoint {path} lacks {', '.join(missing)}: not a complete aime checkpoint")
-    return path
-
-
-def checkpoint_config(checkpoint: Path) -> Config:
-    return load_config(Config, checkpoint / "config.yaml")
-
-
 def default_open_loop(
     cfg: Config, context: int | None, horizon: int | None, temperature: float, samples: int = 1
 ) -> OpenLoopConfig:
@@ -72,30 +56,23 @@ def default_open_loop(
     )
 
 
-def run_dir_of(checkpoint: Path) -> Path:
-    """The run directory owning ``<run_dir>/checkpoints/<name>/<step>``, else the checkpoint itself."""
-    for parent in checkpoint.resolve().parents:
-        if parent.name == "checkpoints":
-            return parent.parent
-    return checkpoint
-
-
 def evaluate(checkpoint: str | Path, options: EvalOptions) -> dict[str, Any]:
     """Score the checkpoint on held-out windows; writes eval.json and psnr_horizon.png, returns the report."""
     started = time.monotonic()
-    path = check_checkpoint(checkpoint)
-    step = int(read_meta(path)["step"])
-    cfg = checkpoint_config(path)
+    path = checkpoints.resolve(checkpoint)
+    step = int(checkpoints.read_meta(path)["step"])
+    cfg = checkpoints.checkpoint_config(path)
     root = options.episodes or cfg.replay.root
     if not root:
         raise ValueError(f"{path}/config.yaml names no replay.root: pass --episodes DIR")
     files = ReplayStore(root).scan()
     if not files:
         raise ValueError(f"no episodes in {root}: collect some (aime collect) or pass --episodes DIR")
-    split = HeldOutSplit(
-        seed=cfg.seed if options.split_seed is None else options.split_seed,
-        eval_fraction=cfg.train.eval_fraction if options.eval_fraction is None else options.eval_fraction,
-    )
+    split = HeldOutSplit.of(cfg)
+    if options.split_seed is not None:
+        split = replace(split, seed=options.split_seed)
+    if options.eval_fraction is not None:
+        split = replace(split, eval_fraction=options.eval_fraction)
     held = list(files) if options.all_episodes else split.held_out_files(files)
     if not held:
         raise ValueError(
@@ -122,31 +99,23 @@ def evaluate(checkpoint: str | Path, options: EvalOptions) -> dict[str, Any]:
         },
         seconds=time.monotonic() - started,
     )
-    write_report(report, Path(options.out) if options.out else run_dir_of(path))
+    write_report(report, Path(options.out) if options.out else checkpoints.run_dir_of(path))
     return report
 
 
 def _score(checkpoint: str, root: str, plan: list[Window], options: EvalOptions, seed: int) -> Totals:
     import ray
-    import ray.data
     from tqdm import tqdm
 
-    per_call = options.windows_per_call
-    ids = np.arange(len(plan), dtype=np.int64)
-    # Blocks of exactly per_call ids (the last may be short), so every batch is one block and the
-    # windows scored together, hence the seeds and the batch-mean loss terms, never vary between runs.
-    blocks = [ids[i : i + per_call] for i in range(0, len(ids), per_call)]
     gpus = int(ray.cluster_resources().get("GPU", 0))
-    actors = options.actors or max(1, gpus)
-    # In-memory id blocks, as the replay dataset uses: one block is one actor call.
-    dataset = ray.data.from_numpy(blocks).map_batches(
+    # One block of windows_per_call ids is one actor call, so the windows scored together (hence the
+    # seeds and the batch-mean loss terms) never vary between runs.
+    dataset = id_block_dataset(
+        np.arange(len(plan), dtype=np.int64),
         EvaluateWindows,
-        fn_constructor_kwargs=dict(
-            checkpoint=checkpoint, root=root, plan=plan, open_loop=options.open_loop, seed=seed
-        ),
-        batch_size=per_call,
-        batch_format="numpy",
-        compute=ray.data.ActorPoolStrategy(size=min(actors, len(blocks))),
+        dict(checkpoint=checkpoint, root=root, plan=plan, open_loop=options.open_loop, seed=seed),
+        block_size=options.windows_per_call,
+        actors=options.actors or max(1, gpus),
         num_gpus=1 if gpus else None,
         num_cpus=None if gpus else 1,
     )
@@ -156,7 +125,7 @@ def _score(checkpoint: str, root: str, plan: list[Window], options: EvalOptions,
             totals.add(batch)
             bar.update(len(batch["window"]))
     scored = sorted(totals.windows)
-    assert scored == ids.tolist(), ("windows scored != planned", len(scored), len(plan))
+    assert scored == list(range(len(plan))), ("windows scored != planned", len(scored), len(plan))
     return totals
 
 

@@ -1,6 +1,6 @@
 """Replay windows as a Ray Data dataset, for streaming into Ray Train workers.
 
-    ids (numpy blocks) --map_batches(SampleWindows, actors)--> {pixels (n, T, C, H, W), action, ...}
+    ids (numpy blocks, id_block_dataset) --map_batches(SampleWindows, actors)--> {pixels (n, T, C, H, W), ...}
                --iter_torch_batches(B) / get_dataset_shard--> torch tensors (B, T, ...)
 
 Each input row is a request id; a sampler actor turns ``windows_per_read`` ids into that many windows
@@ -75,17 +75,12 @@ def window_dataset(
 ) -> Any:
     """A dataset of windows of ``seq_len`` steps, in the order of ``window_ids`` (default: the
     ``num_windows`` ids from ``first_id``); the same seed and id give the same window."""
-    import ray.data
-
     if window_ids is None:
         window_ids = np.arange(first_id, first_id + num_windows, dtype=np.int64)
-    blocks = max(1, -(-len(window_ids) // windows_per_read))
-    # In-memory id blocks, not ray.data.range: range's read tasks each want a whole CPU, and under Ray
-    # Train (which keeps the workers' CPUs from Ray Data) they can starve behind the sampler actors.
-    ids = ray.data.from_numpy(np.array_split(np.asarray(window_ids, dtype=np.int64), blocks))
-    dataset = ids.map_batches(
+    dataset = id_block_dataset(
+        window_ids,
         SampleWindows,
-        fn_constructor_kwargs=dict(
+        dict(
             root=root,
             seq_len=seq_len,
             seed=seed,
@@ -93,11 +88,43 @@ def window_dataset(
             refresh_seconds=refresh_seconds,
             episode_filter=episode_filter,
         ),
-        batch_size=windows_per_read,
-        batch_format="numpy",
-        compute=ray.data.ActorPoolStrategy(size=sampler_workers),
+        block_size=windows_per_read,
+        actors=sampler_workers,
         num_cpus=cpus_per_sampler,
     )
-    # Windows arrive in id order even with several sampler actors: the data order is reproducible.
+    return dataset
+
+
+def id_block_dataset(
+    ids: np.ndarray,
+    fn: type,
+    fn_kwargs: dict[str, Any],
+    *,
+    block_size: int,
+    actors: int,
+    num_cpus: float | None = None,
+    num_gpus: float | None = None,
+) -> Any:
+    """Integer ids in blocks of exactly ``block_size`` (the last may be short), each turned into one
+    batch by one call of a pool of ``actors`` instances of the callable class ``fn``; in id order.
+
+    Exact blocks make every call see the same ids on every run (seeds and batch means never vary).
+    In-memory id blocks rather than ``ray.data.range``: range's read tasks each want a whole CPU, and
+    under Ray Train (which keeps the workers' CPUs from Ray Data) they can starve behind the actors.
+    """
+    import ray.data
+
+    ids = np.asarray(ids, dtype=np.int64)
+    blocks = [ids[i : i + block_size] for i in range(0, len(ids), block_size)] or [ids]
+    dataset = ray.data.from_numpy(blocks).map_batches(
+        fn,
+        fn_constructor_kwargs=fn_kwargs,
+        batch_size=block_size,
+        batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=max(1, min(actors, len(blocks)))),
+        num_cpus=num_cpus,
+        num_gpus=num_gpus,
+    )
+    # Batches arrive in id order even with several actors: the data order is reproducible.
     dataset.context.execution_options.preserve_order = True
     return dataset

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import defaultdict
 from collections.abc import Callable
 
 import numpy as np
@@ -18,10 +17,11 @@ import pyarrow as pa
 
 from aime.replay.schema import CONCEPT_PREFIX
 from aime.replay.store import EpisodeFile, ReplayStore, within_capacity
+from aime.replay.windows import Window, read_windows
 
 log = logging.getLogger(__name__)
 
-# Columns read per window, and their per-step shapes in the batch.
+# Columns read per window besides pixels and concepts (their stored dtypes are these).
 STEP_COLUMNS = {
     "reward": np.float32,
     "discount": np.float32,
@@ -64,7 +64,7 @@ class WindowSampler:
         self.capacity_steps = capacity_steps
         self.refresh_seconds = refresh_seconds
         self.max_retries = max_retries
-        # e.g. aime.eval.split.HeldOutSplit(...).training_files: keeps held-out episodes out of training
+        # e.g. HeldOutSplit.of(cfg).training_files: keeps held-out episodes out of training
         self.episode_filter = episode_filter
         self._refreshed_at = -np.inf
         self._episodes: list[EpisodeFile] = []
@@ -136,84 +136,17 @@ class WindowSampler:
         return episode, start
 
     def _read(self, picks: list[tuple[int, int]]) -> dict[str, np.ndarray]:
-        T = self.seq_len
-        first = self._episodes[picks[0][0]].meta
-        N, K = len(picks), len(self.concept_names)
-        out: dict[str, np.ndarray] = {
-            "pixels": np.empty((N, T, *first.pixel_shape), np.uint8),
-            "action": np.empty((N, T, first.action_dim), np.float32),
-            "state": np.empty((N, T, first.state_dim), np.float32),
-            "concepts": np.empty((N, T, K), np.bool_),
-            "episode_key": np.empty(N, np.int64),
-            **{name: np.empty((N, T), dtype) for name, dtype in STEP_COLUMNS.items()},
-        }
-        by_episode: dict[int, list[tuple[int, int]]] = defaultdict(list)
-        for row, (episode, start) in enumerate(picks):
-            by_episode[episode].append((row, start))
+        entries = [(self._episodes[e], start) for e, start in picks]
+        windows = [Window(entry.path, start, entry.meta.episode_id) for entry, start in entries]
         concept_columns = [CONCEPT_PREFIX + c for c in self.concept_names]
         columns = ["pixels", *VECTOR_COLUMNS, *STEP_COLUMNS, *concept_columns]
-        for episode, rows in by_episode.items():
-            entry = self._episodes[episode]
-            key = _episode_key(entry.meta.episode_id)
-            for first_group, last_group, span_rows in _row_group_spans(entry.row_group_starts, rows, T):
-                offset = int(entry.row_group_starts[first_group])
-                with self.store.fs.open_input_file(entry.path) as f:
-                    table = _parquet_file(f).read_row_groups(
-                        range(first_group, last_group + 1), columns=columns
-                    )
-                arrays = {name: _column_numpy(table, name) for name in columns}
-                for row, start in span_rows:
-                    window = slice(start - offset, start - offset + T)
-                    out["pixels"][row] = arrays["pixels"][window].reshape(T, *first.pixel_shape)
-                    for name in (*VECTOR_COLUMNS, *STEP_COLUMNS):
-                        out[name][row] = arrays[name][window]
-                    for k, name in enumerate(concept_columns):
-                        out["concepts"][row, :, k] = arrays[name][window]
-                    out["episode_key"][row] = key
+        arrays = read_windows(self.store, windows, self.seq_len, columns)
+        out = {name: arrays[name] for name in ("pixels", *VECTOR_COLUMNS, *STEP_COLUMNS)}
+        N, T = len(picks), self.seq_len
+        concepts = [arrays[c] for c in concept_columns]
+        out["concepts"] = np.stack(concepts, axis=-1) if concepts else np.empty((N, T, 0), bool)  # (N, T, K)
+        out["episode_key"] = np.array([_episode_key(w.episode_id) for w in windows], np.int64)
         return out
-
-
-def _row_group_spans(
-    starts: np.ndarray, rows: list[tuple[int, int]], T: int
-) -> list[tuple[int, int, list[tuple[int, int]]]]:
-    """Group one episode's windows into runs of row groups: windows that share a row group are read
-    together, windows far apart are read separately, so no row group between them is decoded."""
-    spans: list[tuple[int, int, list[tuple[int, int]]]] = []
-    for row, start in sorted(rows, key=lambda r: r[1]):
-        first = int(np.searchsorted(starts, start, side="right")) - 1
-        last = int(np.searchsorted(starts, start + T, side="left")) - 1
-        if spans and first <= spans[-1][1]:
-            spans[-1] = (spans[-1][0], max(spans[-1][1], last), [*spans[-1][2], (row, start)])
-        else:
-            spans.append((first, last, [(row, start)]))
-    return spans
-
-
-def _parquet_file(f: pa.NativeFile):
-    import pyarrow.parquet as pq
-
-    return pq.ParquetFile(f)
-
-
-def _column_numpy(table: pa.Table, name: str) -> np.ndarray:
-    """A column as one numpy array; fixed-size lists become (rows, size) without per-row objects."""
-    column = table.column(name)
-    chunks = column.chunks
-    if pa.types.is_fixed_size_binary(column.type):
-        size = column.type.byte_width
-        parts = [_binary_numpy(c, size) for c in chunks]
-    elif pa.types.is_fixed_size_list(column.type):
-        size = column.type.list_size
-        parts = [c.flatten().to_numpy(zero_copy_only=False).reshape(-1, size) for c in chunks]
-    else:
-        parts = [c.to_numpy(zero_copy_only=False) for c in chunks]
-    return parts[0] if len(parts) == 1 else np.concatenate(parts)
-
-
-def _binary_numpy(chunk: pa.FixedSizeBinaryArray, size: int) -> np.ndarray:
-    """(rows, size) uint8 view of a fixed-size binary chunk's data buffer (no nulls are written)."""
-    data = np.frombuffer(chunk.buffers()[1], np.uint8)
-    return data[chunk.offset * size : (chunk.offset + len(chunk)) * size].reshape(len(chunk), size)
 
 
 def _episode_key(episode_id: str) -> int:

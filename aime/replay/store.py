@@ -1,8 +1,8 @@
 """The replay store: a directory (local or any pyarrow filesystem URI) of episode Parquet files.
 
-Writers put each file at a temporary dot-name and rename it into place, so readers, which list only
-``*.parquet`` names without a leading dot, never see a half-written file. On object stores (s3://,
-gs://) an upload becomes visible only when complete, so files are written to their final key.
+Files are written through ``aime.storage.atomic_write`` (a temporary dot-name renamed into place, or
+an object-store upload that becomes visible only when complete), and readers list only ``*.parquet``
+names without a leading dot, so they never see a half-written file.
 Files are ordered by name; names start with the run id (a UTC timestamp), so name order is age order
 and eviction removes the oldest first.
 """
@@ -10,7 +10,6 @@ and eviction removes the oldest first.
 from __future__ import annotations
 
 import logging
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from aime.replay.schema import FILE_SUFFIX, EpisodeMetadata, check_schema
+from aime.storage import atomic_write, resolve_filesystem
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +39,8 @@ class EpisodeFile:
 class ReplayStore:
     def __init__(self, root: str | Path):
         root = str(root)
-        if "://" in root:
-            self.fs, self.path = pafs.FileSystem.from_uri(root)
-        else:
-            self.fs, self.path = pafs.LocalFileSystem(), str(Path(root).resolve())
+        self.fs, self.path = resolve_filesystem(root)
         self.root = root
-        self.atomic_rename = isinstance(self.fs, pafs.LocalFileSystem | pafs.HadoopFileSystem)
         self._known: dict[str, EpisodeFile] = {}
         self._bad: set[tuple[str, int]] = set()
 
@@ -59,27 +55,19 @@ class ReplayStore:
         compression_level: int | None = None,
     ) -> str:
         """Write ``table`` as ``<root>/<name>.parquet`` atomically; returns the final path."""
-        self.fs.create_dir(self.path, recursive=True)
-        final = f"{self.path}/{name}{FILE_SUFFIX}"
-        target = f"{self.path}/.{name}.{uuid.uuid4().hex[:8]}.tmp" if self.atomic_rename else final
-        try:
-            with self.fs.open_output_stream(target) as sink:
-                pq.write_table(
-                    table,
-                    sink,
-                    row_group_size=row_group_steps,
-                    compression=compression,
-                    compression_level=compression_level,
-                    use_dictionary=["episode_id"],
-                    write_statistics=False,
-                )
-            if target != final:
-                self.fs.move(target, final)
-        except BaseException:
-            if target != final:
-                self._delete_quietly(target)
-            raise
-        return final
+        return atomic_write(
+            f"{self.path}/{name}{FILE_SUFFIX}",
+            lambda sink: pq.write_table(
+                table,
+                sink,
+                row_group_size=row_group_steps,
+                compression=compression,
+                compression_level=compression_level,
+                use_dictionary=["episode_id"],
+                write_statistics=False,
+            ),
+            fs=self.fs,
+        )
 
     # ---- reading ---------------------------------------------------------------------------
     def list_names(self) -> list[str]:

@@ -1,11 +1,5 @@
-"""Training checkpoints: DeepSpeed state for resuming, consolidated weights for everything else.
-
-A checkpoint directory holds
-
-    deepspeed/<tag>/...     the engine's state: model, optimizer, scheduler (sharded under ZeRO)
-    model.safetensors       consolidated fp32 weights: evaluation and serving never need DeepSpeed
-    config.yaml             the run's resolved config
-    meta.json               {"step", "tag", ...}: written last, so its presence marks a complete save
+"""Saving and restoring training state: DeepSpeed's engine state for resuming, plus the consolidated
+model files every other reader uses (``aime.checkpoints``: layout, best/newest, loading).
 
 Loading never follows DeepSpeed's ``latest`` file (it can name a save that did not finish): it takes
 the tag from ``meta.json``, and only checkpoints Ray Train registered (``ray.train.get_checkpoint``)
@@ -14,40 +8,34 @@ are ever loaded, because DeepSpeed's loader unpickles.
 
 from __future__ import annotations
 
-import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from aime.checkpoints import IncompleteCheckpointError, read_meta, write_model_files
 from aime.config import Config, dump_yaml
-from aime.config.loader import _read_yaml, build
-
-META = "meta.json"
-WEIGHTS = "model.safetensors"
-
-
-class IncompleteCheckpointError(RuntimeError):
-    pass
 
 
 def save_checkpoint(
-    engine: Any, cfg: Config, step: int, directory: Path, client_state: dict[str, Any]
+    engine: Any,
+    cfg: Config,
+    step: int,
+    directory: Path,
+    client_state: dict[str, Any],
+    metrics: Mapping[str, float] | None = None,
 ) -> None:
-    """Collective: every rank calls it with its own local ``directory``."""
+    """Collective: every rank calls it with its own local ``directory``. ``metrics`` (the periodic
+    evaluation's scores) go into meta.json, where ``aime.checkpoints.best_checkpoint`` reads them."""
     import torch.distributed as dist
-    from safetensors.torch import save_file
 
     rank = dist.get_rank() if dist.is_initialized() else 0
     tag = f"step{step:08d}"
     engine.save_checkpoint(str(directory / "deepspeed"), tag=tag, client_state=client_state | {"step": step})
     state = consolidated_state_dict(engine)  # collective under ZeRO-3
     if rank == 0:
-        save_file(
-            {k: v.detach().float().contiguous().cpu() for k, v in state.items()}, str(directory / WEIGHTS)
-        )
-        (directory / "config.yaml").write_text(dump_yaml(cfg))
-        (directory / META).write_text(json.dumps({"step": step, "tag": tag, "format": 1}) + "\n")
+        write_model_files(directory, state, dump_yaml(cfg), step=step, tag=tag, metrics=metrics)
 
 
 def consolidated_state_dict(engine: Any) -> dict[str, torch.Tensor]:
@@ -55,13 +43,6 @@ def consolidated_state_dict(engine: Any) -> dict[str, torch.Tensor]:
     if engine.zero_optimization_stage() == 3:
         return engine._zero3_consolidated_16bit_state_dict() or {}
     return engine.module.state_dict()
-
-
-def read_meta(directory: Path) -> dict[str, Any]:
-    path = Path(directory) / META
-    if not path.exists():
-        raise IncompleteCheckpointError(f"{directory} has no {META}: the save did not complete")
-    return json.loads(path.read_text())
 
 
 def load_engine_state(engine: Any, directory: Path) -> dict[str, Any]:
@@ -76,23 +57,3 @@ def load_engine_state(engine: Any, directory: Path) -> dict[str, Any]:
     if client_state is None:
         raise IncompleteCheckpointError(f"{directory}: DeepSpeed found no state under tag {meta['tag']}")
     return client_state
-
-
-def load_world_model(directory: str | Path) -> Any:
-    """A WorldModel with the checkpoint's consolidated weights; no DeepSpeed, no Ray."""
-    from safetensors.torch import load_file
-
-    from aime.models.world_model import WorldModel
-
-    directory = Path(directory)
-    read_meta(directory)
-    cfg = build(Config, _read_yaml(directory / "config.yaml"))
-    model = WorldModel(cfg.model)
-    model.load_state_dict(load_file(str(directory / WEIGHTS)))
-    return model
-
-
-def latest_checkpoint(run_dir: str | Path) -> Path | None:
-    """The newest checkpoint of a run whose save completed (it has meta.json), or None."""
-    complete = [p.parent for p in Path(run_dir, "checkpoints").glob("*/step*/" + META)]
-    return max(complete, key=lambda p: read_meta(p)["step"], default=None)

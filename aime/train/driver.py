@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aime.checkpoints import read_meta
 from aime.config import Config, to_dict
-from aime.eval.split import HeldOutSplit
+from aime.replay.split import HeldOutSplit
 from aime.replay.store import EpisodeFile, ReplayStore
-from aime.train.checkpoint import read_meta
 from aime.train.periodic_eval import SCORE, plan_periodic_eval
 from aime.train.stages import check_stage
 from aime.train.zero3 import check_zero3_supported
@@ -42,7 +42,7 @@ def check_replay(cfg: Config) -> list[EpisodeFile]:
     if not root:
         raise ValueError("replay.root is not set: point it at a replay store (replay.root=DIR)")
     files = ReplayStore(root).scan()
-    held_out = HeldOutSplit(seed=cfg.seed, eval_fraction=cfg.train.eval_fraction)
+    held_out = HeldOutSplit.of(cfg)
     usable = [f for f in held_out.training_files(files) if f.num_rows >= T]
     if not usable:
         raise ValueError(

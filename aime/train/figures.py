@@ -26,8 +26,8 @@ def write_figures(
     import matplotlib
 
     matplotlib.use("Agg")
+    from aime.checkpoints import load_world_model
     from aime.replay import WindowSampler
-    from aime.train.checkpoint import load_world_model
 
     out = run_dir / "figures"
     out.mkdir(parents=True, exist_ok=True)

@@ -22,15 +22,16 @@ from torch import Tensor
 
 from aime.config import Config
 from aime.eval.open_loop import OpenLoopConfig, open_loop_batch
-from aime.eval.split import HeldOutSplit
-from aime.eval.windows import Window, plan_windows, read_windows
+from aime.metrics import EVAL_SCORE
 from aime.models.world_model import eager_rollout
+from aime.replay.split import HeldOutSplit
 from aime.replay.store import EpisodeFile, ReplayStore
+from aime.replay.windows import Window, plan_windows, read_model_inputs
 from aime.run.seeding import derive_seed
 
 log = logging.getLogger(__name__)
 
-SCORE = "eval/psnr_one_step/model"  # higher is better
+SCORE = EVAL_SCORE  # higher is better
 SumReduce = Callable[[Tensor], Tensor]  # sums a tensor over data-parallel ranks
 
 # What is reported, as a per-window value from open_loop_batch's scores ((n, H) curves, (n,) losses).
@@ -52,7 +53,7 @@ def plan_periodic_eval(cfg: Config, files: Sequence[EpisodeFile]) -> list[dict]:
     count, length = cfg.train.eval_windows, OpenLoopConfig().length
     if count == 0:
         return []
-    held_out = HeldOutSplit(seed=cfg.seed, eval_fraction=cfg.train.eval_fraction).held_out_files(files)
+    held_out = HeldOutSplit.of(cfg).held_out_files(files)
     if not any(f.num_rows >= length for f in held_out):
         log.warning(
             "periodic evaluation is off: no held-out episode has the %d steps a window needs (%d held out)",
@@ -75,7 +76,7 @@ class PeriodicEval:
         mine = [Window(**w) for w in plan[rank::world_size]]
         self.batch: dict[str, Tensor] | None = None
         if mine:
-            arrays = read_windows(ReplayStore(cfg.replay.root or ""), mine, self.open_loop.length)
+            arrays = read_model_inputs(ReplayStore(cfg.replay.root or ""), mine, self.open_loop.length)
             self.batch = {k: torch.from_numpy(v).to(device) for k, v in arrays.items()}
         self.device = device
 

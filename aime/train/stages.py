@@ -16,10 +16,10 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from aime.checkpoints import WEIGHTS, IncompleteCheckpointError, resolve
 from aime.config import Config
 from aime.models.outputs import LossOutput
 from aime.models.world_model import WorldModel
-from aime.train.checkpoint import WEIGHTS, latest_checkpoint, read_meta
 
 TOKENIZER = "perception.tokenizer"
 
@@ -46,17 +46,13 @@ def check_stage(cfg: Config) -> None:
 
 def resolve_tokenizer_checkpoint(path: str) -> Path:
     """A complete checkpoint directory, given one or a run directory (its newest checkpoint)."""
-    directory = Path(path)
-    if not (directory / WEIGHTS).exists():
-        newest = latest_checkpoint(directory) if directory.is_dir() else None
-        if newest is None:
-            raise ValueError(
-                f"train.tokenizer_checkpoint={path}: neither a checkpoint (no {WEIGHTS}) nor a run directory "
-                "with one; run `aime train ... train.stage=tokenizer` first and pass its run directory"
-            )
-        directory = newest
-    read_meta(directory)  # complete saves only
-    return directory
+    try:
+        return resolve(path, prefer="newest")  # a tokenizer run has no periodic eval to pick the best by
+    except IncompleteCheckpointError as error:
+        raise ValueError(
+            f"train.tokenizer_checkpoint={path}: {error}; run `aime train ... train.stage=tokenizer` first "
+            "and pass its run directory"
+        ) from None
 
 
 def prepare_model(model: WorldModel, cfg: Config) -> None:

@@ -18,8 +18,9 @@ import torch
 from torch.profiler import record_function
 
 from aime.config import Config, build
-from aime.eval.split import HeldOutSplit
 from aime.replay import ReplayBuffer
+from aime.replay.split import HeldOutSplit
+from aime.replay.windows import model_inputs
 from aime.run.seeding import derive_seed
 from aime.train.checkpoint import load_engine_state, save_checkpoint
 from aime.train.deepspeed_config import deepspeed_config, resolve_bf16, resolve_compile_rollout
@@ -79,11 +80,7 @@ def train_worker(loop_config: dict[str, Any]) -> None:
                 with record_function("fetch"):
                     batch = next(batches)
                 wait += time.perf_counter() - fetched
-                model_batch = {
-                    "obs": batch["pixels"].to(device, non_blocking=True),
-                    "action": batch["action"].to(device, non_blocking=True),
-                    "is_first": batch["is_first"].to(device, non_blocking=True),
-                }
+                model_batch = {k: v.to(device, non_blocking=True) for k, v in model_inputs(batch).items()}
                 losses, balanced = train_microbatch(
                     engine, balancer, params, model_batch, bf16=bf16, stage=t.stage
                 )
@@ -98,14 +95,17 @@ def train_worker(loop_config: dict[str, Any]) -> None:
             wait = busy = 0.0
             since_log = 0
         if step % t.checkpoint_every == 0 or last:
+            scores: dict[str, float] = {}
             if periodic.enabled:  # every checkpoint carries its score (CheckpointConfig keeps the best)
-                metrics |= periodic(evaluation_model(engine), all_reduce_sum)  # ZeRO-3: a plain copy
+                scores = periodic(evaluation_model(engine), all_reduce_sum)  # ZeRO-3: a plain copy
+            metrics |= scores
             directory = Path(tempfile.mkdtemp(prefix=f"aime-ckpt-{rank}-"))
-            save_checkpoint(engine, cfg, step, directory, {"balancer": balancer.state_dict()})
+            save_checkpoint(engine, cfg, step, directory, {"balancer": balancer.state_dict()}, scores)
             ray.train.report(
                 metrics,
                 checkpoint=ray.train.Checkpoint.from_directory(str(directory)),
                 checkpoint_dir_name=f"step{step:08d}",
+                delete_local_checkpoint_after_upload=True,  # else every save stays behind in /tmp
             )
         elif len(metrics) > 1:
             ray.train.report(metrics)
@@ -174,7 +174,7 @@ def replay_batches(cfg: Config, *, first_step: int, rank: int, world_size: int) 
     """
     t = cfg.train
     buffer = ReplayBuffer(cfg.replay, t, seed=derive_seed(cfg.seed, "replay"))
-    held_out = HeldOutSplit(seed=cfg.seed, eval_fraction=t.eval_fraction)  # the split aime eval uses
+    held_out = HeldOutSplit.of(cfg)  # the split aime eval uses
     dataset = buffer.dataset(
         num_batches=(t.steps - first_step) * t.grad_accum,
         first_batch=first_step * t.grad_accum,

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 import torch
 
+from aime.checkpoints import write_model_files
 from aime.config import Config, dump_yaml, load_config
 from aime.replay.synthetic import write_synthetic_episodes
-from aime.train.checkpoint import META, WEIGHTS
 
 EPISODES, LENGTH = 4, 20
 
@@ -26,19 +25,14 @@ def store(tmp_path_factory) -> Path:
 def untrained_checkpoint(tmp_path_factory, store) -> Path:
     """A checkpoint in checkpoint.py's format holding a freshly initialised tiny model: enough for
     the plumbing, seconds instead of a training run."""
-    from safetensors.torch import save_file
-
     from aime.models.world_model import WorldModel
 
     run_dir = tmp_path_factory.mktemp("untrained")
     cfg = load_config(Config, "tiny", [f"replay.root={store}", f"results_dir={run_dir}"])
     directory = run_dir / "checkpoints" / "train" / "step00000000"
-    directory.mkdir(parents=True)
     torch.manual_seed(0)
     state = WorldModel(cfg.model).state_dict()
-    save_file({k: v.contiguous() for k, v in state.items()}, str(directory / WEIGHTS))
-    (directory / "config.yaml").write_text(dump_yaml(cfg))
-    (directory / META).write_text(json.dumps({"step": 0, "tag": "step00000000", "format": 1}) + "\n")
+    write_model_files(directory, state, dump_yaml(cfg), step=0, tag="step00000000")
     return directory
 
 

@@ -11,9 +11,9 @@ import pytest
 from aime.cli.main import main
 from aime.eval.actor import EvaluateWindows
 from aime.eval.open_loop import OpenLoopConfig
-from aime.eval.split import HeldOutSplit
-from aime.eval.windows import plan_windows
+from aime.replay.split import HeldOutSplit
 from aime.replay.store import ReplayStore
+from aime.replay.windows import plan_windows
 
 
 def test_the_actor_class_scores_windows_in_process_reproducibly(store, untrained_checkpoint):
@@ -67,7 +67,7 @@ def test_a_bad_checkpoint_path_is_a_usage_error(tmp_path, capsys):
     assert "is not a directory" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
     assert main(["eval", str(tmp_path / "empty")]) == 2
-    assert "not a complete aime checkpoint" in capsys.readouterr().err
+    assert "neither a checkpoint nor a run directory" in capsys.readouterr().err
 
 
 def test_help_lists_the_options(capsys):

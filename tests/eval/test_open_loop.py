@@ -7,18 +7,19 @@ import math
 import pytest
 import torch
 
+from aime.checkpoints import load_world_model
 from aime.eval.metrics import psnr
 from aime.eval.open_loop import OpenLoopConfig, open_loop_batch
-from aime.eval.windows import plan_windows, read_windows
 from aime.replay.store import ReplayStore
-from aime.train.checkpoint import load_world_model
+from aime.replay.windows import plan_windows, read_model_inputs
 
 
 def test_model_and_baseline_are_scored_per_step_on_the_same_frames(store, untrained_checkpoint):
     cfg = OpenLoopConfig(context=3, horizon=4)
     files = ReplayStore(store).scan()
     windows = plan_windows(files, cfg.length, 3)
-    batch = {k: torch.from_numpy(v) for k, v in read_windows(ReplayStore(store), windows, cfg.length).items()}
+    arrays = read_model_inputs(ReplayStore(store), windows, cfg.length)
+    batch = {k: torch.from_numpy(v) for k, v in arrays.items()}
     model = load_world_model(untrained_checkpoint)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     torch.manual_seed(0)
@@ -43,7 +44,7 @@ def test_window_length_must_be_context_plus_horizon(store, untrained_checkpoint)
     files = ReplayStore(store).scan()
     batch = {
         k: torch.from_numpy(v)
-        for k, v in read_windows(ReplayStore(store), plan_windows(files, 6, 1), 6).items()
+        for k, v in read_model_inputs(ReplayStore(store), plan_windows(files, 6, 1), 6).items()
     }
     with pytest.raises(AssertionError, match="context \\+ horizon"):
         open_loop_batch(load_world_model(untrained_checkpoint), batch, OpenLoopConfig(context=3, horizon=4))
@@ -54,10 +55,8 @@ def test_the_sample_mean_averages_each_windows_own_futures(store, untrained_chec
 
     cfg = OpenLoopConfig(context=3, horizon=4, temperature=1.0, samples=3)
     files = ReplayStore(store).scan()
-    batch = {
-        k: torch.from_numpy(v)
-        for k, v in read_windows(ReplayStore(store), plan_windows(files, cfg.length, 2), cfg.length).items()
-    }
+    arrays = read_model_inputs(ReplayStore(store), plan_windows(files, cfg.length, 2), cfg.length)
+    batch = {k: torch.from_numpy(v) for k, v in arrays.items()}
     model = load_world_model(untrained_checkpoint)
     obs, action = batch["obs"], batch["action"]
     torch.manual_seed(1)

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import torch
 
-from aime.config.loader import _read_yaml, build
+from aime.config.loader import build, read_yaml
 from aime.models import ModelConfig
 
 PRESETS = Path(__file__).resolve().parents[2] / "cluster" / "configs" / "model"
 
 
 def load_preset(name: str) -> ModelConfig:
-    return build(ModelConfig, _read_yaml(PRESETS / f"{name}.yaml"))
+    return build(ModelConfig, read_yaml(PRESETS / f"{name}.yaml"))
 
 
 def with_pillars(

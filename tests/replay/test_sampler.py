@@ -122,7 +122,7 @@ def test_empty_store_is_a_clear_error(tmp_path):
 
 
 def test_far_apart_windows_of_one_episode_are_read_separately():
-    from aime.replay.sampler import _row_group_spans
+    from aime.replay.windows import _row_group_spans
 
     starts = np.arange(0, 520, 64)  # 8 row groups of 64 rows (+ the end offset)
     spans = _row_group_spans(starts, [(0, 0), (1, 10), (2, 400)], T=32)
@@ -134,8 +134,8 @@ def test_far_apart_windows_of_one_episode_are_read_separately():
 
 
 def test_training_never_samples_the_held_out_episodes(tmp_path):
-    from aime.eval.split import HeldOutSplit
     from aime.replay.sampler import _episode_key
+    from aime.replay.split import HeldOutSplit
 
     write_synthetic_episodes(tmp_path, 10, length=12, image_size=8)
     split = HeldOutSplit(seed=0, eval_fraction=0.3)

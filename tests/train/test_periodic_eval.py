@@ -9,11 +9,11 @@ import torch
 
 from aime.config import Config, load_config
 from aime.eval.metrics import psnr
-from aime.eval.split import HeldOutSplit
-from aime.eval.windows import Window, read_windows
 from aime.models.world_model import WorldModel
+from aime.replay.split import HeldOutSplit
 from aime.replay.store import ReplayStore
 from aime.replay.synthetic import write_synthetic_episodes
+from aime.replay.windows import Window, read_model_inputs
 from aime.train.periodic_eval import PeriodicEval, plan_periodic_eval
 
 
@@ -59,7 +59,7 @@ def test_rank_slices_sum_to_the_whole_plan(cfg):
     assert combined["eval/psnr_one_step/baseline"] == pytest.approx(whole["eval/psnr_one_step/baseline"])
 
     # ... and it is the mean one-step PSNR of copying frame C-1 over the planned windows.
-    arrays = read_windows(ReplayStore(cfg.replay.root), [Window(**w) for w in plan], 15)
+    arrays = read_model_inputs(ReplayStore(cfg.replay.root), [Window(**w) for w in plan], 15)
     obs = torch.from_numpy(arrays["obs"]).float() / 255.0
     expected = psnr(obs[:, 4], obs[:, 5]).mean()
     assert whole["eval/psnr_one_step/baseline"] == pytest.approx(float(expected), rel=1e-5)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from safetensors.torch import load_file
 
+from aime.checkpoints import WEIGHTS
 from aime.config import Config, load_config
 from aime.models.world_model import WorldModel
 from aime.replay.synthetic import write_synthetic_episodes
 from aime.run.rundir import create_run_dir
-from aime.train.checkpoint import WEIGHTS
 from aime.train.driver import check_train_config, train
 from aime.train.stages import prepare_model
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from aime.checkpoints import load_world_model, read_meta
 from aime.config import Config, load_config
 from aime.replay.synthetic import write_synthetic_episodes
 from aime.run.rundir import create_run_dir
-from aime.train.checkpoint import load_world_model, read_meta
 from aime.train.driver import train
 
 
@@ -55,8 +55,8 @@ def test_zero2_on_two_cpu_workers_trains_and_checkpoints(tmp_path, ray_local):
 def test_resume_continues_from_the_newest_checkpoint(tmp_path, ray_local):
     import json
 
+    from aime.checkpoints import latest_checkpoint
     from aime.cli.main import main
-    from aime.train.checkpoint import latest_checkpoint
 
     replay = tmp_path / "replay"
     write_synthetic_episodes(replay, 3, length=24, image_size=32, action_dim=6)

@@ -12,15 +12,9 @@ import pytest
 import torch
 from engine_helpers import tiny_batch
 
+from aime.checkpoints import WEIGHTS, load_world_model, read_meta
 from aime.config import Config, load_config
-from aime.train.checkpoint import (
-    WEIGHTS,
-    consolidated_state_dict,
-    load_engine_state,
-    load_world_model,
-    read_meta,
-    save_checkpoint,
-)
+from aime.train.checkpoint import consolidated_state_dict, load_engine_state, save_checkpoint
 from aime.train.zero3 import evaluation_model
 
 PARTITION_EVERYTHING = {"stage3_param_persistence_threshold": 0}

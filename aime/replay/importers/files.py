@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import pyarrow.fs as pafs
+
+from aime.storage import resolve_filesystem
 
 
 @dataclass(frozen=True)
@@ -18,15 +19,9 @@ class SourceFile:
     size: int
 
 
-def open_root(root: str) -> tuple[pafs.FileSystem, str]:
-    if "://" in root:
-        return pafs.FileSystem.from_uri(root)
-    return pafs.LocalFileSystem(), str(Path(root).resolve())
-
-
 def list_files(root: str, keep: Callable[[str], bool]) -> list[SourceFile]:
     """Files below ``root`` (or ``root`` itself, if a file) whose relative path ``keep`` accepts, sorted."""
-    fs, base = open_root(root)
+    fs, base = resolve_filesystem(root)
     info = fs.get_file_info(base)
     if info.type == pafs.FileType.NotFound:
         raise FileNotFoundError(f"no such file or directory: {root}")
@@ -43,5 +38,5 @@ def list_files(root: str, keep: Callable[[str], bool]) -> list[SourceFile]:
 
 def open_input(path: str, root: str) -> pafs.NativeFile:
     """A sequential stream over ``path`` (buffered: records are read in small pieces)."""
-    fs, _ = open_root(root)
+    fs, _ = resolve_filesystem(root)
     return fs.open_input_stream(path, buffer_size=1 << 20)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -23,6 +22,7 @@ from aime.replay.episode import EpisodeArrays, episode_table
 from aime.replay.importers.files import SourceFile
 from aime.replay.schema import EpisodeMetadata
 from aime.replay.store import ReplayStore
+from aime.storage import atomic_write_text
 
 IMPORT_STAMP = "00000000-000000"
 MARKER_DIR = "_imported"
@@ -106,13 +106,7 @@ class EpisodeSink:
             return None
 
     def write_marker(self, report: FileReport) -> None:
-        fs = self.store.fs
-        fs.create_dir(self.marker.rsplit("/", 1)[0], recursive=True)
-        target = self.marker if not self.store.atomic_rename else f"{self.marker}.{uuid.uuid4().hex[:8]}.tmp"
-        with fs.open_output_stream(target) as f:
-            f.write(report.to_json().encode())
-        if target != self.marker:
-            fs.move(target, self.marker)
+        atomic_write_text(self.marker, report.to_json(), fs=self.store.fs)
 
 
 def _rows(arrays: EpisodeArrays, rows: slice) -> EpisodeArrays:

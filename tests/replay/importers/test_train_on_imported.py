@@ -42,8 +42,8 @@ def test_one_training_step_on_imported_windows(tmp_path):
 
 
 def test_aime_train_runs_on_imported_episodes(tmp_path, ray_local):
+    from aime.checkpoints import read_meta
     from aime.run.rundir import create_run_dir
-    from aime.train.checkpoint import read_meta
     from aime.train.driver import train
 
     source = tmp_path / "dmcvb"

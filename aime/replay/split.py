@@ -9,12 +9,9 @@ One exception keeps a small store evaluable: when the rule holds out nothing, th
 lowest score is held out (and a warning says so). That choice depends on the whole set, so a trainer
 must apply the split to the same listing it samples from, every time it re-lists the store.
 
-How training excludes the held-out episodes (the trainer is wired to it separately): wherever the
-episode index is built (``WindowSampler.refresh``, after ``store.scan()``), keep
-
-    episodes = HeldOutSplit(seed=cfg.seed, eval_fraction=0.1).training_files(episodes)
-
-and evaluation (``aime eval``) uses ``held_out_files`` of the same listing with the same seed.
+A run's split is ``HeldOutSplit.of(cfg)`` (its seed and ``train.eval_fraction``), the one way it is
+built: the trainer's sampler keeps ``training_files`` of every store listing, and periodic evaluation,
+``aime eval`` and the lenses use ``held_out_files`` of the same listing.
 """
 
 from __future__ import annotations
@@ -23,8 +20,12 @@ import hashlib
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from aime.replay.store import EpisodeFile
+
+if TYPE_CHECKING:
+    from aime.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,11 @@ log = logging.getLogger(__name__)
 class HeldOutSplit:
     seed: int = 0  # aime eval uses the run's seed, so a trainer with the same seed agrees
     eval_fraction: float = 0.1  # expected share of episodes held out
+
+    @classmethod
+    def of(cls, cfg: Config) -> HeldOutSplit:
+        """The split of a run: its seed and ``train.eval_fraction``."""
+        return cls(seed=cfg.seed, eval_fraction=cfg.train.eval_fraction)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.eval_fraction < 1.0:

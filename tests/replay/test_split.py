@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from aime.eval.split import HeldOutSplit
+from aime.replay.split import HeldOutSplit
 from aime.replay.store import ReplayStore
 from aime.replay.synthetic import write_synthetic_episodes
 
