@@ -4,6 +4,14 @@ The driver hands out slots (episode indices) to actors one batch at a time and s
 layers keep a collection alive: Ray restarts a crashed actor and retries its call; if that fails too
 (restarts used up, node gone), the driver replaces the actor and re-queues the batch. A slot that
 fails ``max_attempts_per_episode`` times aborts the run with the error instead of looping forever.
+
+Each actor holds ``CALLS_IN_FLIGHT`` batches (``remote.py``): while one batch's episodes are
+compressed and written, the next one already steps (``aime.actors.rollout``), so the environments
+never wait on storage.
+
+A frame is one rendered observation, that is one agent step; each agent step runs ``action_repeat``
+physics control steps. The progress bar, the summary, the metrics and ``benchmarks/rollout.py``
+count frames in that one sense.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ from tqdm import tqdm
 
 from aime import metrics as M
 from aime.actors.policy import make_policy
-from aime.actors.remote import rollout_actor
+from aime.actors.remote import CALLS_IN_FLIGHT, rollout_actor
 from aime.actors.rollout import EpisodeRecord
 from aime.config import Config
 from aime.envs import make_env_from_config
@@ -34,11 +42,11 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class CollectSummary:
     episodes: int
-    steps: int  # agent steps
-    env_frames: int  # agent steps x action_repeat (the DMC convention)
+    steps: int  # agent steps = frames (one rendered observation each)
+    physics_steps: int  # agent steps x action_repeat
     seconds: float
     steps_per_second: float
-    frames_per_second: float
+    frames_per_second: float  # = steps_per_second: a frame is an agent step's observation
     bytes: int
     worker_failures: int
     evicted: int
@@ -47,9 +55,9 @@ class CollectSummary:
     def lines(self) -> list[str]:
         return [
             f"episodes      {self.episodes}",
-            f"agent steps   {self.steps}  ({self.steps_per_second:,.0f}/s)",
-            f"env frames    {self.env_frames}  ({self.frames_per_second:,.0f}/s, action repeat included)",
-            f"bytes on disk {self.bytes:,}  ({self.bytes / max(self.steps, 1):,.0f} per step)",
+            f"frames        {self.steps}  ({self.frames_per_second:,.0f}/s; one rendered observation each)",
+            f"physics steps {self.physics_steps}  (action repeat included)",
+            f"bytes on disk {self.bytes:,}  ({self.bytes / max(self.steps, 1):,.0f} per frame)",
             f"failures      {self.worker_failures} (recovered)   evicted episodes {self.evicted}",
             f"replay root   {self.replay_root}",
         ]
@@ -101,14 +109,11 @@ def collect(
 
     actors = [start_actor(i) for i in range(c.workers)]
     end = first_episode + episodes
-    queue = deque(
-        [
-            list(range(s, min(s + c.envs_per_worker, end)))
-            for s in range(first_episode, end, c.envs_per_worker)
-        ]
-    )
+    # Fewer episodes than environments: spread them over all actors rather than fill a few.
+    size = min(c.envs_per_worker, -(-episodes // c.workers))
+    queue = deque([list(range(s, min(s + size, end))) for s in range(first_episode, end, size)])
     attempts: dict[int, int] = {}
-    in_flight: dict[Any, tuple[int, list[int]]] = {}
+    in_flight: dict[Any, tuple[int, int, list[int]]] = {}  # ref -> (actor index, generation, slots)
     records: list[EpisodeRecord] = []
     failures = evicted = 0
     store = ReplayStore(cfg.replay.root)
@@ -118,22 +123,19 @@ def collect(
         while queue or in_flight:
             if stop is not None and stop.is_set():
                 queue.clear()  # finish what is in flight, start nothing new
-            busy = {index for index, _ in in_flight.values()}
-            for index in range(len(actors)):
-                if queue and index not in busy:
-                    slots = queue.popleft()
-                    in_flight[actors[index].run_episodes.remote(slots)] = (index, slots)
+            _hand_out(actors, generation, queue, in_flight)
             done, _ = ray.wait(list(in_flight), num_returns=1, timeout=cfg.log_every_seconds)
             for ref in done:
-                index, slots = in_flight.pop(ref)
+                index, gen, slots = in_flight.pop(ref)
                 try:
                     batch = ray.get(ref)
                 except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as error:
                     failures += 1
                     _requeue(slots, attempts, queue, error, c.max_attempts_per_episode)
-                    ray.kill(actors[index], no_restart=True)
-                    generation[index] += 1
-                    actors[index] = start_actor(index)
+                    if gen == generation[index]:  # the actor's other call fails too: replace it once
+                        ray.kill(actors[index], no_restart=True)
+                        generation[index] += 1
+                        actors[index] = start_actor(index)
                     continue
                 records += batch
                 evicted += len(store.evict(cfg.replay.capacity_steps))
@@ -142,9 +144,7 @@ def collect(
             if now - last_log >= cfg.log_every_seconds or not (queue or in_flight):
                 last_log = now
                 steps = _live_steps(actors, records)
-                bar.set_postfix_str(
-                    f"{steps * cfg.env.action_repeat / (now - start):,.0f} env frames/s", refresh=False
-                )
+                bar.set_postfix_str(f"{steps / (now - start):,.0f} frames/s", refresh=False)
                 if metrics:
                     metrics.write(steps, _metrics(records, steps, cfg, now - start, failures))
     finally:
@@ -156,10 +156,10 @@ def collect(
     return CollectSummary(
         episodes=len(records),
         steps=steps,
-        env_frames=steps * cfg.env.action_repeat,
+        physics_steps=steps * cfg.env.action_repeat,
         seconds=seconds,
         steps_per_second=steps / seconds,
-        frames_per_second=steps * cfg.env.action_repeat / seconds,
+        frames_per_second=steps / seconds,
         bytes=sum(r.bytes for r in records),
         worker_failures=failures,
         evicted=evicted,
@@ -170,6 +170,19 @@ def collect(
 def actor_name(run_id: str, index: int, generation: int = 0, *, phase: str = "rollout") -> str:
     """Rollout actors are named, so the dashboard (and tests) can find them."""
     return f"aime-{phase}-{run_id}-{index}-{generation}"
+
+
+def _hand_out(actors: list[Any], generation: list[int], queue: deque, in_flight: dict) -> None:
+    """Give every actor up to ``CALLS_IN_FLIGHT`` batches, in slot order."""
+    held = [0] * len(actors)
+    for index, _, _ in in_flight.values():
+        held[index] += 1
+    for _ in range(CALLS_IN_FLIGHT):
+        for index, actor in enumerate(actors):
+            if queue and held[index] < CALLS_IN_FLIGHT:
+                slots = queue.popleft()
+                in_flight[actor.run_episodes.remote(slots)] = (index, generation[index], slots)
+                held[index] += 1
 
 
 def _requeue(slots: list[int], attempts: dict[int, int], queue: deque, error: Exception, limit: int) -> None:
@@ -204,9 +217,9 @@ def _metrics(
     out: dict[str, Any] = {
         M.ENV_EPISODES: len(records),
         M.ENV_STEPS: steps,
-        M.ENV_FRAMES: steps * cfg.env.action_repeat,
+        M.ENV_FRAMES: steps,  # rendered observations, as the console and benchmarks count them
         M.ENV_STEPS_PER_SECOND: round(steps / seconds, 2),
-        M.ENV_FRAMES_PER_SECOND: round(steps * cfg.env.action_repeat / seconds, 2),
+        M.ENV_FRAMES_PER_SECOND: round(steps / seconds, 2),
         M.ENV_WORKER_FAILURES: failures,
     }
     if records:

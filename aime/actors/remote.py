@@ -7,17 +7,21 @@ from typing import Any
 from aime.actors.rollout import RolloutWorker
 from aime.config import CollectConfig
 
+# Batches the driver queues on one actor: one stepping while the other's episodes are written.
+CALLS_IN_FLIGHT = 2
+
 
 def rollout_actor(cfg: CollectConfig, name: str | None = None, **worker_kwargs: Any) -> Any:
     """A RolloutWorker actor. Ray restarts a crashed actor (``max_restarts``) and re-runs its
-    interrupted call (``max_task_retries``); slots make the re-run idempotent. ``max_concurrency=2``
-    lets ``set_policy_weights`` and ``steps_done`` run while ``run_episodes`` is busy."""
+    interrupted call (``max_task_retries``); slots make the re-run idempotent. One thread per queued
+    ``run_episodes`` call and one more, so ``set_policy_weights`` and ``steps_done`` answer while
+    both are busy."""
     import ray
 
     actor_class = ray.remote(  # type: ignore[call-overload]
         num_cpus=cfg.cpus_per_worker,
         max_restarts=cfg.max_restarts,
         max_task_retries=cfg.max_task_retries,
-        max_concurrency=2,
+        max_concurrency=CALLS_IN_FLIGHT + 1,
     )(RolloutWorker)
     return actor_class.options(name=name).remote(**worker_kwargs)

@@ -3,6 +3,12 @@
 A plain class: tests use it in-process; ``aime.actors.remote`` makes it a Ray actor. Work arrives as
 episode *slots* (global episode indices). A slot fixes the episode's seeds and its file names, so a
 slot retried after a crash rewrites the same episode under the same name: no duplicates, no gaps.
+
+Two threads do the work. The environment thread steps the ``num_envs`` environments in lockstep
+and renders their frames together (``aime.envs.lockstep``); the writer thread compresses and writes
+finished chunks, so Parquet and zstd never stall stepping. ``run_episodes`` returns once its episodes
+are on storage, but frees the environment thread as soon as its stepping is done: a second call
+queued by the driver steps while the first one's episodes are written.
 """
 
 from __future__ import annotations
@@ -11,9 +17,8 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any, TypeVar
 
 import gymnasium as gym
@@ -22,14 +27,14 @@ import numpy as np
 from aime.actors.policy import Policy
 from aime.actors.recorder import EpisodeRecorder
 from aime.config import ReplayConfig
+from aime.envs.lockstep import LockstepEnvs
 from aime.replay.episode import EpisodeArrays, episode_table
 from aime.replay.schema import EpisodeMetadata
 from aime.replay.store import ReplayStore
 from aime.run.seeding import derive_seed
 
 T = TypeVar("T")
-_NO_CONCEPTS = SimpleNamespace(names=())
-EnvFactory = Callable[[int], gym.Env]  # seed -> env
+EnvFactory = Callable[[int], gym.Env]  # seed -> env (an aime DMCEnv)
 PolicyFactory = Callable[[gym.spaces.Box, int], Policy]  # (action space, num envs) -> policy
 
 
@@ -46,6 +51,16 @@ class EpisodeRecord:
 
 def episode_name(run_id: str, slot: int) -> str:
     return f"{run_id}-{slot:06d}"
+
+
+@dataclass
+class _Stepped:
+    """An episode whose stepping is done; its chunks may still be on their way to storage."""
+
+    slot: int
+    episode_return: float
+    writes: list[Future]  # each -> (path, bytes, rows)
+    policy_version: int
 
 
 class RolloutWorker:
@@ -69,15 +84,18 @@ class RolloutWorker:
         # An EGL context belongs to the thread that made it current, and a threaded actor runs each
         # call on any pool thread: all environment work therefore happens on this one thread.
         self._env_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"rollout-{worker_id}")
-        self.envs = self._on_env_thread(
-            lambda: [make_env(derive_seed(seed, "actor", worker_id, i)) for i in range(num_envs)]
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"writer-{worker_id}")
+        self.envs: LockstepEnvs = self._on_env_thread(
+            lambda: LockstepEnvs(
+                [make_env(derive_seed(seed, "actor", worker_id, i)) for i in range(num_envs)]
+            )
         )
-        env = self.envs[0]
+        env = self.envs.envs[0]
         assert isinstance(env.action_space, gym.spaces.Box), env.action_space
         self.action_dim = int(env.action_space.shape[0])
         self.state_dim = int(env.observation_space["state"].shape[0])  # type: ignore[index]
-        # Envs without concepts (not from aime.envs) record none.
-        self.concept_names: tuple[str, ...] = tuple(getattr(env.unwrapped, "concepts", _NO_CONCEPTS).names)
+        self.concept_names: tuple[str, ...] = tuple(env.concepts.names)
+        self._rows_hint = env.max_episode_steps + 1 if env.max_episode_steps else 1024
         self.policy = make_policy(env.action_space, num_envs)
         self._pending_weights: tuple[Any, int] | None = None
         self._lock = threading.Lock()
@@ -91,70 +109,86 @@ class RolloutWorker:
     def steps_done(self) -> int:
         return self._steps_done
 
-    def ready(self) -> dict[str, int]:
-        return {"worker_id": self.worker_id, "pid": os.getpid()}
+    def ready(self) -> dict[str, Any]:
+        return {
+            "worker_id": self.worker_id,
+            "pid": os.getpid(),
+            "gl": self._on_env_thread(self.envs.gl_renderer),
+        }
 
     # ---- work --------------------------------------------------------------------------------
     def run_episodes(self, slots: list[int]) -> list[EpisodeRecord]:
-        """Run one episode per slot, up to ``num_envs`` at a time in lockstep."""
-        return self._on_env_thread(lambda: self._run_episodes(slots))
+        """Run one episode per slot, up to ``num_envs`` at a time in lockstep; return once written."""
+        stepped = self._on_env_thread(lambda: self._run_episodes(slots))
+        return [self._record(episode) for episode in stepped]
 
     def _on_env_thread(self, fn: Callable[[], T]) -> T:
+        return self._unpicklable_errors(self._env_thread.submit(fn))
+
+    def _unpicklable_errors(self, future: Future[T]) -> T:
         try:
-            return self._env_thread.submit(fn).result()
+            return future.result()
         except Exception as error:
             # Some errors (EGL's) hold ctypes pointers and cannot be pickled back to the caller.
             raise RuntimeError(f"rollout worker {self.worker_id}: {type(error).__name__}: {error}") from None
 
-    def _run_episodes(self, slots: list[int]) -> list[EpisodeRecord]:
+    def _run_episodes(self, slots: list[int]) -> list[_Stepped]:
         queue = list(slots)
-        records: list[EpisodeRecord] = []
+        stepped: list[_Stepped] = []
         while queue:
             batch, queue = queue[: len(self.envs)], queue[len(self.envs) :]
-            records += self._run_batch(batch)
-        return records
+            stepped += self._run_batch(batch)
+        return stepped
 
-    def _run_batch(self, slots: list[int]) -> list[EpisodeRecord]:
-        envs = self.envs[: len(slots)]
-        recorders = [EpisodeRecorder(self.action_dim, self.replay.chunk_steps) for _ in envs]
-        observations: list[dict[str, np.ndarray]] = []
-        written: list[list[tuple[str, int, int]]] = [[] for _ in slots]
-        returns = [0.0] * len(slots)
-        for i, (env, slot) in enumerate(zip(envs, slots, strict=True)):
-            obs, info = env.reset(seed=derive_seed(self.seed, "episode", slot))
-            self.policy.begin_episode(i, derive_seed(self.seed, "policy", slot))
-            recorders[i].start(obs, info)
-            observations.append(obs)
-        active = np.arange(len(slots))
-        while len(active):
-            self._apply_pending_weights()
-            batch = {k: np.stack([observations[i][k] for i in active]) for k in observations[0]}
-            actions = self.policy.act(batch, active)
-            still_active = []
-            for action, i in zip(actions, active.tolist(), strict=True):
-                obs, reward, terminated, truncated, info = envs[i].step(action)
-                observations[i] = obs
-                returns[i] += float(reward)
-                for chunk in recorders[i].step(
-                    action, float(reward), obs, info, terminated, truncated, self.policy.version
-                ):
-                    written[i].append(self._write(slots[i], len(written[i]), chunk))
-                if recorders[i].active:
-                    still_active.append(i)
-            self._steps_done += len(active)
-            active = np.array(still_active, dtype=np.int64)
-        return [
-            EpisodeRecord(
-                slot=slot,
-                episode_id=episode_name(self.run_id, slot),
-                steps=sum(rows for _, _, rows in written[i]) - 1,
-                episode_return=returns[i],
-                files=tuple(path for path, _, _ in written[i]),
-                bytes=sum(size for _, size, _ in written[i]),
-                policy_version=self.policy.version,
-            )
-            for i, slot in enumerate(slots)
+    def _run_batch(self, slots: list[int]) -> list[_Stepped]:
+        recorders = [
+            EpisodeRecorder(self.action_dim, self.replay.chunk_steps, self._rows_hint) for _ in slots
         ]
+        episodes = [_Stepped(slot, 0.0, [], 0) for slot in slots]
+        active = list(range(len(slots)))
+        pixels, starts = self.envs.reset(active, [derive_seed(self.seed, "episode", s) for s in slots])
+        for i, (state, info) in enumerate(starts):
+            self.policy.begin_episode(i, derive_seed(self.seed, "policy", slots[i]))
+            recorders[i].start(pixels[i], state, info)
+        states = np.stack([state for state, _ in starts])
+        while active:
+            self._apply_pending_weights()
+            actions = self.policy.act({"pixels": pixels, "state": states}, np.asarray(active))
+            pixels, results = self.envs.step(active, actions)
+            version, still_active = self.policy.version, []
+            for k, (i, action, (state, reward, terminated, truncated, info)) in enumerate(
+                zip(active, actions, results, strict=True)
+            ):
+                episodes[i].episode_return += float(reward)
+                episode = episodes[i]
+                for chunk in recorders[i].step(
+                    action, float(reward), pixels[k], state, info, terminated, truncated, version
+                ):
+                    episode.writes.append(
+                        self._writer.submit(self._write, episode.slot, len(episode.writes), chunk)
+                    )
+                if recorders[i].active:
+                    still_active.append(k)
+            self._steps_done += len(active)
+            if len(still_active) < len(active):  # some episodes ended: keep the others' rows only
+                pixels = pixels[still_active]
+                active = [active[k] for k in still_active]
+            states = np.stack([results[k][0] for k in still_active]) if still_active else states
+        for episode in episodes:
+            episode.policy_version = self.policy.version
+        return episodes
+
+    def _record(self, episode: _Stepped) -> EpisodeRecord:
+        written = [self._unpicklable_errors(write) for write in episode.writes]
+        return EpisodeRecord(
+            slot=episode.slot,
+            episode_id=episode_name(self.run_id, episode.slot),
+            steps=sum(rows for _, _, rows in written) - 1,
+            episode_return=episode.episode_return,
+            files=tuple(path for path, _, _ in written),
+            bytes=sum(size for _, size, _ in written),
+            policy_version=episode.policy_version,
+        )
 
     def _write(self, slot: int, chunk_index: int, chunk: EpisodeArrays) -> tuple[str, int, int]:
         meta = EpisodeMetadata(
@@ -191,9 +225,6 @@ class RolloutWorker:
         self.policy.set_weights(weights, version)
 
     def close(self) -> None:
-        def close_all() -> None:
-            for env in self.envs:
-                env.close()
-
-        self._on_env_thread(close_all)
+        self._writer.shutdown(wait=True)
+        self._on_env_thread(self.envs.close)
         self._env_thread.shutdown()

@@ -5,6 +5,10 @@ observation dict flattened in key order. ``info["concepts"]`` holds the task's b
 every step, ``info["discount"]`` dm_control's discount. One agent step is ``action_repeat`` physics
 control steps with the same action; rewards are summed. An episode ends with ``terminated`` when
 dm_control reports discount 0, else with ``truncated`` at the time limit.
+
+``advance``/``restart`` are the same step and reset without the frame: ``aime.envs.lockstep`` steps
+several environments that way and renders all their frames with one renderer. The environment's own
+renderer (one GL context) is made only when it renders a frame itself.
 """
 
 from __future__ import annotations
@@ -48,7 +52,8 @@ class DMCEnv(gym.Env):
         self._env = suite.load(domain, name, task_kwargs={"random": seed})
         physics = self._env.physics
         self.camera = resolve_camera(physics, domain, camera)
-        self._renderer = PixelRenderer(physics, image_size, image_size, self.camera, render_lite, egl_device)
+        self.image_size, self.render_lite, self.egl_device = image_size, render_lite, egl_device
+        self._renderer: PixelRenderer | None = None
         self.concepts = ConceptSet.for_task(task) if task in SUPPORTED_TASKS else ConceptSet.empty(domain)
         task_limit = (
             int(self._env._step_limit) // action_repeat if np.isfinite(self._env._step_limit) else None
@@ -74,13 +79,23 @@ class DMCEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
+        state, info = self.restart(seed)
+        return {"pixels": self.render(), "state": state}, info
+
+    def step(self, action: np.ndarray):
+        state, reward, terminated, truncated, info = self.advance(action)
+        return {"pixels": self.render(), "state": state}, reward, terminated, truncated, info
+
+    def restart(self, seed: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        """``reset`` without the frame: (state (S,), info)."""
         if seed is not None:
             self._env.task.random.seed(seed)
         time_step = self._env.reset()
         self._steps = 0
-        return self._observation(time_step.observation), self._info(1.0)
+        return self._state(time_step.observation), self._info(1.0)
 
-    def step(self, action: np.ndarray):
+    def advance(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """``step`` without the frame: (state (S,), reward, terminated, truncated, info)."""
         action = np.asarray(action, dtype=np.float64)
         if action.shape != self.action_space.shape:
             raise ValueError(f"action shape {action.shape} != expected {self.action_space.shape}")
@@ -96,18 +111,24 @@ class DMCEnv(gym.Env):
         truncated = not terminated and (
             time_step.last() or (self.max_episode_steps is not None and self._steps >= self.max_episode_steps)
         )
-        return self._observation(time_step.observation), reward, terminated, truncated, self._info(discount)
+        return self._state(time_step.observation), reward, terminated, truncated, self._info(discount)
 
     def render(self) -> np.ndarray:
+        if self._renderer is None:
+            size = self.image_size
+            self._renderer = PixelRenderer(
+                self.physics, size, size, self.camera, self.render_lite, self.egl_device
+            )
         return self._renderer.render()
 
     def close(self) -> None:
-        self._renderer.close()
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
         self._env.close()
 
-    def _observation(self, observation: OrderedDict[str, Any]) -> dict[str, np.ndarray]:
-        state = np.concatenate([np.asarray(v, dtype=np.float32).ravel() for v in observation.values()])
-        return {"pixels": self._renderer.render(), "state": state}
+    def _state(self, observation: OrderedDict[str, Any]) -> np.ndarray:
+        return np.concatenate([np.asarray(v, dtype=np.float32).ravel() for v in observation.values()])
 
     def _info(self, discount: float) -> dict[str, Any]:
         return {"concepts": self.concepts(self._env.physics), "discount": discount}

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import mujoco
 import numpy as np
 
 Quantities = Callable[[Any], dict[str, float]]
@@ -26,10 +27,21 @@ def domain(name: str, names: tuple[str, ...]) -> Callable[[Quantities], Quantiti
 
 def in_contact(physics: Any, geom_a: str, geom_b: str) -> bool:
     """Whether the two named geoms touch in the current contact list."""
-    model, data = physics.model, physics.data
-    a, b = model.name2id(geom_a, "geom"), model.name2id(geom_b, "geom")
-    pairs = np.stack([data.contact.geom1[: data.ncon], data.contact.geom2[: data.ncon]], axis=1)
-    return bool(np.any((pairs == [a, b]).all(axis=1) | (pairs == [b, a]).all(axis=1)))
+    # Raw MuJoCo structures and a list lookup: dm_control's named views and numpy's per-call overhead
+    # cost 14 us for the handful of contacts a step has, a quarter of an agent step's Python time.
+    model, data = physics.model.ptr, physics.data.ptr
+    a, b = _geom_id(model, geom_a), _geom_id(model, geom_b)
+    if data.ncon == 0:
+        return False
+    pairs = data.contact.geom.tolist()  # (ncon, 2)
+    return [a, b] in pairs or [b, a] in pairs
+
+
+def _geom_id(model: Any, name: str) -> int:
+    index = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, name)
+    if index < 0:
+        raise ValueError(f"no geom named {name!r} in the model")
+    return index
 
 
 @domain(
