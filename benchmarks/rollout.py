@@ -118,6 +118,7 @@ def actor_rate(
         "steady_frames_per_second": round(steady, 1),
         "end_to_end_frames_per_second": round(summary.steps_per_second, 1),
         "seconds": round(summary.seconds, 2),
+        "first_frame_seconds": summary.first_frame_seconds,
         "episodes": summary.episodes,
         "bytes_per_frame": round(summary.bytes / summary.steps, 1),
     }

@@ -51,10 +51,12 @@ class CollectSummary:
     worker_failures: int
     evicted: int
     replay_root: str
+    first_frame_seconds: float  # until the first frames were counted: actor start-up, roughly
 
     def lines(self) -> list[str]:
         return [
             f"episodes      {self.episodes}",
+            f"seconds       {self.seconds:.1f}  (first frames at {self.first_frame_seconds:.1f})",
             f"frames        {self.steps}  ({self.frames_per_second:,.0f}/s; one rendered observation each)",
             f"physics steps {self.physics_steps}  (action repeat included)",
             f"bytes on disk {self.bytes:,}  ({self.bytes / max(self.steps, 1):,.0f} per frame)",
@@ -119,6 +121,7 @@ def collect(
     store = ReplayStore(cfg.replay.root)
     bar = tqdm(total=episodes, unit="ep", disable=not progress, dynamic_ncols=True)
     start = last_log = time.monotonic()
+    first_frame = None
     try:
         while queue or in_flight:
             if stop is not None and stop.is_set():
@@ -144,6 +147,8 @@ def collect(
             if now - last_log >= cfg.log_every_seconds or not (queue or in_flight):
                 last_log = now
                 steps = _live_steps(actors, records)
+                if steps and first_frame is None:
+                    first_frame = now - start
                 bar.set_postfix_str(f"{steps / (now - start):,.0f} frames/s", refresh=False)
                 if metrics:
                     metrics.write(steps, _metrics(records, steps, cfg, now - start, failures))
@@ -162,6 +167,7 @@ def collect(
         frames_per_second=steps / seconds,
         bytes=sum(r.bytes for r in records),
         worker_failures=failures,
+        first_frame_seconds=round(first_frame if first_frame is not None else seconds, 2),
         evicted=evicted,
         replay_root=cfg.replay.root,
     )

@@ -30,7 +30,7 @@ def _complete_episodes(root: str) -> dict[str, int]:
     return out
 
 
-def test_collect_cli_writes_exactly_the_requested_episodes(tmp_path, ray_local):
+def test_collect_cli_writes_exactly_the_requested_episodes(tmp_path, ray_local, capsys):
     out = tmp_path / "replay"
     code = main(
         [
@@ -46,9 +46,13 @@ def test_collect_cli_writes_exactly_the_requested_episodes(tmp_path, ray_local):
             "--no-progress",
             f"results_dir={tmp_path / 'results'}",
             "env.max_episode_steps=15",
+            "env.action_repeat=2",
+            "collect.envs_per_worker=4",  # 5 episodes, 2 actors: batches of 3 and 2, not 4 and 1
         ]
     )
     assert code == 0
+    actors = {check_schema(pq.read_schema(p)).actor_id for p in ReplayStore(str(out)).list_names()}
+    assert actors == {0, 1}, "both actors got episodes"
     episodes = _complete_episodes(str(out))
     assert len(episodes) == 5 and set(episodes.values()) == {16}
     assert not [p for p in os.listdir(out) if p.startswith(".")], "no temporary file is left behind"
@@ -57,8 +61,11 @@ def test_collect_cli_writes_exactly_the_requested_episodes(tmp_path, ray_local):
         assert (run_dir / name).exists(), name
     summary = json.loads((run_dir / "collect.json").read_text())
     assert summary["episodes"] == 5 and summary["steps"] == 75 and summary["bytes"] > 0
+    # A frame is one rendered observation: console, summary and metrics count 75, physics steps 150.
+    assert summary["physics_steps"] == 150 and summary["frames_per_second"] == summary["steps_per_second"]
+    assert "frames        75 " in capsys.readouterr().out
     last = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
-    assert last["env/episodes"] == 5 and last["env/steps"] == 75
+    assert last["env/episodes"] == 5 and last["env/steps"] == 75 and last["env/frames"] == 75
 
 
 @pytest.mark.parametrize("max_restarts", [3, 0], ids=["ray-restarts-actor", "driver-replaces-actor"])

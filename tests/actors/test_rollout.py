@@ -5,10 +5,12 @@ from __future__ import annotations
 import functools
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from aime.actors.policy import make_policy
+from aime.actors.recorder import EpisodeRecorder
 from aime.actors.rollout import RolloutWorker
 from aime.config import Config, load_config
 from aime.envs import make_env_from_config
@@ -106,3 +108,51 @@ def test_worker_as_ray_actor(resolved, ray_local):
     finally:
         ray_local.kill(actor)
     assert [r.steps for r in records] == [12, 12]
+
+
+def test_lockstep_environments_write_the_episodes_one_environment_writes(tmp_path):
+    def episodes(num_envs: int) -> dict[str, pa.Table]:
+        cfg = load_config(
+            Config,
+            "tiny",
+            [f"results_dir={tmp_path / str(num_envs)}", "env.max_episode_steps=12", "run_id=same"],
+        )
+        cfg = create_run_dir(cfg)[0]
+        worker = RolloutWorker(0, **_worker_kwargs(cfg, num_envs=num_envs))
+        try:
+            records = worker.run_episodes([0, 1, 2])
+        finally:
+            worker.close()
+        return {r.episode_id: pq.read_table(r.files[0]) for r in records}
+
+    alone, together = episodes(1), episodes(3)
+    assert alone.keys() == together.keys()
+    for episode_id, table in alone.items():
+        other = together[episode_id]
+        for column in table.column_names:
+            if column != "pixels":
+                assert table.column(column).equals(other.column(column)), (episode_id, column)
+        a, b = (np.frombuffer(b"".join(t.column("pixels").to_pylist()), np.uint8) for t in (table, other))
+        assert np.abs(a.astype(int) - b.astype(int)).max() <= 1, episode_id  # tiles: see test_lockstep
+
+
+def test_recorder_grows_past_its_capacity_and_keeps_every_row():
+    recorder = EpisodeRecorder(action_dim=2, capacity=4)
+    frame = np.zeros((8, 8, 3), np.uint8)
+    recorder.start(frame, np.zeros(3, np.float32), {"concepts": {"c": True}})
+    chunks = []
+    for t in range(1, 11):
+        frame = np.full((8, 8, 3), t, np.uint8)
+        action = np.full(2, t, np.float32)
+        info = {"concepts": {"c": t % 2 == 0}}
+        chunks += recorder.step(action, float(t), frame, np.full(3, t, np.float32), info, False, t == 10, 7)
+    (chunk,) = chunks
+    assert len(chunk) == 11 and not recorder.active
+    np.testing.assert_array_equal(chunk.pixels[:, 0, 0, 0], np.arange(11))
+    np.testing.assert_array_equal(chunk.reward, [*range(1, 11), 0])
+    np.testing.assert_array_equal(chunk.action[:, 0], [*range(1, 11), 0])
+    np.testing.assert_array_equal(chunk.step, np.arange(11))
+    assert chunk.is_first.tolist() == [True] + [False] * 10 and chunk.is_last.tolist() == [False] * 10 + [
+        True
+    ]
+    assert chunk.concepts[:, 0].tolist() == [True] + [t % 2 == 0 for t in range(1, 11)]
