@@ -1,16 +1,21 @@
-"""Shared fixtures: a real local Ray, tiny configs, and synthetic replay stores."""
+"""Shared fixtures: a real local Ray, tiny configs, a synthetic replay store, and tiny checkpoints
+(one untrained, one trained by real Ray Train + DeepSpeed steps) for evaluation and serving."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
 
 import pytest  # noqa: E402
+import torch  # noqa: E402
 
-from aime.config import Config, load_config  # noqa: E402
+from aime.checkpoints import write_model_files  # noqa: E402
+from aime.config import Config, dump_yaml, load_config  # noqa: E402
+from aime.replay.synthetic import write_synthetic_episodes  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -28,3 +33,46 @@ def ray_local():
 def tiny_config(tmp_path) -> Config:
     """The tiny experiment, writing under tmp_path."""
     return load_config(Config, "tiny", [f"results_dir={tmp_path / 'results'}"])
+
+
+EPISODES, LENGTH = 4, 20
+
+
+@pytest.fixture(scope="session")
+def store(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("replay")
+    write_synthetic_episodes(root, EPISODES, length=LENGTH, image_size=32, action_dim=6)
+    return root
+
+
+@pytest.fixture(scope="session")
+def untrained_checkpoint(tmp_path_factory, store) -> Path:
+    """A checkpoint in checkpoint.py's format holding a freshly initialised tiny model: enough for
+    the plumbing, seconds instead of a training run."""
+    from aime.models.world_model import WorldModel
+
+    run_dir = tmp_path_factory.mktemp("untrained")
+    cfg = load_config(Config, "tiny", [f"replay.root={store}", f"results_dir={run_dir}"])
+    directory = run_dir / "checkpoints" / "train" / "step00000000"
+    torch.manual_seed(0)
+    state = WorldModel(cfg.model).state_dict()
+    write_model_files(directory, state, dump_yaml(cfg), step=0, tag="step00000000")
+    return directory
+
+
+@pytest.fixture(scope="session")
+def trained_checkpoint(tmp_path_factory, store, ray_local) -> Path:
+    """Two real Ray Train + DeepSpeed steps of the tiny model on the store (~30 s, once per session)."""
+    from aime.run.rundir import create_run_dir
+    from aime.train.driver import train
+
+    results = tmp_path_factory.mktemp("results")
+    cfg = load_config(
+        Config,
+        "tiny",
+        [f"results_dir={results}", f"replay.root={store}", "train.steps=2", "model.optim.balancing.mode=sum"],
+    )
+    cfg, run_dir = create_run_dir(cfg)
+    summary = train(cfg, run_dir, progress=False)
+    assert summary.checkpoint, summary
+    return Path(summary.checkpoint)

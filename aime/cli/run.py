@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"  aime eval {checkpoint} --samples 8        # re-evaluate (mean of 8 imagined futures)")
         print(f"  aime train --resume {run_dir} train.steps=N   # train further")
         print(f"  tensorboard --logdir {run_dir / 'tensorboard'}")
-        print("  serving a checkpoint (Ray Serve) is not built yet: see serve/README.md")
+        print(f"  aime serve {run_dir}                      # serve its best checkpoint over HTTP")
     return 0
 
 

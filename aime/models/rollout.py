@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
+from aime.models import noise
 from aime.models.dynamics import State
 from aime.models.rollout_compile import CUDA_GRAPH_MODES, compiled
 
@@ -79,7 +80,7 @@ def frame_step(
         )
         attention = (slots.slot_maps, slots.fused, attention_state, mean_a, std_a)
     mean, std = model.posterior(torch.cat([embed, top, context], dim=-1))
-    z = mean + std * torch.randn_like(std) if sample else mean
+    z = mean + std * noise.randn_like(std) if sample else mean
     state = model.dynamics.step(torch.cat([z, context, attention_state, action], dim=-1), state)
     return state, top, mean, std, z, attention
 

@@ -23,7 +23,9 @@ def _save(run_dir, step, cfg, score=None, seed=0):
     state = WorldModel(cfg.model).state_dict()
     directory = run_dir / "checkpoints" / "train" / f"step{step:08d}"
     metrics = {EVAL_SCORE: score} if score is not None else None
-    checkpoints.write_model_files(directory, state, dump_yaml(cfg), step=step, tag=f"s{step}", metrics=metrics)
+    checkpoints.write_model_files(
+        directory, state, dump_yaml(cfg), step=step, tag=f"s{step}", metrics=metrics
+    )
     return directory, state
 
 

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from aime.models import noise
 from aime.models.attention.maps import centroid, spread
 from aime.models.common import mlp, std_from
 
@@ -28,4 +29,4 @@ class AttentionState(nn.Module):
         summary = torch.cat([pooled.reshape(*lead, -1), centroid(fused, self.M), spread(fused, self.M)], -1)
         mean, raw = self.net(summary).chunk(2, dim=-1)
         std = std_from(raw, 0.01)
-        return mean + temperature * std * torch.randn_like(std), mean, std
+        return mean + temperature * std * noise.randn_like(std), mean, std

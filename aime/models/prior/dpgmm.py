@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from aime.models import noise
 from aime.models.common import gaussian_entropy, gaussian_log_prob, mlp, std_from
 from aime.models.prior.sticks import (
     effective_components,
@@ -118,12 +119,12 @@ class DPGMMPrior(nn.Module):
         """Sample a component, then z from it; temperature 0: the heaviest component's mean.  (..., Z)."""
         if temperature <= 0.0:
             k = stats.log_pi.argmax(-1)
-            noise = torch.zeros_like(stats.means[..., 0, :])
+            eps = torch.zeros_like(stats.means[..., 0, :])
         else:
-            gumbel = -torch.log(-torch.log(torch.rand_like(stats.log_pi).clamp(1e-9, 1 - 1e-9)))
+            gumbel = -torch.log(-torch.log(noise.rand_like(stats.log_pi).clamp(1e-9, 1 - 1e-9)))
             k = (stats.log_pi / temperature + gumbel).argmax(-1)
-            noise = temperature * torch.randn_like(stats.means[..., 0, :])
+            eps = temperature * noise.randn_like(stats.means[..., 0, :])
         index = k[..., None, None].expand(*k.shape, 1, stats.means.shape[-1])
         mean = stats.means.gather(-2, index).squeeze(-2)
         std = stats.stds.gather(-2, index).squeeze(-2)
-        return mean + std * noise
+        return mean + std * eps

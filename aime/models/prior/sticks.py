@@ -10,6 +10,8 @@ import torch
 from torch import Tensor
 from torch.distributions import Gamma, kl_divergence
 
+from aime.models import noise
+
 EULER_GAMMA = 0.5772156649015329
 _U_EPS = 1e-6
 
@@ -20,7 +22,7 @@ def sample_log_kumaraswamy(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
     v = (1 - (1 - u)^(1/b))^(1/a); every step stays in log space so v near 0 or 1 never rounds to
     an exact 0 or 1 whose log would be infinite.
     """
-    u = torch.rand_like(a).clamp(_U_EPS, 1 - _U_EPS)
+    u = noise.rand_like(a).clamp(_U_EPS, 1 - _U_EPS)
     log_one_minus_w = torch.log1p(-u) / b  # log((1 - u)^(1/b)) < 0
     log_v = torch.log(-torch.expm1(log_one_minus_w)) / a
     log_v = log_v.clamp(max=-_U_EPS)

@@ -13,6 +13,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor
 
+from aime.models import noise
+
 HALF_BIN = 1.0 / 255.0
 
 
@@ -57,12 +59,12 @@ class LogisticMixture:
     def sample(self, params: Tensor) -> Tensor:
         logits, means, log_scales = self._split(params)
         pick = F.one_hot(
-            (logits - torch.log(-torch.log(torch.rand_like(logits).clamp_min(1e-9)))).argmax(2),
+            (logits - torch.log(-torch.log(noise.rand_like(logits).clamp_min(1e-9)))).argmax(2),
             self.components,
         )
         pick = rearrange(pick, "n c h w k -> n c k h w").to(means.dtype)
         mu, log_s = (pick * means).sum(2), (pick * log_scales).sum(2)
-        u = torch.rand_like(mu).clamp(1e-5, 1 - 1e-5)
+        u = noise.rand_like(mu).clamp(1e-5, 1 - 1e-5)
         return (mu + log_s.exp() * (u.log() - torch.log1p(-u))).clamp(-1.0, 1.0)
 
 
@@ -86,7 +88,7 @@ class FixedGaussian:
         return params.clamp(-1.0, 1.0)
 
     def sample(self, params: Tensor) -> Tensor:
-        return (params + self.std * torch.randn_like(params)).clamp(-1.0, 1.0)
+        return (params + self.std * noise.randn_like(params)).clamp(-1.0, 1.0)
 
 
 PixelLikelihood = LogisticMixture | FixedGaussian

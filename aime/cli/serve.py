@@ -1,0 +1,72 @@
+"""``aime serve``: host a trained world model behind HTTP (Ray Serve) until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="serve a trained world model over HTTP (Ray Serve)",
+        description="Serve a checkpoint with Ray Serve: POST /v1/encode, /v1/imagine, /v1/concepts;\n"
+        "GET /v1/model, /healthz, /readyz; interactive docs at /docs. Runs until Ctrl-C.\n"
+        "Settings (key=value): max_batch_size, batch_wait_timeout_s, batch_buckets, max_frames,\n"
+        "max_horizon, max_body_bytes, num_gpus, num_cpus, min_replicas, max_replicas, prefer.",
+        epilog="examples: aime serve results/<run_id>\n"
+        "          aime serve results/<run_id>/checkpoints/train/step00001000 --port 9000 num_gpus=1",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "checkpoint", help="a run directory (its best, else newest, checkpoint) or a checkpoint"
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)"
+    )
+    parser.add_argument("--port", type=int, default=8000, help="HTTP port (default: 8000)")
+    parser.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else a local Ray)")
+    parser.add_argument(
+        "overrides", nargs="*", metavar="key=value", help="serving settings, e.g. max_batch_size=32"
+    )
+    parser.set_defaults(handler=run)
+
+
+def serve_args(checkpoint: str, overrides: list[str]) -> dict:
+    from aime.config.loader import parse_override
+
+    args: dict = {"checkpoint": checkpoint}
+    for item in overrides:
+        key, value = parse_override(item)
+        args[key] = value
+    return args
+
+
+def run(args: argparse.Namespace) -> int:
+    from ray import serve
+
+    from aime.checkpoints import IncompleteCheckpointError
+    from aime.config import RayConfig
+    from aime.run.ray_init import init_ray
+    from aime.serve.app import APP_NAME, build_app
+
+    try:
+        application = build_app(serve_args(args.checkpoint, args.overrides))  # bad keys fail before Ray
+    except IncompleteCheckpointError as error:
+        raise ValueError(str(error)) from None
+    init_ray(RayConfig(), address=args.address)
+    logging.getLogger("ray.serve").setLevel(logging.WARNING)  # deployment chatter: aime prints the URL
+    serve.start(http_options={"host": args.host, "port": args.port})
+    serve.run(application, name=APP_NAME, route_prefix="/", blocking=False)
+    url = f"http://{args.host}:{args.port}"
+    print(f"serving {args.checkpoint} at {url}  (API docs: {url}/docs; Ctrl-C stops)")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        print("stopping")
+    finally:
+        serve.delete(APP_NAME)
+        serve.shutdown()
+    return 0

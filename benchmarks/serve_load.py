@@ -1,0 +1,231 @@
+"""Serving latency and throughput under load, batching on and off side by side (prints JSON).
+
+    python benchmarks/serve_load.py [--preset default] [--clients 1 8 32] [--requests 200] [--seconds 60]
+    python benchmarks/serve_load.py --checkpoint results/<run_id>      # a trained model instead
+
+One run starts a local Ray and two copies of the aime application on 127.0.0.1: one with dynamic
+batching (max_batch_size = the largest client count) and one without (max_batch_size 1), each with
+one model replica. For /v1/imagine (context 5, horizon 10) and /v1/encode (T 16), at each client
+count, every client sends requests back to back until ``--requests`` are done (or ``--seconds``
+pass): p50/p95/p99 latency, requests/s and the count of 5xx answers. The floor is the model call
+in-process (ServedModel, batch of one, no HTTP); Serve's overhead per request is p50 at one client
+minus that floor. Without --checkpoint the model is an untrained one of ``--preset`` at 64x64: speed
+does not depend on the weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+import numpy as np  # noqa: E402
+
+
+def untrained_checkpoint(preset: str, image_size: int, folder: Path) -> str:
+    import torch
+
+    from aime.checkpoints import write_model_files
+    from aime.config import Config, dump_yaml, load_config
+    from aime.models.world_model import WorldModel
+
+    cfg = load_config(
+        Config, None, [f"model={preset}", f"env.image_size={image_size}", f"model.image_size={image_size}"]
+    )
+    torch.manual_seed(0)
+    directory = folder / "checkpoints" / "train" / "step00000000"
+    write_model_files(directory, WorldModel(cfg.model).state_dict(), dump_yaml(cfg), step=0, tag="untrained")
+    return str(directory)
+
+
+def bodies(info: dict[str, Any], context: int, horizon: int, encode_steps: int) -> dict[str, dict[str, Any]]:
+    from aime.serve.codec import encode_png
+
+    rng = np.random.default_rng(0)
+    S, A = info["image_size"], info["action_dim"]
+    frames = [
+        encode_png(f) for f in rng.integers(0, 256, (max(context, encode_steps), S, S, 3), dtype=np.uint8)
+    ]
+    action = lambda n: rng.uniform(-1, 1, (n, A)).round(3).tolist()  # noqa: E731
+    return {
+        "imagine": {
+            "context_frames": frames[:context],
+            "context_actions": action(context),
+            "future_actions": action(horizon),
+            "seed": 1,
+        },
+        "encode": {"frames": frames[:encode_steps], "actions": action(encode_steps)},
+    }
+
+
+async def load(url: str, body: dict[str, Any], clients: int, requests: int, seconds: float) -> dict[str, Any]:
+    import httpx
+
+    latencies: list[float] = []
+    errors = {"5xx": 0, "4xx": 0, "transport": 0}
+    deadline = time.monotonic() + seconds
+    remaining = [requests]
+
+    async def client(http: httpx.AsyncClient) -> None:
+        while remaining[0] > 0 and time.monotonic() < deadline:
+            remaining[0] -= 1
+            started = time.perf_counter()
+            try:
+                response = await http.post(url, json=body)
+            except httpx.HTTPError:
+                errors["transport"] += 1
+                continue
+            latencies.append(time.perf_counter() - started)
+            if response.status_code >= 500:
+                errors["5xx"] += 1
+            elif response.status_code >= 400:
+                errors["4xx"] += 1
+
+    async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=clients)) as http:
+        await http.post(url, json=body)  # warm: connection, first batch shapes
+        started = time.perf_counter()
+        await asyncio.gather(*(client(http) for _ in range(clients)))
+        wall = time.perf_counter() - started
+    ms = np.asarray(latencies) * 1e3
+    return {
+        "clients": clients,
+        "requests": len(latencies),
+        "requests_per_second": round(len(latencies) / wall, 2),
+        "p50_ms": round(float(np.percentile(ms, 50)), 2),
+        "p95_ms": round(float(np.percentile(ms, 95)), 2),
+        "p99_ms": round(float(np.percentile(ms, 99)), 2),
+        **errors,
+    }
+
+
+def floor_ms(checkpoint: str, body: dict[str, Any], kind: str, repeats: int = 30) -> dict[str, float]:
+    """The model call in-process for one request (batch of one): what no server can beat."""
+    from aime.serve.codec import frames_to_array
+    from aime.serve.model import EncodeItem, ImagineItem, ServedModel
+
+    model = ServedModel(checkpoint, prefer="newest")
+    if kind == "imagine":
+        frames = frames_to_array(body["context_frames"], "context_frames")
+        item: Any = ImagineItem(
+            frames,
+            np.asarray(body["context_actions"], np.float32),
+            np.asarray(body["future_actions"], np.float32),
+            1.0,
+            1,
+        )
+        call = lambda: model.imagine([item])  # noqa: E731
+    else:
+        frames = frames_to_array(body["frames"], "frames")
+        item = EncodeItem(frames, np.asarray(body["actions"], np.float32), np.arange(len(frames)) == 0)
+        call = lambda: model.encode([item])  # noqa: E731
+    call()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - started) * 1e3)
+    return {
+        "p50_ms": round(float(np.median(times)), 2),
+        "min_ms": round(min(times), 2),
+        "max_ms": round(max(times), 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--checkpoint", help="a run or checkpoint directory (default: an untrained --preset model)"
+    )
+    parser.add_argument("--preset", default="default", help="model preset for the untrained model")
+    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--requests", type=int, default=200, help="requests per cell (bounded)")
+    parser.add_argument("--seconds", type=float, default=60.0, help="time limit per cell")
+    parser.add_argument("--num-gpus", type=float, default=0.0, help="per model replica")
+    parser.add_argument("--out", help="also write the JSON here")
+    args = parser.parse_args()
+
+    import ray
+    from ray import serve
+
+    from aime.serve.app import build_app
+
+    started = time.perf_counter()
+    folder = Path(tempfile.mkdtemp(prefix="aime-serve-bench-"))
+    checkpoint = args.checkpoint or untrained_checkpoint(args.preset, args.image_size, folder)
+    ray.init(num_cpus=max(4, os.cpu_count() or 1), include_dashboard=False)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    batch = max(args.clients)
+    buckets = sorted({1, 2, 4, 8, 16, 32, batch})
+    settings = {
+        "batched": {"max_batch_size": batch, "batch_buckets": buckets},
+        "unbatched": {"max_batch_size": 1},
+    }
+    for name, extra in settings.items():
+        app = build_app(
+            {"checkpoint": checkpoint, "num_gpus": args.num_gpus, "max_ongoing_requests": 2 * batch, **extra}
+        )
+        serve.run(app, name=name, route_prefix=f"/{name}")
+    base = f"http://127.0.0.1:{port}"
+    import httpx
+
+    info = httpx.get(f"{base}/batched/v1/model", timeout=60).json()
+    requests = bodies(info, context=5, horizon=10, encode_steps=16)
+    startup_s = time.perf_counter() - started
+    results: dict[str, Any] = {}
+    for kind, body in requests.items():
+        results[kind] = {"floor_in_process": floor_ms(info["checkpoint"], body, kind)}
+        for name in settings:
+            url = f"{base}/{name}/v1/{kind}"
+            results[kind][name] = [
+                asyncio.run(load(url, body, c, args.requests, args.seconds)) for c in args.clients
+            ]
+        single = results[kind]["unbatched"][0] if args.clients[0] == 1 else None
+        if single:
+            results[kind]["serve_overhead_p50_ms"] = round(
+                single["p50_ms"] - results[kind]["floor_in_process"]["p50_ms"], 2
+            )
+        top = {n: results[kind][n][-1]["requests_per_second"] for n in settings}
+        results[kind][f"batching_speedup_at_{args.clients[-1]}_clients"] = round(
+            top["batched"] / top["unbatched"], 2
+        )
+    serve.shutdown()
+    ray.shutdown()
+    report = {
+        "benchmark": "serve_load",
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "gpus_per_replica": args.num_gpus,
+        },
+        "model": {
+            "checkpoint": info["checkpoint"],
+            "image_size": info["image_size"],
+            "preset": None if args.checkpoint else args.preset,
+        },
+        "startup_seconds": round(startup_s, 1),
+        "total_seconds": round(time.perf_counter() - started, 1),
+        "results": results,
+    }
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

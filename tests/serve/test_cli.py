@@ -1,0 +1,75 @@
+"""``aime serve`` and serve/config.yaml: bad settings fail before anything starts; the server starts on
+127.0.0.1, prints where, and stops cleanly on Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import yaml
+from serve_helpers import free_port
+
+from aime.cli.main import main
+from aime.serve.config import ServeConfig, serve_config
+
+CONFIG = Path(__file__).resolve().parents[2] / "serve" / "config.yaml"
+
+
+def test_bad_settings_name_the_key_before_ray_starts(trained_checkpoint, capsys):
+    run_dir = str(trained_checkpoint.parents[2])
+    assert main(["serve", run_dir, "max_batch_sise=4"]) == 2
+    assert "unknown config key 'max_batch_sise'" in capsys.readouterr().err
+    assert main(["serve", run_dir, "max_batch_size=64"]) == 2
+    assert "batch_buckets" in capsys.readouterr().err
+    assert main(["serve", str(run_dir) + "-missing"]) == 2
+    assert "is not a directory" in capsys.readouterr().err
+
+
+def test_the_serve_config_file_holds_valid_application_arguments():
+    config = yaml.safe_load(CONFIG.read_text())
+    (app,) = config["applications"]
+    assert app["import_path"] == "aime.serve.app:build_app" and config["http_options"]["host"] == "127.0.0.1"
+    parsed = serve_config(app["args"])
+    assert parsed.checkpoint == "results/RUN_ID" and parsed.max_batch_size == ServeConfig().max_batch_size
+
+
+def test_aime_serve_starts_on_loopback_and_stops_on_ctrl_c(trained_checkpoint, tmp_path):
+    port = free_port()
+    env = dict(os.environ, RAY_ADDRESS="", PYTHONUNBUFFERED="1")
+    command = [
+        sys.executable,
+        "-m",
+        "aime.cli.main",
+        "serve",
+        str(trained_checkpoint.parents[2]),
+        "--port",
+        str(port),
+    ]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path
+    )
+    lines: list[str] = []
+    try:
+        deadline = time.monotonic() + 180
+        assert process.stdout is not None
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            lines.append(line)
+            if "(API docs:" in line or not line:
+                break
+        assert f"at http://127.0.0.1:{port}  (API docs: http://127.0.0.1:{port}/docs" in "".join(lines), (
+            lines[-20:]
+        )
+        assert httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=30).json() == {"status": "ready"}
+        process.send_signal(signal.SIGINT)
+        out, _ = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, "".join(lines[-20:]) + out[-2000:]
+    assert "stopping" in out
