@@ -12,6 +12,7 @@ Every file is written atomically (``aime.storage``), so a reader sees a file who
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Mapping
@@ -67,6 +68,12 @@ def read_meta(directory: str | Path) -> dict[str, Any]:
     if not isinstance(meta, dict) or not isinstance(meta.get("step"), int):
         raise IncompleteCheckpointError(f"{path} has no integer 'step': not an aime checkpoint")
     return meta
+
+
+def config_hash(checkpoint: str | Path) -> str:
+    """The identity of the config a checkpoint was trained with: sha256 of its config.yaml bytes,
+    first 16 hex digits. Serving reports it; lens packs record it and refuse another model's."""
+    return hashlib.sha256((Path(checkpoint) / CONFIG).read_bytes()).hexdigest()[:16]
 
 
 def is_complete(directory: str | Path) -> bool:

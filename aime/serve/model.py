@@ -15,7 +15,6 @@ was batched with: the same request and seed give the same frames.
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
@@ -53,7 +52,7 @@ class ServedModel:
         loaded = checkpoints.load(checkpoint, self.device, prefer=prefer)  # type: ignore[arg-type]
         self.model, self.cfg, self.path, self.step = loaded.model, loaded.config, loaded.path, loaded.step
         self.buckets = tuple(sorted(buckets))
-        self.config_hash = hashlib.sha256((self.path / checkpoints.CONFIG).read_bytes()).hexdigest()[:16]
+        self.config_hash = checkpoints.config_hash(self.path)
         S, A = self.cfg.model.image_size, self.cfg.model.action_dim
         probe = EncodeItem(np.zeros((1, S, S, 3), np.uint8), np.zeros((1, A), np.float32), np.ones(1, bool))
         self.activation_names = sorted(self.encode([probe])[0])  # also warms the model up

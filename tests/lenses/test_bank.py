@@ -1,0 +1,114 @@
+"""The bank against a loop of separate probes, and bank training on synthetic concepts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from aime.lenses.bank import LensBank, LensSpec, Probe
+from aime.lenses.fit import FitConfig, LensData, fit_bank, predict
+from aime.lenses.metrics import auroc, graduates, lens_scores, majority_baseline
+
+DIMS = {"z": 8, "h": 32, "embed": 20}
+
+
+def _specs() -> list[LensSpec]:
+    # Interleaved activations and both standardisation settings: the bank must restore lens order.
+    return [
+        LensSpec(concept, activation, DIMS[activation], standardise=(i % 3 != 0))
+        for i, (concept, activation) in enumerate(
+            [(c, a) for c in ("a", "b", "c") for a in ("h", "z", "embed")] + [("d", "z")]
+        )
+    ]
+
+
+def _inputs(batch: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return {name: torch.randn(batch, d, generator=g) * 3 + 1 for name, d in DIMS.items()}
+
+
+def test_bank_equals_loop_of_probes_fp32():
+    torch.manual_seed(0)
+    specs = _specs()
+    probes = [Probe(s.input_dim, s.standardise).eval() for s in specs]
+    bank = LensBank.from_probes(specs, probes).eval()
+    x = _inputs(33)
+    with torch.no_grad():
+        expected = torch.stack([p(x[s.activation]) for s, p in zip(specs, probes, strict=True)], dim=1)
+        got = bank(x)
+    assert got.shape == (33, len(specs))
+    assert torch.allclose(got, expected, atol=1e-5, rtol=0), (got - expected).abs().max()
+    # and back out: a lens taken from the bank is the probe it came from
+    for i in (0, 4, len(specs) - 1):
+        with torch.no_grad():
+            assert torch.allclose(bank.probe(i).eval()(x[specs[i].activation]), expected[:, i], atol=1e-6)
+
+
+def test_bank_bf16_close_to_fp32():
+    torch.manual_seed(1)
+    bank = LensBank(_specs()).eval()
+    x = _inputs(64, seed=1)
+    with torch.no_grad():
+        full = bank(x)
+        half = bank.to(torch.bfloat16)(x)
+    assert half.dtype == torch.bfloat16
+    error = (half.float() - full).abs().max().item()
+    assert error < 0.05 * full.abs().max().item() + 0.02, error
+    assert error > 0  # it really ran in bf16
+
+
+def test_bank_dropout_is_per_lens_and_off_in_eval():
+    bank = LensBank([LensSpec("a", "h", 32), LensSpec("a", "h", 32)], dropout=0.5)
+    with torch.no_grad():  # two identical lenses
+        bank.groups["h__std"].w1[1].copy_(bank.groups["h__std"].w1[0])
+        for name in ("b1", "w2", "b2", "w3", "b3"):
+            getattr(bank.groups["h__std"], name)[1].copy_(getattr(bank.groups["h__std"], name)[0])
+    x = {"h": torch.randn(16, 32)}
+    bank.train()
+    out = bank(x)
+    assert not torch.allclose(out[:, 0], out[:, 1])  # independent masks
+    bank.eval()
+    out = bank(x)
+    assert torch.equal(out[:, 0], out[:, 1])
+
+
+def _synthetic(rows: int, seed: int) -> LensData:
+    """h (rows, 16): concept "lin" is a linear threshold of h, "noise" a coin flip independent of h."""
+    g = torch.Generator().manual_seed(seed)
+    h = torch.randn(rows, 16, generator=g)
+    direction = torch.linspace(-1, 1, 16)
+    lin = h @ direction > 0.3
+    noise = torch.rand(rows, generator=g) < 0.5
+    return LensData({"h": h}, torch.stack([lin, noise], dim=1), ["lin", "noise"])
+
+
+def test_bank_training_reads_a_separable_concept_and_not_noise():
+    torch.manual_seed(0)
+    train, validation, test = _synthetic(3000, 0), _synthetic(600, 1), _synthetic(1000, 2)
+    specs = [LensSpec("lin", "h", 16, standardise=False), LensSpec("noise", "h", 16, standardise=False)]
+    bank = LensBank(specs)
+    cfg = FitConfig(epochs=40, batch_size=128, lr=3e-3, patience=4)
+    result = fit_bank(bank, train, validation, cfg, train.concepts.float().mean(0))
+    assert result.epochs_run < cfg.epochs  # the noise lens (and the other) stopped early
+    assert 1 <= result.best_epoch[1] <= result.epochs_run
+    scores = lens_scores(predict(bank, test).numpy(), test.concepts.numpy())
+    train_scores = lens_scores(predict(bank, train).numpy(), train.concepts.numpy())
+    assert scores["f1"][0] > 0.95, scores
+    assert scores["auroc"][0] > 0.99, scores
+    assert abs(scores["auroc"][1] - 0.5) < 0.07, scores  # chance: the metric can fail
+    assert scores["f1"][1] < 0.6, scores
+    assert graduates(train_scores["f1"][0], scores["f1"][0])
+    assert not graduates(train_scores["f1"][1], scores["f1"][1])
+
+
+def test_auroc_and_baseline_against_hand_counts():
+    scores = np.array([[0.1], [0.4], [0.35], [0.8]])
+    labels = np.array([[False], [False], [True], [True]])
+    assert auroc(scores, labels)[0] == pytest.approx(0.75)
+    assert np.isnan(auroc(scores, np.zeros((4, 1), bool))[0])
+    base = majority_baseline(np.array([0.7, 0.2]), np.array([[True, True], [False, False], [True, False]]))
+    assert base["f1"][0] == pytest.approx(2 * (2 / 3) / (1 + 2 / 3)) and base["f1"][1] == 0.0
+    assert base["accuracy"][1] == pytest.approx(2 / 3)
+    s = lens_scores(np.array([[1.0], [-1.0], [1.0], [-1.0]]), np.array([[True], [True], [False], [False]]))
+    assert s["precision"][0] == 0.5 and s["recall"][0] == 0.5 and s["f1"][0] == 0.5
