@@ -7,7 +7,7 @@ times its parts by wrapping them with clocks: rendering, the environment step wi
 concepts, the policy, the recorder, writing Parquet. ``overhead_ms`` is everything but rendering;
 the plain loop's own non-render time (dm_control's step, no aime) is measured beside it, so the
 difference is what aime adds per frame. ``--cprofile N`` prints the top N functions by own time.
-``--ray`` also reports which GL renderer and CUDA devices a Ray actor sees.
+``--ray`` also starts a RolloutWorker actor: its GL renderer, CUDA devices, threads, start-up.
 """
 
 from __future__ import annotations
@@ -139,31 +139,43 @@ def plain_breakdown(steps: int) -> dict:
     }
 
 
-def ray_actor_view() -> dict:
+def ray_actor_view(envs: int) -> dict:
+    """A RolloutWorker actor of ``envs`` environments: what it renders on, what it sees, and how long
+    it takes to start (creation to ready, and the worker's own start-up breakdown)."""
     import ray
 
+    from aime.actors.policy import make_policy
+    from aime.actors.remote import rollout_actor
+    from aime.config import Config, load_config
+    from aime.envs import make_env_from_config
+    from aime.run.rundir import create_run_dir
+
     @ray.remote(num_cpus=1)
-    def view() -> dict:
-        from dm_control import suite
-
-        from aime.envs.render import PixelRenderer
-
-        physics = suite.load("cheetah", "run").physics
-        renderer = PixelRenderer(physics, 64, 64, camera=0)
-        from OpenGL import GL
-
-        gl = GL.glGetString(GL.GL_RENDERER).decode()
-        renderer.close()
+    def environment() -> dict:
         keys = ("CUDA_VISIBLE_DEVICES", "MUJOCO_EGL_DEVICE_ID", "OMP_NUM_THREADS")
-        return {
-            "gl": gl,
-            **{k: os.environ.get(k) for k in keys},
-            "threads": len(os.listdir("/proc/self/task")),
-        }
+        return {k: os.environ.get(k) for k in keys}
 
+    cfg = load_config(Config, None, [f"results_dir={tempfile.mkdtemp()}", "env.image_size=64"])
+    cfg = create_run_dir(cfg)[0]
     ray.init(num_cpus=2, include_dashboard=False)
     try:
-        return ray.get(view.remote())
+        out = ray.get(environment.remote())
+        start = time.perf_counter()
+        actor = rollout_actor(
+            cfg.collect,
+            worker_id=0,
+            make_env=functools.partial(make_env_from_config, cfg.env),
+            make_policy=functools.partial(make_policy, "random"),
+            replay=cfg.replay,
+            run_id=cfg.run_id or "",
+            seed=0,
+            task=cfg.env.task,
+            num_envs=envs,
+        )
+        out |= ray.get(actor.ready.remote())
+        out["envs"], out["creation_to_ready_seconds"] = envs, round(time.perf_counter() - start, 3)
+        ray.kill(actor)
+        return out
     finally:
         ray.shutdown()
 
@@ -180,7 +192,7 @@ def main() -> None:
     out: dict = {"plain": plain_breakdown(1500)}
     out["aime"] = [profile_worker(e, args.episodes, args.cprofile) for e in args.envs]
     if args.ray:
-        out["ray_actor"] = ray_actor_view()
+        out["ray_actor"] = ray_actor_view(max(args.envs))
     print(json.dumps(out, indent=1))
 
 

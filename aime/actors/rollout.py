@@ -4,8 +4,8 @@ A plain class: tests use it in-process; ``aime.actors.remote`` makes it a Ray ac
 episode *slots* (global episode indices). A slot fixes the episode's seeds and its file names, so a
 slot retried after a crash rewrites the same episode under the same name: no duplicates, no gaps.
 
-Two threads do the work. The environment thread steps the ``num_envs`` environments in lockstep
-and renders their frames together (``aime.envs.lockstep``); the writer thread compresses and writes
+Two kinds of threads do the work. The environment thread steps the ``num_envs`` environments in lockstep
+and renders their frames together (``aime.envs.lockstep``); writer threads compress and write
 finished chunks, so Parquet and zstd never stall stepping. ``run_episodes`` returns once its episodes
 are on storage, but frees the environment thread as soon as its stepping is done: a second call
 queued by the driver steps while the first one's episodes are written.
@@ -27,6 +27,7 @@ import numpy as np
 from aime.actors.policy import Policy
 from aime.actors.recorder import EpisodeRecorder
 from aime.config import ReplayConfig
+from aime.envs.dmc import DMCEnv
 from aime.envs.lockstep import LockstepEnvs
 from aime.replay.episode import EpisodeArrays, episode_table
 from aime.replay.schema import EpisodeMetadata
@@ -34,7 +35,7 @@ from aime.replay.store import ReplayStore
 from aime.run.seeding import derive_seed
 
 T = TypeVar("T")
-EnvFactory = Callable[[int], gym.Env]  # seed -> env (an aime DMCEnv)
+EnvFactory = Callable[[int], DMCEnv]  # seed -> env
 PolicyFactory = Callable[[gym.spaces.Box, int], Policy]  # (action space, num envs) -> policy
 
 
@@ -77,6 +78,7 @@ class RolloutWorker:
         num_envs: int = 1,
     ):
         assert replay.root, "RolloutWorker needs a resolved replay.root"
+        init_start = time.time()
         self.worker_id = worker_id
         self.run_id, self.seed, self.task = run_id, seed, task
         self.replay = replay
@@ -84,12 +86,10 @@ class RolloutWorker:
         # An EGL context belongs to the thread that made it current, and a threaded actor runs each
         # call on any pool thread: all environment work therefore happens on this one thread.
         self._env_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"rollout-{worker_id}")
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"writer-{worker_id}")
-        self.envs: LockstepEnvs = self._on_env_thread(
-            lambda: LockstepEnvs(
-                [make_env(derive_seed(seed, "actor", worker_id, i)) for i in range(num_envs)]
-            )
-        )
+        # Two writers: the episodes of a lockstep batch all end together, and zstd releases the GIL.
+        self._writer = ThreadPoolExecutor(max_workers=2, thread_name_prefix=f"writer-{worker_id}")
+        seeds = [derive_seed(seed, "actor", worker_id, i) for i in range(num_envs)]
+        self.envs = self._on_env_thread(lambda: LockstepEnvs.from_factory(make_env, seeds))
         env = self.envs.envs[0]
         assert isinstance(env.action_space, gym.spaces.Box), env.action_space
         self.action_dim = int(env.action_space.shape[0])
@@ -100,6 +100,11 @@ class RolloutWorker:
         self._pending_weights: tuple[Any, int] | None = None
         self._lock = threading.Lock()
         self._steps_done = 0
+        # Start-up, which bounds short collections end to end: process and imports, then __init__.
+        self.startup = {
+            "process_to_init_seconds": round(init_start - _process_start_time(), 3),
+            "init_seconds": round(time.time() - init_start, 3),
+        }
 
     # ---- control, callable while run_episodes is running (threaded actor) --------------------
     def set_policy_weights(self, weights: Any, version: int) -> None:
@@ -114,6 +119,7 @@ class RolloutWorker:
             "worker_id": self.worker_id,
             "pid": os.getpid(),
             "gl": self._on_env_thread(self.envs.gl_renderer),
+            **self.startup,
         }
 
     # ---- work --------------------------------------------------------------------------------
@@ -228,3 +234,11 @@ class RolloutWorker:
         self._writer.shutdown(wait=True)
         self._on_env_thread(self.envs.close)
         self._env_thread.shutdown()
+
+
+def _process_start_time() -> float:
+    """When this process started (Linux: its /proc entry's creation), else now."""
+    try:
+        return os.stat(f"/proc/{os.getpid()}").st_ctime
+    except OSError:
+        return time.time()

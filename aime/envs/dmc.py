@@ -13,6 +13,7 @@ renderer (one GL context) is made only when it renders a frame itself.
 
 from __future__ import annotations
 
+import copy
 from collections import OrderedDict
 from typing import Any
 
@@ -112,6 +113,17 @@ class DMCEnv(gym.Env):
             time_step.last() or (self.max_episode_steps is not None and self._steps >= self.max_episode_steps)
         )
         return self._state(time_step.observation), reward, terminated, truncated, self._info(discount)
+
+    def clone(self, seed: int | None = None) -> DMCEnv:
+        """The same environment as ``make_env(task, seed=seed, <same options>)``, made by copying the
+        compiled model (about 10 ms) instead of parsing and compiling the task's XML again (60-100 ms;
+        an actor with 16 environments started a second later)."""
+        twin = copy.copy(self)
+        twin._env = copy.deepcopy(self._env)
+        twin._env.task.random.seed(seed)  # as suite.load(task_kwargs={"random": seed}) seeds it
+        twin._renderer, twin._np_random = None, None
+        twin.action_space, twin.observation_space = copy.deepcopy((self.action_space, self.observation_space))
+        return twin
 
     def render(self) -> np.ndarray:
         if self._renderer is None:

@@ -12,7 +12,7 @@ until the next call: copy what you keep.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -39,6 +39,12 @@ class LockstepEnvs:
         self._renderer = PixelRenderer(
             first.physics, size, size, first.camera, first.render_lite, first.egl_device, tiles=len(envs)
         )
+
+    @classmethod
+    def from_factory(cls, make_env: Callable[[int], DMCEnv], seeds: Sequence[int]) -> LockstepEnvs:
+        """``make_env(seed)`` for the first seed, clones of it (``DMCEnv.clone``) for the others."""
+        first = make_env(seeds[0])
+        return cls([first, *(first.clone(seed) for seed in seeds[1:])])
 
     def __len__(self) -> int:
         return len(self.envs)

@@ -59,3 +59,20 @@ def test_frames_are_distinct_tiles_not_copies_of_one():
         lockstep.close()
     flat = frames.reshape(4, -1).astype(int)
     assert all(np.abs(flat[i] - flat[j]).sum() > 0 for i in range(4) for j in range(i + 1, 4))
+
+
+def test_a_clone_is_the_environment_make_env_builds_for_its_seed():
+    original = make_env("cartpole-swingup", seed=0, image_size=16)
+    twin, fresh = original.clone(seed=9), make_env("cartpole-swingup", seed=9, image_size=16)
+    try:
+        assert twin.physics.model.ptr is not original.physics.model.ptr  # tasks may edit their model
+        for env in (twin, fresh):
+            env.reset()  # no seed: the construction seed decides the initial state
+        for _ in range(5):
+            a, b = twin.step(np.full(1, 0.3, np.float32)), fresh.step(np.full(1, 0.3, np.float32))
+            np.testing.assert_array_equal(a[0]["state"], b[0]["state"])
+            np.testing.assert_array_equal(a[0]["pixels"], b[0]["pixels"])
+            assert a[1:4] == b[1:4]
+    finally:
+        for env in (original, twin, fresh):
+            env.close()
