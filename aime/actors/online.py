@@ -8,19 +8,30 @@
 The episodes continue the run's numbering (seeds and file names never collide with the first phase),
 are split into training / held-out by episode id like every other, and the collection stops early,
 after the episodes in flight, when training ends first.
+
+When the actors render on the trainer's GPU, the online phase packs the configured environments
+(workers x envs_per_worker) into as few actors as it can, 16 environments each: the GPU time-slices
+between each rendering EGL context and the trainer's CUDA context, whatever a context renders. Beside
+a bf16 matmul loop on one H200, 12 renderers of one environment each left it 0.47x of its rate
+alone; one renderer of 16 lockstep environments, rendering 2.5x the frames, 0.85x
+(``benchmarks/render_contention.py``). On a CPU (llvmpipe) rendering is the work itself, so the
+actors stay as configured.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 from aime.actors.collect import CollectSummary, collect
-from aime.config import Config
+from aime.config import CollectConfig, Config
 from aime.run.rundir import MetricsWriter
 
 log = logging.getLogger(__name__)
+ENVS_PER_GPU_ACTOR = 16  # one read-back renders them all; more gains little (render_scaling.py)
 
 
 class OnlineCollection:
@@ -39,9 +50,17 @@ class OnlineCollection:
 
     def _run(self) -> None:
         metrics = MetricsWriter(self.metrics_path)
+        on_gpu = self.cfg.env.egl_device != "cpu" and _driver_sees_nvidia_gpu()
+        cfg = replace(self.cfg, collect=online_actors(self.cfg.collect, on_gpu))
+        if cfg.collect != self.cfg.collect:
+            log.info(
+                "online collection: %d actors x %d environments",
+                cfg.collect.workers,
+                cfg.collect.envs_per_worker,
+            )
         try:
             self.summary = collect(
-                self.cfg,
+                cfg,
                 metrics,
                 progress=False,  # the training progress bar owns the terminal
                 episodes=self.cfg.collect.online_episodes,
@@ -61,3 +80,21 @@ class OnlineCollection:
         if self._thread is not None:
             self._thread.join(timeout)
         return self.summary
+
+
+def online_actors(c: CollectConfig, on_gpu: bool) -> CollectConfig:
+    """The online phase's actors: on a GPU the same environments in as few actors as possible."""
+    if not on_gpu:
+        return c
+    envs = c.workers * c.envs_per_worker
+    workers = -(-envs // ENVS_PER_GPU_ACTOR)
+    return replace(c, workers=workers, envs_per_worker=-(-envs // workers))
+
+
+def _driver_sees_nvidia_gpu() -> bool:
+    """Whether this node has an NVIDIA GPU, which EGL then renders on (``aime/envs/egl.py``). The
+    driver's node stands for the actors' on a single node, where trainer and actors share the GPU."""
+    try:
+        return bool(os.listdir("/proc/driver/nvidia/gpus"))
+    except OSError:
+        return False

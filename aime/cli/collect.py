@@ -14,11 +14,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "collect",
         help="collect episodes into a replay store",
         description="Run dm_control episodes in Ray actors and write them as Parquet to the replay store.",
-        epilog="example: aime collect --task cheetah-run --episodes 20 --workers 2 --out results/replay",
+        epilog="example: aime collect --task cheetah-run --episodes 20 --workers 2 --out results/replay\n"
+        "on a GPU node: aime collect --episodes 480 --workers 15 --envs-per-worker 16 (frames rendered\n"
+        "as tiles, one GPU read-back per lockstep step; a frame is one rendered observation)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--task", help="dm_control task, domain-task (env.task)")
     parser.add_argument("--episodes", type=int, help="episodes to collect (collect.episodes)")
     parser.add_argument("--workers", type=int, help="rollout actors (collect.workers)")
+    parser.add_argument(
+        "--envs-per-worker",
+        type=int,
+        help="environments each actor steps in lockstep (collect.envs_per_worker)",
+    )
     parser.add_argument("--out", help="replay root: a directory or a pyarrow URI (replay.root)")
     add_config_arguments(parser)
     parser.set_defaults(handler=run)
@@ -26,6 +34,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def flag_overrides(args: argparse.Namespace) -> list[str]:
     pairs = {"env.task": args.task, "collect.episodes": args.episodes, "collect.workers": args.workers}
+    pairs["collect.envs_per_worker"] = args.envs_per_worker
     pairs["replay.root"] = args.out
     return [f"{key}={value}" for key, value in pairs.items() if value is not None]
 

@@ -41,13 +41,14 @@ def test_collect_cli_writes_exactly_the_requested_episodes(tmp_path, ray_local, 
             "5",
             "--workers",
             "2",
+            "--envs-per-worker",  # 5 episodes, 2 actors: batches of 3 and 2, not 4 and 1
+            "4",
             "--out",
             str(out),
             "--no-progress",
             f"results_dir={tmp_path / 'results'}",
             "env.max_episode_steps=15",
             "env.action_repeat=2",
-            "collect.envs_per_worker=4",  # 5 episodes, 2 actors: batches of 3 and 2, not 4 and 1
         ]
     )
     assert code == 0
