@@ -16,3 +16,8 @@ REPLAY_EVICTED = "replay/evicted_episodes"
 # The periodic held-out evaluation's score (one-step open-loop PSNR; higher is better): Ray Train keeps
 # the best checkpoints by it, meta.json records it, and "best" checkpoints are chosen by it.
 EVAL_SCORE = "eval/psnr_one_step/model"
+
+# The model's lead over copy-last-frame in the periodic evaluation (dB; higher is better): one step
+# ahead, and averaged over the horizon. aime tune optimises the first by default.
+EVAL_PSNR_GAIN_ONE_STEP = "eval/psnr_gain_one_step"
+EVAL_PSNR_GAIN_MEAN = "eval/psnr_gain_mean"

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import asdict
 
 from aime.cli.common import add_config_arguments, config_from_args
+from aime.storage import atomic_write_json
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"checkpoint {trained.checkpoint}  (figures in {run_dir / 'figures'})")
         if trained.checkpoint:
             summary["eval"] = _evaluate(trained.checkpoint, progress=not args.no_progress)
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    atomic_write_json(run_dir / "summary.json", summary)
     print(f"results in {run_dir}  (replay: aime replay stats {collected.replay_root})")
     if summary.get("train", {}).get("checkpoint"):
         checkpoint = summary["train"]["checkpoint"]

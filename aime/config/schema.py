@@ -86,7 +86,7 @@ class TrainConfig:
     log_every: int = 10  # steps between metric records
     wandb: bool = False  # also log to Weights & Biases: offline (<run_dir>/wandb) unless WANDB_API_KEY is set
     checkpoint_every: int = 500  # steps between checkpoints (and one at the end)
-    keep_checkpoints: int = 2  # newest checkpoints kept in storage
+    keep_checkpoints: int = 2  # kept: the best by periodic eval (else the newest); the newest is kept too
     max_failures: int = 2  # worker-group failures survived by resuming from the last checkpoint
     # Profile this optimizer step on rank 0 with torch.profiler: summary + timeline in <run_dir>/profile/
     profile_step: int | None = None

@@ -6,7 +6,6 @@ Metric names carry the ``eval/`` prefix; per-step curves are lists indexed by th
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from aime.eval.open_loop import METRICS, PREDICTORS, OpenLoopConfig
+from aime.storage import atomic_save_figure, atomic_write_json
 
 EVAL_JSON = "eval.json"
 PSNR_PLOT = "psnr_horizon.png"
@@ -71,7 +71,7 @@ def write_report(report: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
     """Write eval.json and psnr_horizon.png into ``out_dir``; returns their paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path, plot_path = out_dir / EVAL_JSON, out_dir / PSNR_PLOT
-    json_path.write_text(json.dumps(report, indent=2) + "\n")
+    atomic_write_json(json_path, report)
     plot_psnr(report, plot_path)
     return json_path, plot_path
 
@@ -99,7 +99,7 @@ def plot_psnr(report: dict[str, Any], path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    atomic_save_figure(path, fig)
     plt.close(fig)
 
 

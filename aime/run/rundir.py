@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from aime.config import Config, dump_yaml
+from aime.storage import atomic_write_text
 
 
 def new_run_id(cfg: Config) -> str:
@@ -26,9 +27,9 @@ def create_run_dir(cfg: Config) -> tuple[Config, Path]:
     replay_root = cfg.replay.root or str(run_dir / "replay")
     cfg = replace(cfg, run_id=run_id, replay=replace(cfg.replay, root=replay_root))
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(dump_yaml(cfg))
-    (run_dir / "versions.json").write_text(json.dumps(versions(), indent=2) + "\n")
-    (run_dir / "seeds.json").write_text(json.dumps({"seed": cfg.seed}, indent=2) + "\n")
+    atomic_write_text(run_dir / "config.yaml", dump_yaml(cfg))
+    atomic_write_text(run_dir / "versions.json", json.dumps(versions(), indent=2) + "\n")
+    atomic_write_text(run_dir / "seeds.json", json.dumps({"seed": cfg.seed}, indent=2) + "\n")
     return cfg, run_dir
 
 

@@ -4,6 +4,20 @@ Every file a reader may see while it is being written (replay episodes, import m
 metadata and weights, run summaries, figures) goes through :func:`atomic_write`.
 """
 
-from aime.storage.atomic import atomic_write, atomic_write_bytes, atomic_write_text, resolve_filesystem
+from aime.storage.atomic import (
+    atomic_save_figure,
+    atomic_write,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    resolve_filesystem,
+)
 
-__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "resolve_filesystem"]
+__all__ = [
+    "atomic_save_figure",
+    "atomic_write",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_text",
+    "resolve_filesystem",
+]

@@ -10,6 +10,7 @@ through pyarrow, without the fsyncs (pyarrow has none).
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Callable
@@ -62,6 +63,16 @@ def atomic_write_bytes(path: str | Path, data: bytes, *, fs: pafs.FileSystem | N
 
 def atomic_write_text(path: str | Path, text: str, *, fs: pafs.FileSystem | None = None) -> str:
     return atomic_write_bytes(path, text.encode(), fs=fs)
+
+
+def atomic_write_json(path: str | Path, data: Any, *, fs: pafs.FileSystem | None = None) -> str:
+    """``data`` as indented JSON (values JSON cannot hold are written as strings)."""
+    return atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n", fs=fs)
+
+
+def atomic_save_figure(path: str | Path, figure: Any, *, dpi: int = 100) -> str:
+    """A matplotlib figure as PNG."""
+    return atomic_write(path, lambda stream: figure.savefig(stream, format="png", dpi=dpi))
 
 
 def _write_local(path: Path, write: Writer) -> str:

@@ -1,1 +1,2 @@
-"""Reserved for a later issue (see README.md)."""
+"""World-model training with Ray Train + DeepSpeed (``aime train``, the training stage of ``aime run``).
+See README.md."""

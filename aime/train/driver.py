@@ -7,6 +7,7 @@ train_worker --ray.train.report(metrics, checkpoint)--> <run_dir>/checkpoints/tr
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from aime.checkpoints import read_meta
 from aime.config import Config, to_dict
 from aime.replay.split import HeldOutSplit
 from aime.replay.store import EpisodeFile, ReplayStore
+from aime.storage import atomic_write_json
 from aime.train.periodic_eval import SCORE, plan_periodic_eval
 from aime.train.stages import check_stage
 from aime.train.zero3 import check_zero3_supported
@@ -99,8 +101,10 @@ def train(
     run_dir: Path,
     resume_from: str | None = None,
     progress: bool = True,
+    callbacks: Sequence[Any] = (),
 ) -> TrainSummary:
-    """Train on ``cfg.replay.root``; ``resume_from`` is a checkpoint directory of this run."""
+    """Train on ``cfg.replay.root``; ``resume_from`` is a checkpoint directory of this run.
+    ``callbacks`` are extra Ray Train callbacks (aime tune passes its reporter to Tune)."""
     import ray
     import ray.train
     from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
@@ -147,7 +151,8 @@ def train(
                     str(run_dir.resolve()),
                     total_steps=t.steps,
                     wandb_config=to_dict(cfg) if t.wandb else None,
-                )
+                ),
+                *callbacks,
             ],
             # Every report is already in metrics.jsonl and on the progress bar: keep the log quiet.
             logging_config=LoggingConfig(log_level="WARNING"),
@@ -174,7 +179,7 @@ def train(
         write_figures(
             summary.checkpoint, run_dir, cfg.replay.root or "", seed=cfg.seed, model=t.stage == "world_model"
         )
-    (run_dir / "train.json").write_text(json.dumps(summary.__dict__, indent=2, default=str) + "\n")
+    atomic_write_json(run_dir / "train.json", summary.__dict__)
     return summary
 
 

@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from aime.storage import atomic_save_figure
+
 FIGURES = ("loss_curves.png", "reconstructions.png", "open_loop.png", "attention.png")
 
 
@@ -76,7 +78,7 @@ def loss_curves(metrics_path: Path, png: Path) -> Path:
     ax.set_ylabel("loss")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(png, dpi=100)
+    atomic_save_figure(png, fig)
     plt.close(fig)
     return png
 
@@ -95,6 +97,6 @@ def _strip(rows: list[Any], labels: list[str], png: Path) -> Path:
                 ax.imshow(row[t].detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy())
         axes[i][0].set_title(label, fontsize=7, loc="left")
     fig.tight_layout()
-    fig.savefig(png, dpi=100)
+    atomic_save_figure(png, fig)
     plt.close(fig)
     return png

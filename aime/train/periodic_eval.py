@@ -22,7 +22,7 @@ from torch import Tensor
 
 from aime.config import Config
 from aime.eval.open_loop import OpenLoopConfig, open_loop_batch
-from aime.metrics import EVAL_SCORE
+from aime.metrics import EVAL_PSNR_GAIN_MEAN, EVAL_PSNR_GAIN_ONE_STEP, EVAL_SCORE
 from aime.models.world_model import eager_rollout
 from aime.replay.split import HeldOutSplit
 from aime.replay.store import EpisodeFile, ReplayStore
@@ -44,6 +44,14 @@ SUMMARIES: dict[str, Callable[[dict[str, Tensor]], Tensor]] = {
     "ssim_mean/baseline": lambda s: s["baseline/ssim"].mean(1),
     "neg_elbo": lambda s: s["loss/elbo/neg_elbo"],
 }
+
+# Every metric a periodic evaluation reports (what a sweep may optimise).
+REPORTED = (
+    *(f"eval/{name}" for name in SUMMARIES),
+    "eval/windows",
+    EVAL_PSNR_GAIN_ONE_STEP,
+    EVAL_PSNR_GAIN_MEAN,
+)
 
 
 def plan_periodic_eval(cfg: Config, files: Sequence[EpisodeFile]) -> list[dict]:
@@ -85,7 +93,8 @@ class PeriodicEval:
         return self.total > 0
 
     def __call__(self, model: torch.nn.Module, reduce_sum: SumReduce) -> dict[str, float]:
-        """Window means over the whole plan (``SUMMARIES``) and ``eval/windows``."""
+        """Window means over the whole plan (``SUMMARIES``), ``eval/windows`` and the PSNR gains over
+        copy-last-frame (``EVAL_PSNR_GAIN_*``)."""
         sums = torch.zeros(len(SUMMARIES) + 1, dtype=torch.float64, device=self.device)
         if self.batch is not None:
             torch.manual_seed(self.seed)  # the training loop reseeds at every step: nothing leaks
@@ -97,4 +106,6 @@ class PeriodicEval:
         count = float(sums[-1])
         out = {f"eval/{name}": float(total) / count for name, total in zip(SUMMARIES, sums[:-1], strict=True)}
         out["eval/windows"] = count
+        out[EVAL_PSNR_GAIN_ONE_STEP] = out["eval/psnr_one_step/model"] - out["eval/psnr_one_step/baseline"]
+        out[EVAL_PSNR_GAIN_MEAN] = out["eval/psnr_mean/model"] - out["eval/psnr_mean/baseline"]
         return out

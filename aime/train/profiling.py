@@ -17,7 +17,6 @@ frequent kernels, the CPU operators with the most self time, and the host-device
 from __future__ import annotations
 
 import gzip
-import json
 import logging
 import shutil
 import time
@@ -29,6 +28,8 @@ from typing import Any
 
 import torch
 from torch.autograd import DeviceType
+
+from aime.storage import atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ def profiled_step(enabled: bool, directory: Path, step: int, device: torch.devic
     directory.mkdir(parents=True, exist_ok=True)
     summary = summarize(prof.events(), wall_us, closing_syncs=1 if device.type == "cuda" else 0)
     summary["step"] = step
-    (directory / f"step{step}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    atomic_write_json(directory / f"step{step}.json", summary)
     trace = directory / f"step{step}.trace.json"
     prof.export_chrome_trace(str(trace))
     with trace.open("rb") as raw, gzip.open(f"{trace}.gz", "wb") as packed:

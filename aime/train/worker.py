@@ -99,7 +99,7 @@ def train_worker(loop_config: dict[str, Any]) -> None:
             if periodic.enabled:  # every checkpoint carries its score (CheckpointConfig keeps the best)
                 scores = periodic(evaluation_model(engine), all_reduce_sum)  # ZeRO-3: a plain copy
             metrics |= scores
-            directory = Path(tempfile.mkdtemp(prefix=f"aime-ckpt-{rank}-"))
+            directory = Path(tempfile.mkdtemp(prefix=f"aime-ckpt-{cfg.run_id}-{rank}-"))
             save_checkpoint(engine, cfg, step, directory, {"balancer": balancer.state_dict()}, scores)
             ray.train.report(
                 metrics,

@@ -72,6 +72,11 @@ def test_resume_continues_from_the_newest_checkpoint(tmp_path, ray_local):
     assert main(["train", "--resume", str(run_dir), "--no-progress", "train.steps=3"]) == 0
     newest = latest_checkpoint(run_dir)
     assert read_meta(newest)["step"] == 3
+    # Each of the 3 saves was staged in the temp dir and removed once Ray Train persisted it.
+    import tempfile
+    from pathlib import Path
+
+    assert not list(Path(tempfile.gettempdir()).glob(f"aime-ckpt-{run_dir.name}-*"))
     assert json.loads((run_dir / "train.json").read_text())["steps"] == 3
     client = torch.load(
         next(newest.rglob("mp_rank_00_model_states.pt")), map_location="cpu", weights_only=False

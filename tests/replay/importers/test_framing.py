@@ -8,7 +8,7 @@ import struct
 import numpy as np
 import pytest
 
-from aime.replay.importers.crc32c import _register_loop, crc32c, masked_crc32c
+from aime.replay.importers.crc32c import crc32c, masked_crc32c
 from aime.replay.importers.protobuf import (
     ProtobufError,
     decode_varints,
@@ -20,15 +20,12 @@ from aime.replay.importers.protobuf import (
 from aime.replay.importers.tfrecord import frame_record, read_records
 
 
-def test_crc32c_known_values_and_lanes_match_the_plain_loop():
+def test_crc32c_known_values():
     assert crc32c(b"123456789") == 0xE3069283  # the CRC-32C check value
     assert crc32c(bytes(32)) == 0x8A9136AA  # RFC 3720, B.4: 32 bytes of zeros
     assert crc32c(b"\xff" * 32) == 0x62A8AB43  # RFC 3720, B.4: 32 bytes of 0xff
     assert crc32c(bytes(range(32))) == 0x46DD794E  # RFC 3720, B.4: incrementing bytes
-    rng = np.random.default_rng(0)
-    for n in (0, 1, 4, 2047, 2048, 2049, 4097, 70_001):  # around the lane set-up thresholds
-        data = rng.integers(0, 256, n, dtype=np.uint8).tobytes()
-        assert crc32c(data) == _register_loop(0xFFFFFFFF, memoryview(data)) ^ 0xFFFFFFFF, n
+    assert crc32c(memoryview(b"123456789")) == 0xE3069283
 
 
 def test_masked_crc_is_the_rotated_crc_plus_the_tfrecord_constant():

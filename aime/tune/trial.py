@@ -1,0 +1,73 @@
+"""One trial: a real ``aime train`` run (Ray Train workers, checkpoints, run directory) whose periodic
+evaluations are reported to Tune.
+
+    Tune trial (function, no CPUs of its own) --params--> Config --train(callbacks=[TuneReporter])-->
+        Ray Train workers --periodic eval at each checkpoint--> TuneReporter --> Tune (ASHA, ...)
+
+A trial's run directory is ``<experiment>/trials/<trial id>``; a trial Tune retries after a failure
+continues from that directory's newest complete checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from aime.tune.config import SweepConfig
+
+TRIALS = "trials"
+
+
+def trainable(sweep: SweepConfig, experiment_dir: str | Path, replay_root: str | None = None) -> Any:
+    """The Tune trainable for ``sweep``: use it as ``tune.Tuner(trainable(...), ...)``. Trials take
+    no CPUs themselves; their Ray Train workers and sampler actors reserve what training needs."""
+    from ray import tune
+
+    run = partial(
+        run_trial, sweep=sweep, experiment_dir=str(Path(experiment_dir).resolve()), replay_root=replay_root
+    )
+    run.__name__ = "aime_trial"  # type: ignore[attr-defined]
+    # Tune refuses an empty request; a token of memory schedules the trial without taking a CPU.
+    return tune.with_resources(run, {"cpu": 0, "gpu": sweep.gpus_per_trial, "memory": 2**20})
+
+
+def run_trial(
+    config: dict[str, Any], *, sweep: SweepConfig, experiment_dir: str, replay_root: str | None
+) -> None:
+    from ray import tune
+
+    from aime.checkpoints import latest_checkpoint
+    from aime.run.rundir import create_run_dir
+    from aime.train.driver import train
+
+    trial_id = tune.get_context().get_trial_id()
+    params = dict(config["params"])
+    # Quoted: YAML would read an id such as 54664_00000 as the integer 5466400000.
+    extra = [f"results_dir={Path(experiment_dir) / TRIALS}", f"run_id='{trial_id}'"]
+    if replay_root:
+        extra.append(f"replay.root={replay_root}")
+    cfg, run_dir = create_run_dir(sweep.trial_config(params, tuple(extra)))
+    (run_dir / "params.json").write_text(json.dumps(params, indent=2) + "\n")
+    resume = latest_checkpoint(run_dir)  # a retried trial continues where it failed
+    train(
+        cfg,
+        run_dir,
+        resume_from=str(resume) if resume else None,
+        progress=False,
+        callbacks=[reporter()],
+    )
+
+
+def reporter() -> Any:
+    """A Ray Train callback that forwards each periodic evaluation (not the loss records between
+    them) to Tune, with the step and the checkpoint it scored."""
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    class TuneReporter(TuneReportCallback):
+        def after_report(self, run_context: Any, metrics: list[dict[str, Any]], checkpoint: Any) -> None:
+            if checkpoint is not None and any(k.startswith("eval/") for k in metrics[0]):
+                super().after_report(run_context, metrics, checkpoint)
+
+    return TuneReporter()

@@ -1,0 +1,111 @@
+"""Real Ray Tune sweeps of the tiny model on the CPU: ASHA stops weak trials, results are written and
+reproducible, a failing trial is retried, an interrupted sweep resumes without rerunning trials, and
+bad sweeps fail before any trial starts."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from aime.cli.main import main
+from aime.config import ConfigError
+from aime.tune.check import check_sweep
+from aime.tune.config import load_sweep
+
+TRIAL = (
+    "train.steps=6",
+    "train.checkpoint_every=2",
+    "train.log_every=2",
+    "train.eval_windows=4",
+    "model.optim.balancing.mode=sum",
+)
+
+
+def _args(store: Path, results: Path, *extra: str) -> list[str]:
+    overrides = json.dumps([f"replay.root={store}", *TRIAL])
+    return ["base=tiny", f"results_dir={results}", f"overrides={overrides}", *extra]
+
+
+def _experiment(results: Path) -> Path:
+    (found,) = results.iterdir()
+    return found
+
+
+def test_asha_stops_weak_trials_and_the_best_config_reproduces(store, ray_local, tmp_path, capsys):
+    # Descending learning rates: after two steps each later trial trails, and ASHA stops it at its rung.
+    lrs = "space.model.optim.lr={grid: [3.0e-3, 1.0e-4, 1.0e-6]}"
+    assert main(["tune", "--config", "lr", *_args(store, tmp_path / "sweeps", lrs, "samples=1")]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count(" done: ") == 3 and "best config:" in printed
+    experiment = _experiment(tmp_path / "sweeps")
+    rows = (experiment / "results.csv").read_text().splitlines()
+    assert len(rows) == 4 and rows[0].startswith("rank,trial_id,status")
+    assert any(",stopped early," in row for row in rows[1:]), rows
+    assert (experiment / "metric.png").stat().st_size > 0
+    best = json.loads((experiment / "best.json").read_text())
+    assert best["checkpoint"] and Path(best["checkpoint"], "model.safetensors").exists()
+    again = ["train", "--config", str(experiment / "best.yaml"), "--no-progress", "train.steps=2"]
+    assert main([*again, f"results_dir={tmp_path / 'again'}"]) == 0
+
+
+def test_a_trial_that_fails_once_is_retried_and_the_sweep_finishes(store, ray_local, tmp_path, capsys):
+    fail = ["train.inject_failure_at_step=3", "train.max_failures=0"]  # Ray Train gives up; Tune retries
+    args = _args(store, tmp_path / "sweeps", "samples=1", "scheduler.name=none", "max_failures=1", "space={}")
+    args[2] = "overrides=" + json.dumps([*json.loads(args[2].split("=", 1)[1]), *fail])
+    assert main(["tune", "--config", "lr", *args]) == 0
+    experiment = _experiment(tmp_path / "sweeps")
+    (trial,) = (experiment / "trials").iterdir()
+    assert (trial / ".injected-failure").exists()  # it did fail once
+    assert ",finished," in (experiment / "results.csv").read_text()
+
+
+def test_an_interrupted_sweep_resumes_without_rerunning_finished_trials(store, ray_local, tmp_path):
+    results = tmp_path / "sweeps"
+    grid = "space.model.optim.lr={grid: [1.0e-3, 2.0e-3, 3.0e-3]}"
+    command = [sys.executable, "-m", "aime.cli.main", "tune", "--config", "lr"]
+    command += _args(store, results, grid, "samples=1", "scheduler.name=none")
+    env = dict(os.environ, RAY_ADDRESS="", PYTHONUNBUFFERED="1")
+    driver = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    done: list[str] = []
+    try:
+        deadline = time.monotonic() + 400
+        assert driver.stdout is not None
+        while len(done) < 2 and time.monotonic() < deadline:
+            line = driver.stdout.readline()
+            if not line:
+                break
+            if " done: " in line:
+                done.append(line.split(" done: ")[1].split()[0])
+    finally:
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(timeout=60)
+    assert len(done) == 2, done
+    experiment = _experiment(results)
+    finished = {t: (experiment / "trials" / t / "metrics.jsonl").read_text() for t in done}
+    assert main(["tune", "--resume", str(experiment), "--no-progress"]) == 0
+    for trial, metrics in finished.items():  # not rerun: their records are exactly as they were
+        assert (experiment / "trials" / trial / "metrics.jsonl").read_text() == metrics
+    rows = (experiment / "results.csv").read_text().splitlines()[1:]
+    assert len(rows) == 3 and all(",finished," in row for row in rows), rows
+
+
+def test_a_bad_sweep_fails_before_any_trial_names_what_is_wrong(tmp_path):
+    base = ["base=tiny", "space={}"]
+    with pytest.raises(ConfigError, match="unknown config key 'model.optim.lrr'"):
+        check_sweep(load_sweep("lr", [*base, "space.model.optim.lrr={choice: [0.1]}"]))
+    with pytest.raises(ConfigError, match="space.model.latent_dim.*expected int"):
+        check_sweep(load_sweep("lr", [*base, "space.model.latent_dim={choice: [8, big]}"]))
+    with pytest.raises(ConfigError, match="metric 'eval/psnr' is not reported.*eval/psnr_gain_one_step"):
+        check_sweep(load_sweep("lr", ["base=tiny", "metric=eval/psnr"]))
+    with pytest.raises(ConfigError, match="unknown config key 'sampels'"):
+        load_sweep("lr", ["sampels=3"])
+    with pytest.raises(ConfigError, match="named sweeps: .*lr"):
+        load_sweep("no-such-sweep")
+    assert main(["tune", "--config", "lr", "metric=eval/psnr"]) == 2
