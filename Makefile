@@ -1,6 +1,6 @@
 # The two commands of the README, plus the developer's helpers.
 #   make run   - the main job on a local Ray (installs what it needs first)
-#   make test  - the test suite (installs what it needs first)
+#   make test  - ruff, mypy and the test suite (installs what it needs first)
 SHELL := /bin/bash
 VENV ?= .venv
 export MUJOCO_GL ?= egl
@@ -14,11 +14,11 @@ setup:
 run: setup
 	$(VENV)/bin/aime run --config quickstart $(ARGS)
 
-test: setup
+test: setup lint
 	$(VENV)/bin/python -m pytest -q $(ARGS)
 
 lint: setup
-	$(VENV)/bin/ruff check aime tests benchmarks
+	$(VENV)/bin/ruff check aime tests benchmarks examples
 	$(VENV)/bin/mypy aime
 
 bench-rollout: setup

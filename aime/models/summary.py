@@ -38,9 +38,8 @@ def count_flops(model: WorldModel, *, seq_len: int, batch_size: int = 1) -> dict
 
 def _lstm_flops(model: WorldModel) -> float:
     """Per step and sequence: 4 gates x (input + recurrent) matmuls per layer."""
-    return sum(
-        2 * 4 * cell.hidden_size * (cell.input_size + cell.hidden_size) for cell in model.dynamics.cells
-    )
+    cells: list[torch.nn.LSTMCell] = list(model.dynamics.cells)  # type: ignore[arg-type]
+    return float(sum(2 * 4 * cell.hidden_size * (cell.input_size + cell.hidden_size) for cell in cells))
 
 
 def summary(cfg: ModelConfig, *, seq_len: int = 16) -> str:

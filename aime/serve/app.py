@@ -37,8 +37,8 @@ class WorldModelServer:
         torch.set_num_threads(max(1, int(cfg.num_cpus)))
         self.model = ServedModel(cfg.checkpoint, prefer=cfg.prefer, buckets=cfg.batch_buckets)
         for batched in (self.encode, self.imagine):
-            batched.set_max_batch_size(cfg.max_batch_size)  # type: ignore[attr-defined]
-            batched.set_batch_wait_timeout_s(cfg.batch_wait_timeout_s)  # type: ignore[attr-defined]
+            batched.set_max_batch_size(cfg.max_batch_size)  # type: ignore[union-attr]
+            batched.set_batch_wait_timeout_s(cfg.batch_wait_timeout_s)  # type: ignore[union-attr]
         # One thread runs every model call: the event loop stays free to collect the next batch, and
         # encode and imagine never run at once (imagine's per-sample noise is process-wide).
         self._runner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aime-model")

@@ -130,7 +130,7 @@ def build_engine(
     torch.manual_seed(derive_seed(cfg.seed, "model"))  # the same initial weights on every rank
     model = WorldModel(cfg.model, reduce=all_reduce_mean).to(device)
     prepare_model(model, cfg)  # the stage's frozen components and loaded tokenizer, before the optimizer
-    model.compile_rollout(resolve_compile_rollout(t, device.type == "cuda"))
+    model.compile_rollout(resolve_compile_rollout(t, device.type == "cuda"))  # type: ignore[arg-type]
     optimizer, schedule = build_optimizer(model, cfg)
     bf16 = resolve_bf16(t, device.type == "cuda")
     config = deepspeed_config(t, grad_clip=cfg.model.optim.grad_clip, world_size=world_size, bf16=bf16)

@@ -82,14 +82,14 @@ def expose_dataclass_outputs(module: nn.Module) -> int:
     for sub in module.modules():
         if "pre_bwd_fn" in vars(sub) and not getattr(sub, "_aime_dataclass_hook", False):
             sub.register_forward_hook(_dataclass_output_hook)
-            sub._aime_dataclass_hook = True
+            sub._aime_dataclass_hook = True  # type: ignore[assignment]
             hooked += 1
     return hooked
 
 
 def _dataclass_output_hook(module: nn.Module, inputs: Any, output: Any) -> Any:
     if _is_dataclass_instance(output):
-        return _apply_to_tensors(module.pre_bwd_fn.apply, output)  # type: ignore[union-attr]
+        return _apply_to_tensors(module.pre_bwd_fn.apply, output)  # type: ignore[union-attr,arg-type]
     return None  # keep the output (tensors, tuples, dicts: DeepSpeed's own hook handled them)
 
 
