@@ -9,7 +9,10 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 from typing import TYPE_CHECKING, Any  # noqa: E402
 
+from aime.envs.registration import env_id, register_tasks  # noqa: E402
 from aime.envs.tasks import SUPPORTED_TASKS  # noqa: E402
+
+register_tasks()  # gymnasium.make("aime/<task>-v0")
 
 if TYPE_CHECKING:
     from aime.config.schema import EnvConfig
@@ -36,4 +39,4 @@ def make_env_from_config(cfg: EnvConfig, seed: int | None = None) -> DMCEnv:
     )
 
 
-__all__ = ["SUPPORTED_TASKS", "make_env", "make_env_from_config"]
+__all__ = ["SUPPORTED_TASKS", "env_id", "make_env", "make_env_from_config"]
