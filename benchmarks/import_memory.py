@@ -3,7 +3,7 @@
     python benchmarks/import_memory.py                      # 200 episodes x 501 steps, 64x64 PNG
     python benchmarks/import_memory.py --episodes 20        # a quick check
 
-Generates ``--episodes`` DMC-VB-like episodes (``aime/replay/importers/fixtures.py``: PNG frames,
+Generates ``--episodes`` DMC-VB-like episodes (``aime/replay/importers/testing.py``: PNG frames,
 float64-byte actions and states, cheetah-run, so concepts are labelled too) into ``--data``, in
 files of ``--episodes-per-file`` records (reused if present), imports them with ``--workers`` Ray
 tasks into a fresh replay root, and samples the resident memory of the driver and of every Ray
@@ -28,7 +28,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 import psutil  # noqa: E402
 
 from aime.replay.importers import DmcvbImporter, WriteSettings, run_import  # noqa: E402
-from aime.replay.importers.fixtures import write_dmcvb_subset  # noqa: E402
+from aime.replay.importers.testing import write_dmcvb_subset  # noqa: E402
 
 MIB = 2**20
 

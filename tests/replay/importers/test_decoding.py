@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from aime.replay.importers.concepts import concept_names, label_concepts
-from aime.replay.importers.fixtures import encode_record, rlds_episode
 from aime.replay.importers.protobuf import Feature
 from aime.replay.importers.rlds import decode_episode
 from aime.replay.importers.tasks import ACTION_DIMS, STATE_KEYS, STATE_SIZES, task_spec
+from aime.replay.importers.testing import encode_record, rlds_episode
 from aime.replay.importers.values import decode_image, decode_numbers
 
 CHEETAH = task_spec("cheetah-run")

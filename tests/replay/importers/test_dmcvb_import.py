@@ -11,7 +11,7 @@ import pytest
 from aime.cli.main import main
 from aime.replay import ReplayStore
 from aime.replay.importers import DmcvbImporter, WriteSettings, import_file, run_import
-from aime.replay.importers.fixtures import encode_record, rlds_episode, write_dmcvb_subset, write_tfrecord
+from aime.replay.importers.testing import encode_record, rlds_episode, write_dmcvb_subset, write_tfrecord
 from aime.replay.importers.tfrecord import frame_record
 
 STEPS, SIZE, TASK = 11, 16, "cheetah-run"

@@ -12,11 +12,10 @@ from aime.replay.importers.crc32c import crc32c, masked_crc32c
 from aime.replay.importers.protobuf import (
     ProtobufError,
     decode_varints,
-    encode_example,
-    encode_sequence_example,
     parse_example,
     parse_sequence_example,
 )
+from aime.replay.importers.testing import encode_example, encode_sequence_example
 from aime.replay.importers.tfrecord import frame_record, read_records
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from aime.replay import ReplayStore
 from aime.replay.importers import NpzImporter, WriteSettings, import_file, run_import
-from aime.replay.importers.fixtures import dreamer_arrays, rlds_episode
+from aime.replay.importers.testing import dreamer_arrays, rlds_episode
 
 STEPS, SIZE, TASK = 9, 8, "cheetah-run"
 

@@ -9,7 +9,7 @@ from aime.config import Config, load_config
 from aime.models.world_model import WorldModel
 from aime.replay import WindowSampler
 from aime.replay.importers import DmcvbImporter, WriteSettings, import_file
-from aime.replay.importers.fixtures import write_dmcvb_subset
+from aime.replay.importers.testing import write_dmcvb_subset
 
 
 def test_one_training_step_on_imported_windows(tmp_path):

@@ -1,6 +1,7 @@
-"""DMC-VB-like TFRecord files and Dreamer-style npz episodes, for tests and the import benchmark.
+"""Test and benchmark data for the importers (nothing here runs in an import): DMC-VB-like TFRecord
+files and Dreamer-style npz episodes, and the protobuf encoders that write them.
 
-Written with this package's own encoders (``protobuf.encode_example``, ``tfrecord.frame_record``),
+Written with the encoders below and ``tfrecord.frame_record``,
 in the encodings TFDS uses: PNG or zlib-compressed raw pixels, float lists or (zlib-compressed)
 float64 bytes for numbers. Episode ``index`` depends only on ``(seed, index)``.
 """
@@ -15,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from aime.replay.importers.protobuf import encode_example, encode_sequence_example
+from aime.replay.importers.protobuf import LENGTH
 from aime.replay.importers.tasks import ACTION_DIMS, STATE_SIZES
 from aime.replay.importers.tfrecord import frame_record
 from aime.replay.synthetic import synthetic_frames
@@ -141,3 +142,51 @@ def _encode_numbers(row: np.ndarray, how: str) -> Any:
         return row.astype(np.float32)
     raw = row.astype("<f8").tobytes()
     return [zlib.compress(raw) if how == "zlib" else raw]
+
+
+# ---- protobuf encoders (the import path only decodes; these write test and benchmark data) ----------
+def encode_example(features: dict[str, Any]) -> bytes:
+    """A ``tf.train.Example``: values are lists of bytes, float32 arrays or int64 arrays."""
+    return _length_field(1, _encode_features(features))
+
+
+def encode_sequence_example(context: dict[str, Any], lists: dict[str, list[Any]]) -> bytes:
+    body = b"".join(
+        _length_field(1, _length_field(1, key.encode()) + _length_field(2, _encode_feature_list(steps)))
+        for key, steps in lists.items()
+    )
+    return _length_field(1, _encode_features(context)) + _length_field(2, body)
+
+
+def _encode_feature_list(steps: list[Any]) -> bytes:
+    return b"".join(_length_field(1, _encode_feature(value)) for value in steps)
+
+
+def _encode_features(features: dict[str, Any]) -> bytes:
+    return b"".join(
+        _length_field(1, _length_field(1, key.encode()) + _length_field(2, _encode_feature(value)))
+        for key, value in features.items()
+    )
+
+
+def _encode_feature(value: Any) -> bytes:
+    if isinstance(value, list):  # bytes_list
+        return _length_field(1, b"".join(_length_field(1, bytes(v)) for v in value))
+    array = np.asarray(value)
+    if array.dtype.kind == "f":
+        return _length_field(2, _length_field(1, array.astype("<f4").tobytes()))
+    packed = b"".join(_encode_varint(int(v) & ((1 << 64) - 1)) for v in array.ravel())
+    return _length_field(3, _length_field(1, packed))
+
+
+def _length_field(number: int, payload: bytes) -> bytes:
+    return _encode_varint(number << 3 | LENGTH) + _encode_varint(len(payload)) + payload
+
+
+def _encode_varint(value: int) -> bytes:
+    out = bytearray()
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
