@@ -2,7 +2,7 @@
 
 ENV_EPISODES = "env/episodes"
 ENV_STEPS = "env/steps"
-ENV_FRAMES = "env/frames"  # agent steps x action_repeat, the DMC convention
+ENV_FRAMES = "env/frames"  # rendered observations (= agent steps); physics steps are reported beside
 ENV_STEPS_PER_SECOND = "env/steps_per_second"
 ENV_FRAMES_PER_SECOND = "env/frames_per_second"
 ENV_EPISODE_RETURN = "env/episode_return"
