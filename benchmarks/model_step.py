@@ -29,20 +29,19 @@ import resource
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 from gpu_utilisation import GpuSampler  # benchmarks/gpu_utilisation.py, beside this script
 from torch.profiler import record_function
 
-from aime.config.loader import build, read_yaml
+from aime.config.loader import CONFIG_DIR, build, read_yaml
 from aime.models import ModelConfig, WorldModel
 from aime.models.balancing import GradientBalancer
 from aime.models.config import BalancingConfig
 from aime.models.summary import count_flops
 from aime.train.profiling import summarize
 
-PRESETS = Path(__file__).resolve().parents[1] / "cluster" / "configs" / "model"
+PRESETS = CONFIG_DIR / "model"
 # Dense bf16 tensor-core peaks (TFLOP/s) from the vendors' datasheets.
 BF16_PEAK_TFLOPS = {"H100": 989.4, "H200": 989.4, "A100": 312.0, "L4": 121.0, "A10": 125.0}
 

@@ -25,7 +25,9 @@ import yaml
 
 T = TypeVar("T")
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "cluster" / "configs"
+# The presets ship inside the package (a wheel and `ray job submit` with a pip runtime_env find them);
+# cluster/configs in a checkout is a link to this folder, the place users edit.
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 GROUPS = ("env", "model", "train")
 
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import torch
 
-from aime.config.loader import build, read_yaml
+from aime.config.loader import CONFIG_DIR, build, read_yaml
 from aime.models import ModelConfig
 
-PRESETS = Path(__file__).resolve().parents[2] / "cluster" / "configs" / "model"
+PRESETS = CONFIG_DIR / "model"
 
 
 def load_preset(name: str) -> ModelConfig:
