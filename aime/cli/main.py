@@ -6,11 +6,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from aime.cli import collect, model, replay, run, serve, train, tune
+from aime.cli import collect, lenses, model, replay, run, serve, train, tune
 from aime.cli import eval as evaluate
 from aime.cli.common import setup_logging
 
-COMMANDS = (run, collect, train, evaluate, tune, serve, replay, model)
+COMMANDS = (run, collect, train, evaluate, tune, lenses, serve, replay, model)
 
 
 def build_parser() -> argparse.ArgumentParser:

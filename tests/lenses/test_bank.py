@@ -112,3 +112,45 @@ def test_auroc_and_baseline_against_hand_counts():
     assert base["accuracy"][1] == pytest.approx(2 / 3)
     s = lens_scores(np.array([[1.0], [-1.0], [1.0], [-1.0]]), np.array([[True], [True], [False], [False]]))
     assert s["precision"][0] == 0.5 and s["recall"][0] == 0.5 and s["f1"][0] == 0.5
+
+
+def test_lens_split_keeps_held_out_in_test_and_whole_episodes():
+    from aime.lenses.split import LensSplit
+    from aime.replay.split import HeldOutSplit
+
+    ids = [f"run-{i:03d}" for i in range(40)]
+    held_out = HeldOutSplit(seed=3, eval_fraction=0.1)
+    splits = LensSplit(seed=1).assign(ids, held_out)
+    assert sorted(sum(splits.values(), [])) == ids  # disjoint and complete
+    assert held_out.held_out(ids) <= set(splits["test"])
+    assert len(splits["validation"]) == 6 and len(splits["test"]) == 8
+    assert splits == LensSplit(seed=1).assign(reversed(ids), held_out)  # a function of the ids alone
+    small = LensSplit().assign(["a", "b", "c"], held_out)
+    assert all(len(v) == 1 for v in small.values()), small
+
+
+def test_constant_concepts_are_skipped_and_unknown_names_listed():
+    from aime.lenses.activations import Manifest, SplitSummary
+    from aime.lenses.train import TrainOptions, choose_lenses
+
+    manifest = Manifest(
+        checkpoint="ck",
+        step=1,
+        config_hash="0" * 16,
+        task="synthetic",
+        episodes_root="r",
+        activations={"h": 32, "z": 8},
+        concepts=["on", "off", "mixed"],
+        splits={
+            "train": SplitSummary(["e1"], rows=10, positives={"on": 10, "off": 0, "mixed": 4}),
+            "validation": SplitSummary(["e2"], rows=5),
+            "test": SplitSummary(["e3"], rows=5),
+        },
+        held_out=["e3"],
+        created_at="now",
+    )
+    specs, skipped = choose_lenses(manifest, TrainOptions(out="p"))
+    assert [(s.concept, s.activation, s.input_dim) for s in specs] == [("mixed", "h", 32), ("mixed", "z", 8)]
+    assert [s["concept"] for s in skipped] == ["on", "off"] and "constant" in skipped[0]["reason"]
+    with pytest.raises(ValueError, match="unknown concept.*the dataset has: on, off, mixed"):
+        choose_lenses(manifest, TrainOptions(out="p", concepts=["nope"]))

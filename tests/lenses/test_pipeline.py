@@ -1,0 +1,146 @@
+"""End to end on a tiny trained checkpoint, through the real CLI: extract (Ray Data actors) -> train
+(Ray Train, 2 workers) -> eval -> load the pack -> score; and the pack refuses another world model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from aime import checkpoints
+from aime.cli.main import main
+from aime.lenses.activations import SPLITS, Manifest, read_split
+from aime.lenses.metrics import graduates
+from aime.lenses.pack import LensPack, PackMismatchError
+from aime.replay.split import HeldOutSplit
+from aime.replay.store import ReplayStore
+from aime.replay.synthetic import write_synthetic_episodes
+from aime.replay.windows import Window, read_model_inputs
+
+EPISODES, LENGTH = 8, 20
+
+
+@pytest.fixture(scope="module")
+def lens_store(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("lens_replay")
+    write_synthetic_episodes(root, EPISODES, length=LENGTH, image_size=32, action_dim=6, seed=5)
+    return root
+
+
+@pytest.fixture(scope="module")
+def extracted(tmp_path_factory, ray_local, trained_checkpoint, lens_store) -> Path:
+    out = tmp_path_factory.mktemp("lens") / "activations"
+    argv = ["lenses", "extract", str(trained_checkpoint), "--out", str(out), "--episodes", str(lens_store)]
+    assert main(argv) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def pack(extracted) -> Path:
+    out = extracted.parent / "pack"
+    argv = ["lenses", "train", str(extracted), "--out", str(out), "--workers", "2", "--epochs", "4"]
+    argv += ["--batch-size", "16", "--activations", "h", "z", "embed"]
+    assert main(argv) == 0
+    return out
+
+
+def test_extract_splits_by_episode_and_keeps_held_out_in_test(extracted, trained_checkpoint, lens_store):
+    manifest = Manifest.read(extracted)
+    ids = sorted({f.meta.episode_id for f in ReplayStore(lens_store).scan()})
+    split_ids = [manifest.splits[s].episodes for s in SPLITS]
+    assert sorted(sum(split_ids, [])) == ids and all(split_ids), split_ids  # disjoint, complete, non-empty
+    held = HeldOutSplit.of(checkpoints.checkpoint_config(trained_checkpoint)).held_out(ids)
+    assert held and held == set(manifest.held_out) <= set(manifest.splits["test"].episodes)
+    assert manifest.config_hash == checkpoints.config_hash(trained_checkpoint)
+    for split in SPLITS:
+        table = pq.read_table(extracted / split)
+        assert set(table.column("episode").to_pylist()) == set(manifest.splits[split].episodes)
+        assert table.num_rows == manifest.splits[split].rows == LENGTH * len(manifest.splits[split].episodes)
+        positives = {c: int(np.sum(table.column(f"concept_{c}").to_numpy())) for c in manifest.concepts}
+        assert positives == manifest.splits[split].positives
+
+
+def test_extracted_activations_are_the_frozen_model_over_the_whole_episode(extracted, trained_checkpoint):
+    manifest = Manifest.read(extracted)
+    episode = manifest.splits["test"].episodes[0]
+    table = pq.read_table(extracted / "test", filters=[("episode", "=", episode)]).sort_by("step")
+    assert table.column("step").to_pylist() == list(range(LENGTH))
+    store = ReplayStore(manifest.episodes_root)
+    (path,) = [f.path for f in store.scan() if f.meta.episode_id == episode]
+    batch = {
+        k: torch.from_numpy(v)
+        for k, v in read_model_inputs(store, [Window(path, 0, episode)], LENGTH).items()
+    }
+    model = checkpoints.load(trained_checkpoint).model
+    with torch.no_grad():
+        expected = model.encode(batch["obs"], batch["action"].float(), batch["is_first"], sample=False)
+    assert set(manifest.activations) == set(expected)
+    for name, value in expected.items():
+        stored = np.stack(table.column(name).to_numpy(zero_copy_only=False))
+        assert stored.shape == (LENGTH, manifest.activations[name])
+        # The step after a reset and the per-frame embedding match to float precision. Later recurrent
+        # features can differ by a few 1e-2: this checkpoint's z and c at step 3 move by ~1e-2 between
+        # 1 and 2 intra-op threads or another batch (a discrete choice inside encode flips), while a
+        # wrong episode, step or model is off by O(1).
+        np.testing.assert_allclose(stored[0], value[0, 0].numpy(), atol=1e-5, err_msg=name)
+        tolerance = 1e-5 if name == "embed" else 0.1
+        np.testing.assert_allclose(stored, value[0].numpy(), atol=tolerance, err_msg=name)
+    shuffled = np.stack(table.column("embed").to_numpy(zero_copy_only=False))[::-1]
+    assert np.abs(shuffled - expected["embed"][0].numpy()).max() > 0.1  # the check can fail
+
+
+def test_train_writes_a_pack_with_metrics_and_graduation(pack, extracted):
+    info = json.loads((pack / "pack.json").read_text())
+    manifest = Manifest.read(extracted)
+    assert (pack / "lenses.safetensors").is_file() and not list(pack.parent.glob(".*ray_train"))
+    assert [(lens["concept"], lens["activation"]) for lens in info["lenses"]] == [
+        (c, a) for c in manifest.concepts for a in ("h", "z", "embed")
+    ]
+    assert info["skipped"] == []  # the synthetic concepts vary
+    assert info["training"]["workers"] == 2 and 1 <= info["training"]["epochs_run"] <= 4
+    assert info["world_model"]["config_hash"] == manifest.config_hash
+    for lens in info["lenses"]:
+        assert lens["input_dim"] == manifest.activations[lens["activation"]]
+        m = lens["metrics"]
+        assert set(m) == {"train", "validation", "test"}
+        assert lens["graduated"] == graduates(m["train"]["f1"], m["test"]["f1"])
+        assert m["test"]["rows"] == manifest.splits["test"].rows
+
+
+def test_eval_reports_every_lens_with_baseline_and_heatmap(pack, capsys):
+    assert main(["lenses", "eval", str(pack)]) == 0
+    report = json.loads((pack / "lens_eval.json").read_text())
+    assert (pack / "f1_heatmap.png").read_bytes()[:4] == b"\x89PNG"
+    assert len(report["lenses"]) == len(LensPack.load(pack).bank.specs)
+    for lens in report["lenses"]:
+        assert {"precision", "recall", "f1", "auroc", "baseline_f1", "baseline_accuracy"} <= set(lens["test"])
+    assert set(report["best_activation"]) == {lens["concept"] for lens in report["lenses"]}
+    assert "best activation per concept" in capsys.readouterr().out
+
+
+def test_loaded_pack_scores_the_world_model_like_the_dataset(pack, extracted, trained_checkpoint):
+    lenses = LensPack.load(pack, world_model=trained_checkpoint)
+    data = read_split(
+        extracted, "test", lenses.bank.activations, sorted({s.concept for s in lenses.bank.specs})
+    )
+    probabilities = lenses.score(data.activations)  # (M, N)
+    assert probabilities.shape == (len(data), len(lenses.bank.specs))
+    assert ((probabilities >= 0) & (probabilities <= 1)).all()
+    sequence = {k: v[:LENGTH][None] for k, v in data.activations.items()}  # (1, T, D) works too
+    assert torch.allclose(lenses.score(sequence)[0], probabilities[:LENGTH])
+
+
+def test_pack_refuses_a_world_model_with_another_config_hash(pack, trained_checkpoint, tmp_path):
+    other = tmp_path / "other" / "checkpoints" / "train" / trained_checkpoint.name
+    shutil.copytree(trained_checkpoint, other)
+    (other / checkpoints.CONFIG).write_text((other / checkpoints.CONFIG).read_text() + "# changed\n")
+    ours, theirs = checkpoints.config_hash(trained_checkpoint), checkpoints.config_hash(other)
+    assert ours != theirs
+    with pytest.raises(PackMismatchError) as error:
+        LensPack.load(pack, world_model=other)
+    assert ours in str(error.value) and theirs in str(error.value)
