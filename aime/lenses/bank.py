@@ -74,14 +74,19 @@ class Probe(nn.Module):
 
 
 class LensGroup(nn.Module):
-    """The stacked weights of N_g lenses on one activation: (N_g, D, 128), (N_g, 128, 64), (N_g, 64)."""
+    """The stacked weights of N_g lenses on one activation. The first layers sit side by side,
+    w1 (D, N_g, 128), so all lenses' first layer is one GEMM on the shared input with no weight copy;
+    then w2 (N_g, 128, 64) and w3 (N_g, 64). ``LENS_AXIS`` says which axis of each parameter is the lens.
+    """
+
+    LENS_AXIS = {"w1": 1}  # every other parameter: axis 0
 
     def __init__(self, count: int, input_dim: int, standardise: bool, dropout: float):
         super().__init__()
         (h1, h2), n = HIDDEN, count
         self.standardise, self.dropout = standardise, dropout
-        self.w1 = nn.Parameter(_uniform((n, input_dim, h1), input_dim))
-        self.b1 = nn.Parameter(_uniform((n, 1, h1), input_dim))
+        self.w1 = nn.Parameter(_uniform((input_dim, n, h1), input_dim))
+        self.b1 = nn.Parameter(_uniform((n, h1), input_dim))
         self.w2 = nn.Parameter(_uniform((n, h1, h2), h1))
         self.b2 = nn.Parameter(_uniform((n, 1, h2), h1))
         self.w3 = nn.Parameter(_uniform((n, h2), h2))
@@ -91,7 +96,9 @@ class LensGroup(nn.Module):
         x = x.to(self.w1.dtype)
         if self.standardise:
             x = F.layer_norm(x, x.shape[-1:], eps=EPS)
-        h = F.relu(torch.einsum("bd,ndk->nbk", x, self.w1) + self.b1)  # (N_g, B, 128)
+        B, D = x.shape
+        h = torch.addmm(self.b1.view(-1), x, self.w1.view(D, -1))  # (B, N_g * 128)
+        h = F.relu(h).view(B, -1, HIDDEN[0]).transpose(0, 1)  # (N_g, B, 128)
         h = F.dropout(h, self.dropout, self.training)  # each lens draws its own mask
         h = F.relu(torch.baddbmm(self.b2, h, self.w2))  # (N_g, B, 64)
         h = F.dropout(h, self.dropout, self.training)
@@ -163,21 +170,25 @@ class LensBank(nn.Module):
         slot = self.members[self.group_keys.index(key)].index(index)
         return cast(LensGroup, self.groups[_group_name(key)]), slot
 
-    def lens_rows(self) -> dict[str, Tensor]:
-        """For each parameter name, the lens index of each of its leading rows: how per-lens masks
-        (early stopping) broadcast onto stacked weights."""
-        rows = {}
+    def lens_masks(self, per_lens: Tensor) -> dict[str, Tensor]:
+        """A per-lens flag (N,) laid onto every parameter, broadcastable against it: how early
+        stopping keeps a lens's weights without a loop over lenses."""
+        masks = {}
         for key, members in zip(self.group_keys, self.members, strict=True):
-            for name, _ in self.groups[_group_name(key)].named_parameters():
-                rows[f"groups.{_group_name(key)}.{name}"] = torch.tensor(members)
-        return rows
+            group = self.groups[_group_name(key)]
+            flags = per_lens[torch.tensor(members, device=per_lens.device)]  # (N_g,)
+            for name, p in group.named_parameters():
+                shape = [1] * p.dim()
+                shape[LensGroup.LENS_AXIS.get(name, 0)] = -1
+                masks[f"groups.{_group_name(key)}.{name}"] = flags.view(shape)
+        return masks
 
 
 def _copy_lens(group: LensGroup, slot: int, layers: tuple[nn.Linear, ...], *, into_bank: bool) -> None:
     """Copy one lens between a group's row ``slot`` and a probe's three Linear layers."""
     pairs = [
-        (group.w1[slot], layers[0].weight.t()),
-        (group.b1[slot, 0], layers[0].bias),
+        (group.w1[:, slot], layers[0].weight.t()),
+        (group.b1[slot], layers[0].bias),
         (group.w2[slot], layers[1].weight.t()),
         (group.b2[slot, 0], layers[1].bias),
         (group.w3[slot], layers[2].weight[0]),

@@ -102,7 +102,6 @@ def fit_bank(
     steps = steps_per_epoch or max(1, -(-len(train) // B))
     optimizer = torch.optim.AdamW(bank.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     params = dict(bank.named_parameters())
-    rows_of = {name: rows.to(device) for name, rows in bank.lens_rows().items()}
     best = {name: p.detach().clone() for name, p in params.items()}
     best_loss = torch.full((N,), float("inf"), device=device)
     best_epoch = torch.zeros(N, dtype=torch.long, device=device)
@@ -131,9 +130,9 @@ def fit_bank(
         best_epoch = torch.where(improved, torch.full_like(best_epoch, epoch), best_epoch)
         stale = torch.where(improved, torch.zeros_like(stale), stale + 1)
         with torch.no_grad():
+            keep = bank.lens_masks(improved)
             for name, p in params.items():
-                keep = improved[rows_of[name]].view(-1, *([1] * (p.dim() - 1)))
-                best[name] = torch.where(keep, p.detach(), best[name])
+                best[name] = torch.where(keep[name], p.detach(), best[name])
         active = int((stale < cfg.patience).sum())  # one host sync per epoch
         metrics = {
             "epoch": epoch,

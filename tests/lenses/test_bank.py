@@ -60,10 +60,11 @@ def test_bank_bf16_close_to_fp32():
 
 def test_bank_dropout_is_per_lens_and_off_in_eval():
     bank = LensBank([LensSpec("a", "h", 32), LensSpec("a", "h", 32)], dropout=0.5)
+    group = bank.groups["h__std"]
     with torch.no_grad():  # two identical lenses
-        bank.groups["h__std"].w1[1].copy_(bank.groups["h__std"].w1[0])
+        group.w1[:, 1].copy_(group.w1[:, 0])
         for name in ("b1", "w2", "b2", "w3", "b3"):
-            getattr(bank.groups["h__std"], name)[1].copy_(getattr(bank.groups["h__std"], name)[0])
+            getattr(group, name)[1].copy_(getattr(group, name)[0])
     x = {"h": torch.randn(16, 32)}
     bank.train()
     out = bank(x)
@@ -154,3 +155,20 @@ def test_constant_concepts_are_skipped_and_unknown_names_listed():
     assert [s["concept"] for s in skipped] == ["on", "off"] and "constant" in skipped[0]["reason"]
     with pytest.raises(ValueError, match="unknown concept.*the dataset has: on, off, mixed"):
         choose_lenses(manifest, TrainOptions(out="p", concepts=["nope"]))
+
+
+def test_lens_masks_select_exactly_one_lens_weights():
+    torch.manual_seed(2)
+    specs = _specs()
+    bank = LensBank(specs).eval()
+    x = _inputs(8, seed=2)
+    with torch.no_grad():
+        before = bank(x)
+        flags = torch.zeros(len(specs), dtype=torch.bool)
+        flags[4] = True
+        masks = bank.lens_masks(flags)
+        for name, p in bank.named_parameters():
+            p.copy_(torch.where(masks[name], p, torch.zeros_like(p)))
+        after = bank(x)
+    assert torch.equal(after[:, 4], before[:, 4])
+    assert torch.count_nonzero(torch.cat([after[:, :4], after[:, 5:]], dim=1)) == 0
