@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from aime.lenses.registry import Registry
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -58,6 +62,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--out", metavar="DIR", help="where lens_eval.json and the heatmap go (default: the pack)"
     )
     evaluate.set_defaults(handler=run_eval)
+    _add_registry_parsers(commands)
     for sub in (extract, train):
         sub.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else a local Ray)")
 
@@ -122,6 +127,75 @@ def run_eval(args: argparse.Namespace) -> int:
         print(line)
     out = args.out or args.pack
     print(f"wrote {out}/{EVAL_JSON} and {out}/{HEATMAP}")
+    return 0
+
+
+def _add_registry_parsers(commands: argparse._SubParsersAction) -> None:
+    registry_help = "registry: a folder or pyarrow filesystem URI (default: $AIME_LENS_REGISTRY)"
+    listing = commands.add_parser("list", help="lens packs in a registry, every version")
+    push = commands.add_parser("push", help="store a lens pack as the next version of its name")
+    push.add_argument("pack", help="a lens pack folder")
+    push.add_argument("--name", help="registry name (default: the pack's name)")
+    push.add_argument("--bf16", action="store_true", help="store the weights in bfloat16 (half the size)")
+    pull = commands.add_parser("pull", help="copy a lens pack out of a registry")
+    pull.add_argument("ref", metavar="NAME[:VERSION]", help="default version: the newest")
+    pull.add_argument("--out", required=True, metavar="DIR")
+    remove = commands.add_parser("remove", help="delete a version, or every version of a name")
+    remove.add_argument("ref", metavar="NAME[:VERSION]", help="without a version: every version")
+    for sub, handler in ((listing, run_list), (push, run_push), (pull, run_pull), (remove, run_remove)):
+        sub.add_argument("--registry", metavar="URI", help=registry_help)
+        sub.set_defaults(handler=handler)
+
+
+def _registry(args: argparse.Namespace) -> Registry:
+    import os
+
+    from aime.lenses.registry import Registry
+
+    uri = args.registry or os.environ.get("AIME_LENS_REGISTRY")
+    if not uri:
+        raise ValueError(
+            "no registry: pass --registry URI (a folder, s3://..., gs://...) or set AIME_LENS_REGISTRY"
+        )
+    return Registry(uri)
+
+
+def run_list(args: argparse.Namespace) -> int:
+    entries = _registry(args).entries()
+    print(
+        f"{'name':<24} {'version':>7} {'lenses':>6} {'graduated':>9} {'dtype':<9} {'config hash':<16} created"
+    )
+    for entry in entries:
+        s = entry.summary()
+        print(
+            f"{s['name']:<24} {s['version']:>7} {s['lenses']:>6} {s['graduated']:>9} {s['dtype']:<9} "
+            f"{s['config_hash']:<16} {s['created_at']}"
+        )
+    return 0
+
+
+def run_push(args: argparse.Namespace) -> int:
+    registry = _registry(args)
+    entry = registry.push(args.pack, args.name, bf16=args.bf16)
+    print(f"pushed {args.pack} as {entry.name}:{entry.version} ({entry.info['dtype']}) to {registry.uri}")
+    return 0
+
+
+def run_pull(args: argparse.Namespace) -> int:
+    from aime.lenses.registry import parse_ref
+
+    name, version = parse_ref(args.ref)
+    entry = _registry(args).pull(name, args.out, version)
+    print(f"pulled {entry.name}:{entry.version} into {args.out}")
+    return 0
+
+
+def run_remove(args: argparse.Namespace) -> int:
+    from aime.lenses.registry import parse_ref
+
+    name, version = parse_ref(args.ref)
+    removed = _registry(args).remove(name, version)
+    print(f"removed {name} version(s) {', '.join(map(str, removed))}")
     return 0
 
 

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pyarrow.fs as pafs
 import torch
 from torch import Tensor
 
@@ -59,17 +60,20 @@ class LensPack:
         flat = {a: activations[a].reshape(-1, activations[a].shape[-1]) for a in self.bank.activations}
         return torch.sigmoid(self.bank.eval()(flat).float()).reshape(*lead, len(self.bank.specs))
 
-    def save(self, directory: str | Path, dtype: str = "float32") -> Path:
-        """Weights, then pack.json: a reader that finds pack.json finds the weights whole."""
+    def save(self, directory: str | Path, dtype: str = "float32", fs: pafs.FileSystem | None = None) -> str:
+        """Weights, then pack.json: a reader that finds pack.json finds the weights whole. ``directory``
+        is a local path or URI, or a path within ``fs``."""
         from safetensors.torch import save
 
-        directory = Path(directory)
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype {dtype!r}: one of {', '.join(DTYPES)}")
+        directory = str(directory).rstrip("/")
         weights = {
             k: v.detach().to(DTYPES[dtype]).contiguous().cpu() for k, v in self.bank.state_dict().items()
         }
-        atomic_write(directory / WEIGHTS, lambda stream: stream.write(save(weights)))
+        atomic_write(f"{directory}/{WEIGHTS}", lambda stream: stream.write(save(weights)), fs=fs)
         info = {**self.info, "format": FORMAT, "dtype": dtype}
-        atomic_write_text(directory / PACK_JSON, json.dumps(info, indent=2) + "\n")
+        atomic_write_text(f"{directory}/{PACK_JSON}", json.dumps(info, indent=2) + "\n", fs=fs)
         return directory
 
     @classmethod

@@ -144,3 +144,41 @@ def test_pack_refuses_a_world_model_with_another_config_hash(pack, trained_check
     with pytest.raises(PackMismatchError) as error:
         LensPack.load(pack, world_model=other)
     assert ours in str(error.value) and theirs in str(error.value)
+
+
+def test_registry_push_list_pull_remove_and_bf16_export(pack, extracted, tmp_path, capsys):
+    from aime.lenses.evaluate import evaluate_pack
+    from aime.lenses.registry import Registry
+
+    uri = f"file://{tmp_path / 'registry'}"
+    assert main(["lenses", "push", str(pack), "--registry", uri, "--name", "tiny"]) == 0
+    assert main(["lenses", "push", str(pack), "--registry", uri, "--name", "tiny", "--bf16"]) == 0
+    registry = Registry(uri)
+    assert [(e.name, e.version, e.info["dtype"]) for e in registry.entries()] == [
+        ("tiny", 1, "float32"),
+        ("tiny", 2, "bfloat16"),
+    ]
+    assert main(["lenses", "list", "--registry", uri]) == 0
+    assert "bfloat16" in capsys.readouterr().out
+    stored = tmp_path / "registry" / "tiny"
+    fp32_bytes = (stored / "v0001" / "lenses.safetensors").stat().st_size
+    bf16_bytes = (stored / "v0002" / "lenses.safetensors").stat().st_size
+    assert 0.45 < bf16_bytes / fp32_bytes < 0.55, (bf16_bytes, fp32_bytes)
+
+    assert main(["lenses", "pull", "tiny", "--registry", uri, "--out", str(tmp_path / "bf16")]) == 0
+    half = LensPack.load(tmp_path / "bf16")
+    assert next(half.bank.parameters()).dtype == torch.bfloat16
+    full_report = evaluate_pack(pack, extracted, tmp_path / "full_eval")
+    half_report = evaluate_pack(tmp_path / "bf16", extracted, tmp_path / "half_eval")
+    changes = [
+        abs((a["test"]["f1"] or 0.0) - (b["test"]["f1"] or 0.0))
+        for a, b in zip(full_report["lenses"], half_report["lenses"], strict=True)
+    ]
+    print(f"bf16 export: {bf16_bytes / fp32_bytes:.3f}x the bytes; test F1 change max {max(changes):.4f}")
+    assert max(changes) <= 0.1, changes
+
+    assert main(["lenses", "remove", "tiny:1", "--registry", uri]) == 0
+    assert registry.versions("tiny") == [2]
+    assert main(["lenses", "remove", "tiny", "--registry", uri]) == 0
+    assert registry.entries() == [] and not stored.exists()
+    assert main(["lenses", "pull", "tiny", "--registry", uri, "--out", str(tmp_path / "x")]) == 2
