@@ -172,3 +172,30 @@ def test_lens_masks_select_exactly_one_lens_weights():
         after = bank(x)
     assert torch.equal(after[:, 4], before[:, 4])
     assert torch.count_nonzero(torch.cat([after[:, :4], after[:, 5:]], dim=1)) == 0
+
+
+def test_bank_training_step_equals_separate_probe_steps():
+    """One summed loss and one AdamW over the stack train each lens exactly as it would train alone."""
+    torch.manual_seed(3)
+    specs = _specs()
+    probes = [Probe(s.input_dim, s.standardise, dropout=0.0) for s in specs]
+    bank = LensBank.from_probes(specs, probes, dropout=0.0)
+    x, labels = _inputs(32, seed=3), (torch.rand(32, len(specs)) < 0.4).float()
+    rate = torch.full((len(specs),), 0.4)
+    from aime.lenses.fit import balanced_bce
+
+    optimizer = torch.optim.AdamW(bank.parameters(), lr=1e-2)
+    optimizers = [torch.optim.AdamW(p.parameters(), lr=1e-2) for p in probes]
+    for _ in range(3):
+        optimizer.zero_grad()
+        balanced_bce(bank(x), labels, rate).sum().backward()
+        optimizer.step()
+        for i, (spec, probe, opt) in enumerate(zip(specs, probes, optimizers, strict=True)):
+            opt.zero_grad()
+            balanced_bce(
+                probe(x[spec.activation])[:, None], labels[:, i : i + 1], rate[i : i + 1]
+            ).sum().backward()
+            opt.step()
+    with torch.no_grad():
+        expected = torch.stack([p(x[s.activation]) for s, p in zip(specs, probes, strict=True)], dim=1)
+        assert torch.allclose(bank(x), expected, atol=1e-5), (bank(x) - expected).abs().max()

@@ -182,3 +182,20 @@ def test_registry_push_list_pull_remove_and_bf16_export(pack, extracted, tmp_pat
     assert main(["lenses", "remove", "tiny", "--registry", uri]) == 0
     assert registry.entries() == [] and not stored.exists()
     assert main(["lenses", "pull", "tiny", "--registry", uri, "--out", str(tmp_path / "x")]) == 2
+
+
+def test_encode_episodes_in_process_writes_parts_and_counts(untrained_checkpoint, lens_store, tmp_path):
+    from aime.lenses.encode import EncodeEpisodes, EpisodePlan
+
+    files = ReplayStore(lens_store).scan()[:3]
+    plan = [
+        EpisodePlan(f.meta.episode_id, ((f.path, f.num_rows),), s) for f, s in zip(files, SPLITS, strict=True)
+    ]
+    actor = EncodeEpisodes(str(untrained_checkpoint), str(lens_store), plan, ["a", "c"], str(tmp_path))
+    out = actor({"data": np.array([0, 1, 2])})
+    assert out["episode"].tolist() == [0, 1, 2] and out["rows"].tolist() == [LENGTH] * 3
+    for i, split in enumerate(SPLITS):
+        table = pq.read_table(tmp_path / split / "part-000000.parquet")
+        assert table.column("episode").to_pylist() == [plan[i].episode_id] * LENGTH
+        flags = table.column("concept_c").to_numpy(zero_copy_only=False)
+        assert out["positives"][i].tolist() == [table.column("concept_a").to_numpy().sum(), flags.sum()]
