@@ -21,3 +21,18 @@ EVAL_SCORE = "eval/psnr_one_step/model"
 # ahead, and averaged over the horizon. aime tune optimises the first by default.
 EVAL_PSNR_GAIN_ONE_STEP = "eval/psnr_gain_one_step"
 EVAL_PSNR_GAIN_MEAN = "eval/psnr_gain_mean"
+
+# Training (aime/train): fixed names, and prefixes for the families named after the model's loss terms.
+TRAIN = "train/"  # + a loss component or model metric name (train/elbo/recon, train/prior/alpha, ...)
+TRAIN_TOTAL = "train/total"
+TRAIN_TASK = "train/task/"  # + a balanced task (elbo, perception, attention, ...)
+TRAIN_LR = "train/lr/"  # + an optimizer parameter group
+TRAIN_GRAD_NORM = "train/grad_norm"
+TRAIN_DATA_WAIT = "train/data_wait_fraction"
+TRAIN_SAMPLES_PER_SECOND = "train/samples_per_second"
+TRAIN_GPU_MEMORY_GB = "train/gpu_memory_gb"
+TRAIN_CHECKPOINT = "train/checkpoint"
+
+# Evaluation (aime/eval, and the periodic evaluation during training).
+EVAL = "eval/"  # + a summary name (psnr_one_step/model, ssim_mean/baseline, neg_elbo, ...)
+EVAL_WINDOWS = "eval/windows"

@@ -26,6 +26,7 @@ def run(args: argparse.Namespace) -> int:
 
     from aime.actors.collect import collect
     from aime.actors.online import OnlineCollection
+    from aime.metrics import TRAIN_TASK
     from aime.replay import ReplayStore, replay_stats
     from aime.run.ray_init import init_ray
     from aime.run.rundir import MetricsWriter, create_run_dir
@@ -66,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         elif online is not None and online.error is not None:
             summary["online_collect"] = {"error": str(online.error)}
         summary["train"] = {"steps": trained.steps, "checkpoint": trained.checkpoint}
-        summary["train"] |= {k: v for k, v in trained.metrics.items() if k.startswith("train/task/")}
+        summary["train"] |= {k: v for k, v in trained.metrics.items() if k.startswith(TRAIN_TASK)}
         print(f"trained to step {trained.steps}; loss {trained.metrics.get('train/total', float('nan')):.4g}")
         print(f"checkpoint {trained.checkpoint}  (figures in {run_dir / 'figures'})")
         if trained.checkpoint:

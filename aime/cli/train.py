@@ -25,10 +25,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from aime.checkpoints import latest_checkpoint
     from aime.run.ray_init import init_ray
     from aime.run.rundir import create_run_dir
     from aime.run.seeding import seed_everything
+    from aime.train.checkpoint import resumable_checkpoint
     from aime.train.driver import train
 
     resume_from = None
@@ -37,9 +37,12 @@ def run(args: argparse.Namespace) -> int:
         if args.config:
             raise ValueError("--resume takes the run's own config.yaml; give overrides, not --config")
         args.config = str(run_dir / "config.yaml")
-        resume_from = latest_checkpoint(run_dir)
+        resume_from = resumable_checkpoint(run_dir)
         if resume_from is None:
-            raise ValueError(f"{run_dir} has no complete checkpoint to resume from")
+            raise ValueError(
+                f"{run_dir} has no complete checkpoint registered by Ray Train to resume from "
+                "(checkpoints/*/checkpoint_manager_snapshot.json lists them)"
+            )
     cfg = config_from_args(args)
     cfg, run_dir = create_run_dir(cfg)
     seed_everything(cfg.seed)

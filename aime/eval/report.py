@@ -14,17 +14,18 @@ from typing import Any
 import numpy as np
 
 from aime.eval.open_loop import METRICS, PREDICTORS, OpenLoopConfig
+from aime.metrics import EVAL
 from aime.storage import atomic_save_figure, atomic_write_json
 
 EVAL_JSON = "eval.json"
 PSNR_PLOT = "psnr_horizon.png"
 
-PSNR_ONE_STEP = "eval/psnr_one_step"  # + "/model" or "/baseline"
-PSNR_MEAN = "eval/psnr_mean"
-SSIM_ONE_STEP = "eval/ssim_one_step"
-SSIM_MEAN = "eval/ssim_mean"
-MSE_MEAN = "eval/mse_mean"
-NEG_ELBO = "eval/neg_elbo"
+PSNR_ONE_STEP = EVAL + "psnr_one_step"  # + "/model" or "/baseline"
+PSNR_MEAN = EVAL + "psnr_mean"
+SSIM_ONE_STEP = EVAL + "ssim_one_step"
+SSIM_MEAN = EVAL + "ssim_mean"
+MSE_MEAN = EVAL + "mse_mean"
+NEG_ELBO = EVAL + "neg_elbo"
 
 
 def build_report(

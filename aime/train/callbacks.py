@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from ray.train import UserCallback
 
+from aime.metrics import TRAIN_CHECKPOINT
 from aime.run.rundir import MetricsWriter
 
 
@@ -38,7 +39,7 @@ class MetricsLogger(UserCallback):
             if self.wandb_config is not None:
                 self._wandb = _start_wandb(self.run_dir, self.wandb_config)
         if checkpoint is not None:
-            record["train/checkpoint"] = checkpoint.path
+            record[TRAIN_CHECKPOINT] = checkpoint.path
         self._jsonl.write(step, record)
         for name, value in record.items():
             if isinstance(value, int | float):

@@ -8,13 +8,15 @@ are ever loaded, because DeepSpeed's loader unpickles.
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from aime.checkpoints import IncompleteCheckpointError, read_meta, write_model_files
+from aime.checkpoints import IncompleteCheckpointError, complete_checkpoints, read_meta, write_model_files
 from aime.config import Config, dump_yaml
 
 
@@ -36,6 +38,43 @@ def save_checkpoint(
     state = consolidated_state_dict(engine)  # collective under ZeRO-3
     if rank == 0:
         write_model_files(directory, state, dump_yaml(cfg), step=step, tag=tag, metrics=metrics)
+
+
+log = logging.getLogger(__name__)
+
+# Ray Train's record of the checkpoints it registered, in each run's storage folder (checkpoints/<name>/).
+RAY_TRAIN_SNAPSHOT = "checkpoint_manager_snapshot.json"
+
+
+def resumable_checkpoint(run_dir: str | Path) -> Path | None:
+    """The newest checkpoint of ``run_dir`` that is complete and that Ray Train registered, or None.
+
+    DeepSpeed's loader unpickles, so only what this run's own Ray Train recorded is ever resumed from;
+    complete checkpoints it did not register (copied in, or saved when the run died) are skipped with a
+    warning naming them.
+    """
+    registered = registered_checkpoints(run_dir)
+    chosen = None
+    for checkpoint in complete_checkpoints(run_dir):
+        if checkpoint.resolve() in registered:
+            chosen = checkpoint
+        else:
+            log.warning("checkpoint %s was not registered by Ray Train: not resumed from", checkpoint)
+    return chosen
+
+
+def registered_checkpoints(run_dir: str | Path) -> set[Path]:
+    """The checkpoint folders Ray Train's snapshots list (unreadable snapshots list nothing)."""
+    found: set[Path] = set()
+    for snapshot in Path(run_dir, "checkpoints").glob(f"*/{RAY_TRAIN_SNAPSHOT}"):
+        try:
+            results = json.loads(snapshot.read_text()).get("checkpoint_results", [])
+            names = [str(r["checkpoint_dir_name"]) for r in results]
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as error:
+            log.warning("%s is unreadable (%s): its checkpoints are not resumed from", snapshot, error)
+            continue
+        found |= {(snapshot.parent / name).resolve() for name in names if "/" not in name and name != ".."}
+    return found
 
 
 def consolidated_state_dict(engine: Any) -> dict[str, torch.Tensor]:

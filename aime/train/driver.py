@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aime import metrics as M
 from aime.checkpoints import read_meta
 from aime.config import Config, to_dict
 from aime.replay.split import HeldOutSplit
@@ -207,9 +208,9 @@ def _fit_with_progress(trainer: Any, metrics_path: Path, start: int, steps: int,
             lines = metrics_path.read_text().splitlines()
             for line in lines[seen:]:
                 record = json.loads(line)
-                if "train/total" in record:
+                if M.TRAIN_TOTAL in record:
                     bar.update(max(0, record["step"] - bar.n))
-                    loss, wait = record["train/total"], record.get("train/data_wait_fraction", 0.0)
+                    loss, wait = record[M.TRAIN_TOTAL], record.get(M.TRAIN_DATA_WAIT, 0.0)
                     bar.set_postfix_str(f"loss {loss:.4g}  data wait {wait:.0%}", refresh=False)
             seen = len(lines)
     bar.close()

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from aime import metrics as M
 from aime.storage import atomic_save_figure
 
 FIGURES = ("loss_curves.png", "reconstructions.png", "open_loop.png", "attention.png")
@@ -67,13 +68,13 @@ def loss_curves(metrics_path: Path, png: Path) -> Path:
     import matplotlib.pyplot as plt
 
     records = [json.loads(line) for line in Path(metrics_path).read_text().splitlines()]
-    records = [r for r in records if "train/total" in r]
-    names = ["train/total"] + sorted({k for r in records for k in r if k.startswith("train/task/")})
+    records = [r for r in records if M.TRAIN_TOTAL in r]
+    names = [M.TRAIN_TOTAL] + sorted({k for r in records for k in r if k.startswith(M.TRAIN_TASK)})
     fig, ax = plt.subplots(figsize=(6, 4))
     for name in names:
         points = [(r["step"], r[name]) for r in records if name in r]
         if points:
-            ax.plot(*zip(*points, strict=True), label=name.removeprefix("train/"))
+            ax.plot(*zip(*points, strict=True), label=name.removeprefix(M.TRAIN))
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.legend(fontsize=8)

@@ -22,7 +22,7 @@ from torch import Tensor
 
 from aime.config import Config
 from aime.eval.open_loop import OpenLoopConfig, open_loop_batch
-from aime.metrics import EVAL_PSNR_GAIN_MEAN, EVAL_PSNR_GAIN_ONE_STEP, EVAL_SCORE
+from aime.metrics import EVAL, EVAL_PSNR_GAIN_MEAN, EVAL_PSNR_GAIN_ONE_STEP, EVAL_SCORE, EVAL_WINDOWS
 from aime.models.world_model import eager_rollout
 from aime.replay.split import HeldOutSplit
 from aime.replay.store import EpisodeFile, ReplayStore
@@ -47,8 +47,8 @@ SUMMARIES: dict[str, Callable[[dict[str, Tensor]], Tensor]] = {
 
 # Every metric a periodic evaluation reports (what a sweep may optimise).
 REPORTED = (
-    *(f"eval/{name}" for name in SUMMARIES),
-    "eval/windows",
+    *(EVAL + name for name in SUMMARIES),
+    EVAL_WINDOWS,
     EVAL_PSNR_GAIN_ONE_STEP,
     EVAL_PSNR_GAIN_MEAN,
 )
@@ -104,8 +104,8 @@ class PeriodicEval:
             sums[-1] = scores["model/psnr"].shape[0]
         sums = reduce_sum(sums)
         count = float(sums[-1])
-        out = {f"eval/{name}": float(total) / count for name, total in zip(SUMMARIES, sums[:-1], strict=True)}
-        out["eval/windows"] = count
-        out[EVAL_PSNR_GAIN_ONE_STEP] = out["eval/psnr_one_step/model"] - out["eval/psnr_one_step/baseline"]
-        out[EVAL_PSNR_GAIN_MEAN] = out["eval/psnr_mean/model"] - out["eval/psnr_mean/baseline"]
+        out = {EVAL + name: float(total) / count for name, total in zip(SUMMARIES, sums[:-1], strict=True)}
+        out[EVAL_WINDOWS] = count
+        out[EVAL_PSNR_GAIN_ONE_STEP] = out[EVAL_SCORE] - out[EVAL + "psnr_one_step/baseline"]
+        out[EVAL_PSNR_GAIN_MEAN] = out[EVAL + "psnr_mean/model"] - out[EVAL + "psnr_mean/baseline"]
         return out

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch.profiler import record_function
 
+from aime import metrics as M
 from aime.config import Config, build
 from aime.replay import ReplayBuffer
 from aime.replay.split import HeldOutSplit
@@ -230,17 +231,17 @@ def _metrics(
     def value(x: Any) -> float:  # graph tensors: float() of one that requires grad warns every time
         return float(x.detach()) if isinstance(x, torch.Tensor) else float(x)
 
-    out = {"train/total": value(losses.total)}
-    out |= {f"train/task/{k}": value(v) for k, v in losses.tasks.items()}
-    out |= {f"train/{k}": value(v) for k, v in losses.components.items()}
-    out |= {f"train/{k}": value(v) for k, v in losses.metrics.items()}
-    out |= {f"train/{k}": value(v) for k, v in stats.items()}
-    out |= {f"train/lr/{g.get('name', i)}": g["lr"] for i, g in enumerate(optimizer.param_groups)}
+    out = {M.TRAIN_TOTAL: value(losses.total)}
+    out |= {M.TRAIN_TASK + k: value(v) for k, v in losses.tasks.items()}
+    out |= {M.TRAIN + k: value(v) for k, v in losses.components.items()}
+    out |= {M.TRAIN + k: value(v) for k, v in losses.metrics.items()}
+    out |= {M.TRAIN + k: value(v) for k, v in stats.items()}
+    out |= {M.TRAIN_LR + str(g.get("name", i)): g["lr"] for i, g in enumerate(optimizer.param_groups)}
     grad_norm = engine.get_global_grad_norm()
     if grad_norm is not None:
-        out["train/grad_norm"] = float(grad_norm)
-    out["train/data_wait_fraction"] = wait / busy if busy else 0.0
-    out["train/samples_per_second"] = samples / busy if busy else 0.0
+        out[M.TRAIN_GRAD_NORM] = float(grad_norm)
+    out[M.TRAIN_DATA_WAIT] = wait / busy if busy else 0.0
+    out[M.TRAIN_SAMPLES_PER_SECOND] = samples / busy if busy else 0.0
     if torch.cuda.is_available():
-        out["train/gpu_memory_gb"] = torch.cuda.max_memory_allocated() / 2**30
+        out[M.TRAIN_GPU_MEMORY_GB] = torch.cuda.max_memory_allocated() / 2**30
     return out

@@ -15,6 +15,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from aime.metrics import EVAL
 from aime.tune.config import SweepConfig
 
 TRIALS = "trials"
@@ -38,8 +39,8 @@ def run_trial(
 ) -> None:
     from ray import tune
 
-    from aime.checkpoints import latest_checkpoint
     from aime.run.rundir import create_run_dir
+    from aime.train.checkpoint import resumable_checkpoint
     from aime.train.driver import train
 
     trial_id = tune.get_context().get_trial_id()
@@ -50,7 +51,7 @@ def run_trial(
         extra.append(f"replay.root={replay_root}")
     cfg, run_dir = create_run_dir(sweep.trial_config(params, tuple(extra)))
     (run_dir / "params.json").write_text(json.dumps(params, indent=2) + "\n")
-    resume = latest_checkpoint(run_dir)  # a retried trial continues where it failed
+    resume = resumable_checkpoint(run_dir)  # a retried trial continues where it failed
     train(
         cfg,
         run_dir,
@@ -67,7 +68,7 @@ def reporter() -> Any:
 
     class TuneReporter(TuneReportCallback):
         def after_report(self, run_context: Any, metrics: list[dict[str, Any]], checkpoint: Any) -> None:
-            if checkpoint is not None and any(k.startswith("eval/") for k in metrics[0]):
+            if checkpoint is not None and any(k.startswith(EVAL) for k in metrics[0]):
                 super().after_report(run_context, metrics, checkpoint)
 
     return TuneReporter()

@@ -52,7 +52,7 @@ def test_zero2_on_two_cpu_workers_trains_and_checkpoints(tmp_path, ray_local):
     torch.testing.assert_close(ours.reconstruction, theirs.reconstruction, rtol=0, atol=0)
 
 
-def test_resume_continues_from_the_newest_checkpoint(tmp_path, ray_local):
+def test_resume_continues_from_the_newest_registered_checkpoint(tmp_path, ray_local, caplog):
     import json
 
     from aime.checkpoints import latest_checkpoint
@@ -69,7 +69,21 @@ def test_resume_continues_from_the_newest_checkpoint(tmp_path, ray_local):
     )
     (run_dir,) = (tmp_path / "results").iterdir()
     assert read_meta(latest_checkpoint(run_dir))["step"] == 2
-    assert main(["train", "--resume", str(run_dir), "--no-progress", "train.steps=3"]) == 0
+    # A complete checkpoint Ray Train never registered (copied in) is not resumed from: DeepSpeed's
+    # loader unpickles. A truncated one is skipped too. Both are named in a warning.
+    import logging
+    import shutil
+
+    stray = latest_checkpoint(run_dir).parent / "step00000099"
+    shutil.copytree(latest_checkpoint(run_dir), stray)
+    (stray / "meta.json").write_text(json.dumps({"step": 99, "tag": "step00000002", "format": 1}))
+    truncated = stray.parent / "step00000050"
+    shutil.copytree(stray, truncated)
+    (truncated / "meta.json").write_text('{"step": 5')
+    with caplog.at_level(logging.WARNING):
+        assert main(["train", "--resume", str(run_dir), "--no-progress", "train.steps=3"]) == 0
+    assert f"{stray} was not registered by Ray Train" in caplog.text and str(truncated) in caplog.text
+    shutil.rmtree(stray), shutil.rmtree(truncated)
     newest = latest_checkpoint(run_dir)
     assert read_meta(newest)["step"] == 3
     # Each of the 3 saves was staged in the temp dir and removed once Ray Train persisted it.
