@@ -101,11 +101,8 @@ def fit_bank(
     N, B = len(bank.specs), cfg.batch_size
     steps = steps_per_epoch or max(1, -(-len(train) // B))
     optimizer = torch.optim.AdamW(bank.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    params = dict(bank.named_parameters())
-    best = {name: p.detach().clone() for name, p in params.items()}
-    best_loss = torch.full((N,), float("inf"), device=device)
-    best_epoch = torch.zeros(N, dtype=torch.long, device=device)
-    stale = torch.zeros(N, dtype=torch.long, device=device)
+    params = list(bank.parameters())
+    stopping = PerLensStopping(bank, cfg.patience, cfg.min_delta)
     columns = train.label_columns(bank)
     generator = torch.Generator().manual_seed(cfg.seed * 7919 + rank)
     history: list[dict[str, float]] = []
@@ -116,24 +113,15 @@ def fit_bank(
         running = torch.zeros((), device=device)
         for k in range(steps):
             rows = order[k * B : (k + 1) * B]
-            loss = balanced_bce(
-                bank(train.inputs(rows)), train.labels(columns, rows), positive_fraction
-            ).sum()
+            logits = bank(train.inputs(rows))  # (B, N)
+            loss = balanced_bce(logits, train.labels(columns, rows), positive_fraction).sum()
             optimizer.zero_grad(set_to_none=False)
             loss.backward()
-            average_gradients([p.grad for p in params.values() if p.grad is not None])
+            average_gradients([p.grad for p in params if p.grad is not None])
             optimizer.step()
             running += loss.detach()
         val = validation_loss(bank, validation, positive_fraction, B * 4)  # (N,)
-        improved = val < best_loss - cfg.min_delta
-        best_loss = torch.where(improved, val, best_loss)
-        best_epoch = torch.where(improved, torch.full_like(best_epoch, epoch), best_epoch)
-        stale = torch.where(improved, torch.zeros_like(stale), stale + 1)
-        with torch.no_grad():
-            keep = bank.lens_masks(improved)
-            for name, p in params.items():
-                best[name] = torch.where(keep[name], p.detach(), best[name])
-        active = int((stale < cfg.patience).sum())  # one host sync per epoch
+        active = stopping.update(epoch, val)
         metrics = {
             "epoch": epoch,
             "train_loss": float(running) / (steps * N),
@@ -144,11 +132,40 @@ def fit_bank(
         on_epoch(metrics)
         if active == 0:
             break
-    with torch.no_grad():
-        for name, p in params.items():
-            p.copy_(best[name])
+    stopping.restore()
     bank.eval()
-    return FitResult(epoch, best_epoch.tolist(), best_loss.tolist(), history)
+    return FitResult(epoch, stopping.best_epoch.tolist(), stopping.best_loss.tolist(), history)
+
+
+class PerLensStopping:
+    """Early stopping for each lens on its own: the best validation loss so far, the epoch and the
+    weights it came with (copied by a per-lens mask, no loop over lenses), epochs since it improved."""
+
+    def __init__(self, bank: LensBank, patience: int, min_delta: float):
+        N, device = len(bank.specs), next(bank.parameters()).device
+        self.bank, self.patience, self.min_delta = bank, patience, min_delta
+        self.weights = {name: p.detach().clone() for name, p in bank.named_parameters()}
+        self.best_loss = torch.full((N,), float("inf"), device=device)
+        self.best_epoch = torch.zeros(N, dtype=torch.long, device=device)
+        self.stale = torch.zeros(N, dtype=torch.long, device=device)
+
+    @torch.no_grad()
+    def update(self, epoch: int, validation_loss: Tensor) -> int:
+        """Record an epoch's validation loss (N,); returns how many lenses are still improving."""
+        improved = validation_loss < self.best_loss - self.min_delta
+        self.best_loss = torch.where(improved, validation_loss, self.best_loss)
+        self.best_epoch = torch.where(improved, torch.full_like(self.best_epoch, epoch), self.best_epoch)
+        self.stale = torch.where(improved, torch.zeros_like(self.stale), self.stale + 1)
+        keep = self.bank.lens_masks(improved)
+        for name, p in self.bank.named_parameters():
+            self.weights[name] = torch.where(keep[name], p.detach(), self.weights[name])
+        return int((self.stale < self.patience).sum())  # one host sync per epoch
+
+    @torch.no_grad()
+    def restore(self) -> None:
+        """Every lens back to the weights of its best epoch."""
+        for name, p in self.bank.named_parameters():
+            p.copy_(self.weights[name])
 
 
 @torch.no_grad()

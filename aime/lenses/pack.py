@@ -60,6 +60,14 @@ class LensPack:
         flat = {a: activations[a].reshape(-1, activations[a].shape[-1]) for a in self.bank.activations}
         return torch.sigmoid(self.bank.eval()(flat).float()).reshape(*lead, len(self.bank.specs))
 
+    def named_scores(self, activations: Mapping[str, Tensor]) -> dict[str, dict[str, Any]]:
+        """{lens name: {"probability": (...,) float32 numpy, "graduated": bool}}: what a server answers."""
+        probabilities = self.score(activations).cpu().numpy()
+        return {
+            spec.name: {"probability": probabilities[..., i], "graduated": bool(lens.get("graduated"))}
+            for i, (spec, lens) in enumerate(zip(self.bank.specs, self.info["lenses"], strict=True))
+        }
+
     def save(self, directory: str | Path, dtype: str = "float32", fs: pafs.FileSystem | None = None) -> str:
         """Weights, then pack.json: a reader that finds pack.json finds the weights whole. ``directory``
         is a local path or URI, or a path within ``fs``."""

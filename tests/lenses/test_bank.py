@@ -199,3 +199,30 @@ def test_bank_training_step_equals_separate_probe_steps():
     with torch.no_grad():
         expected = torch.stack([p(x[s.activation]) for s, p in zip(specs, probes, strict=True)], dim=1)
         assert torch.allclose(bank(x), expected, atol=1e-5), (bank(x) - expected).abs().max()
+
+
+def test_per_lens_stopping_keeps_each_lens_best_epoch():
+    from aime.lenses.fit import PerLensStopping
+
+    specs = [LensSpec("a", "h", 32), LensSpec("b", "z", 8)]
+    bank = LensBank(specs).eval()
+    x = _inputs(4)
+    stopping = PerLensStopping(bank, patience=2, min_delta=0.0)
+
+    def perturb() -> torch.Tensor:
+        with torch.no_grad():
+            for p in bank.parameters():
+                p.add_(torch.randn_like(p))
+            return bank(x)
+
+    first = perturb()
+    assert stopping.update(1, torch.tensor([1.0, 1.0])) == 2
+    second = perturb()
+    assert stopping.update(2, torch.tensor([0.5, 2.0])) == 2  # b: stale 1 of 2
+    perturb()
+    assert stopping.update(3, torch.tensor([0.7, 2.0])) == 1  # b stops
+    stopping.restore()
+    with torch.no_grad():
+        restored = bank(x)
+    assert torch.equal(restored[:, 0], second[:, 0]) and torch.equal(restored[:, 1], first[:, 1])
+    assert stopping.best_epoch.tolist() == [2, 1]

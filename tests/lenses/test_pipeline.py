@@ -133,6 +133,9 @@ def test_loaded_pack_scores_the_world_model_like_the_dataset(pack, extracted, tr
     assert ((probabilities >= 0) & (probabilities <= 1)).all()
     sequence = {k: v[:LENGTH][None] for k, v in data.activations.items()}  # (1, T, D) works too
     assert torch.allclose(lenses.score(sequence)[0], probabilities[:LENGTH])
+    named = lenses.named_scores(sequence)
+    assert list(named) == lenses.lens_names and named["a@h"]["probability"].shape == (1, LENGTH)
+    np.testing.assert_allclose(named["a@h"]["probability"][0], probabilities[:LENGTH, 0].numpy())
 
 
 def test_pack_refuses_a_world_model_with_another_config_hash(pack, trained_checkpoint, tmp_path):
@@ -199,3 +202,14 @@ def test_encode_episodes_in_process_writes_parts_and_counts(untrained_checkpoint
         assert table.column("episode").to_pylist() == [plan[i].episode_id] * LENGTH
         flags = table.column("concept_c").to_numpy(zero_copy_only=False)
         assert out["positives"][i].tolist() == [table.column("concept_a").to_numpy().sum(), flags.sum()]
+
+
+def test_lens_stage_of_a_run(trained_checkpoint, lens_store, ray_local):
+    from aime.lenses.stage import run_lens_stage
+
+    run_dir = checkpoints.run_dir_of(trained_checkpoint)
+    summary = run_lens_stage(run_dir, episodes=str(lens_store), activations=("h",), epochs=2, batch_size=32)
+    pack = run_dir / "lenses" / "pack"
+    assert summary["pack"] == str(pack) and (pack / "lens_eval.json").is_file()
+    assert summary["lenses"] == 4 and set(summary["best_activation"]) == {"a", "b", "c", "d"}
+    assert summary["rows"]["train"] > 0 and LensPack.load(pack, world_model=run_dir).lens_names[0] == "a@h"
