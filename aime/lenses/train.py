@@ -130,7 +130,7 @@ def _fit(
     """The Ray Train job; returns (the bank's state dict, fit_bank's result as a dict)."""
     import ray
     import ray.data
-    from ray.train import DataConfig, RunConfig, ScalingConfig
+    from ray.train import DataConfig, LoggingConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
     from safetensors.torch import load_file
 
@@ -164,7 +164,11 @@ def _fit(
             use_gpu=use_gpu,
             resources_per_worker={"CPU": options.cpus_per_worker},
         ),
-        run_config=RunConfig(name="lenses", storage_path=str(storage)),  # type: ignore[call-arg]
+        run_config=RunConfig(  # type: ignore[call-arg]
+            name="lenses",
+            storage_path=str(storage),
+            logging_config=LoggingConfig(log_level="WARNING"),  # the console is aime's summary
+        ),
     )
     try:
         result = trainer.fit()

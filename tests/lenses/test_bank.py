@@ -226,3 +226,16 @@ def test_per_lens_stopping_keeps_each_lens_best_epoch():
         restored = bank(x)
     assert torch.equal(restored[:, 0], second[:, 0]) and torch.equal(restored[:, 1], first[:, 1])
     assert stopping.best_epoch.tolist() == [2, 1]
+
+
+def test_spans_cover_an_episode_once_in_windows_with_burn_in():
+    from aime.lenses.encode import spans
+
+    assert [(s.start, s.length, s.keep) for s in spans(0, 100, None)] == [(0, 100, 0)]
+    assert [(s.start, s.length, s.keep) for s in spans(0, 100, 128)] == [(0, 100, 0)]
+    for T, window in ((201, 128), (500, 128), (129, 128), (1000, 64)):
+        windows = spans(3, T, window)
+        kept = np.concatenate([np.arange(s.keep, s.start + s.length) for s in windows])
+        assert kept.tolist() == list(range(T)), (T, window)
+        assert all(s.length == window and s.start <= s.keep for s in windows)
+        assert all(s.keep - s.start >= window // 4 for s in windows[1:])  # every later window warms up

@@ -213,3 +213,22 @@ def test_lens_stage_of_a_run(trained_checkpoint, lens_store, ray_local):
     assert summary["pack"] == str(pack) and (pack / "lens_eval.json").is_file()
     assert summary["lenses"] == 4 and set(summary["best_activation"]) == {"a", "b", "c", "d"}
     assert summary["rows"]["train"] > 0 and LensPack.load(pack, world_model=run_dir).lens_names[0] == "a@h"
+
+
+def test_long_episodes_are_encoded_in_windows(untrained_checkpoint, lens_store, tmp_path):
+    from aime.lenses.encode import EncodeEpisodes, EpisodePlan
+
+    f = ReplayStore(lens_store).scan()[0]
+    plan = [EpisodePlan(f.meta.episode_id, ((f.path, f.num_rows),), "train")]
+    whole = EncodeEpisodes(str(untrained_checkpoint), str(lens_store), plan, ["a"], str(tmp_path / "whole"))
+    windowed = EncodeEpisodes(str(untrained_checkpoint), str(lens_store), plan, ["a"], str(tmp_path / "win"))
+    windowed.window = 8  # as if perception.max_frames were 8: spans 0-8, 6-14 (keeps 8-14), 12-20
+    whole({"data": np.array([0])})
+    windowed({"data": np.array([0])})
+    a = pq.read_table(tmp_path / "whole" / "train" / "part-000000.parquet")
+    b = pq.read_table(tmp_path / "win" / "train" / "part-000000.parquet")
+    assert b.column("step").to_pylist() == list(range(LENGTH))
+    h_whole, h_win = (np.stack(t.column("h").to_numpy(zero_copy_only=False)) for t in (a, b))
+    np.testing.assert_allclose(h_win[:8], h_whole[:8], atol=1e-5)  # the first window is the same model call
+    embed_whole, embed_win = (np.stack(t.column("embed").to_numpy(zero_copy_only=False)) for t in (a, b))
+    np.testing.assert_allclose(embed_win, embed_whole, atol=1e-5)  # per-frame: windows change nothing
