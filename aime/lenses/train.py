@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aime import checkpoints
 from aime.lenses.activations import Manifest
 from aime.lenses.bank import LensBank, LensSpec
 from aime.lenses.evaluate import score_split
@@ -100,7 +101,7 @@ def train_lenses(activations_dir: str | Path, options: TrainOptions) -> dict[str
         "name": options.name or Path(options.out).name,
         "world_model": {
             "checkpoint": manifest.checkpoint,
-            "checkpoint_id": Path(manifest.checkpoint).name,
+            "checkpoint_id": _checkpoint_id(manifest.checkpoint),
             "step": manifest.step,
             "config_hash": manifest.config_hash,
             "task": manifest.task,
@@ -192,6 +193,11 @@ def check_cpu_budget(options: TrainOptions, cluster_cpus: float) -> None:
             f"the 1 CPU Ray Data needs to read activations on a cluster of {cluster_cpus:g}: "
             "use fewer workers or a smaller CPU reservation per worker"
         )
+
+
+def _checkpoint_id(checkpoint: str) -> str:
+    """<run id>/<step folder>: which model, readable without the path."""
+    return f"{checkpoints.run_dir_of(checkpoint).name}/{Path(checkpoint).name}"
 
 
 def _pick(kind: str, wanted: list[str], available: list[str]) -> list[str]:

@@ -104,6 +104,7 @@ def test_train_writes_a_pack_with_metrics_and_graduation(pack, extracted):
     assert info["skipped"] == []  # the synthetic concepts vary
     assert info["training"]["workers"] == 2 and 1 <= info["training"]["epochs_run"] <= 4
     assert info["world_model"]["config_hash"] == manifest.config_hash
+    assert info["world_model"]["checkpoint_id"].endswith(f"/{Path(manifest.checkpoint).name}")
     for lens in info["lenses"]:
         assert lens["input_dim"] == manifest.activations[lens["activation"]]
         m = lens["metrics"]
