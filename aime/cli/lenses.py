@@ -91,9 +91,8 @@ def run_extract(args: argparse.Namespace) -> int:
 def run_train(args: argparse.Namespace) -> int:
     from aime.lenses.activations import Manifest
     from aime.lenses.fit import FitConfig
-    from aime.lenses.train import TrainOptions, train_lenses
+    from aime.lenses.train import TrainOptions, choose_lenses, train_lenses
 
-    Manifest.read(args.activations)  # before Ray starts
     fit = FitConfig(
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -105,6 +104,7 @@ def run_train(args: argparse.Namespace) -> int:
     options = TrainOptions(
         out=args.out, concepts=args.concepts, activations=args.layers, fit=fit, workers=args.workers
     )
+    choose_lenses(Manifest.read(args.activations), options)  # unknown names fail before Ray starts
     _init_ray(args.address, None)
     info = train_lenses(args.activations, options)
     graduated = [lens for lens in info["lenses"] if lens["graduated"]]
