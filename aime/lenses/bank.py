@@ -7,9 +7,9 @@ probes", here with two hidden layers as in the original AIME lens code):
              --> Linear(128, 64) - ReLU - Dropout --> Linear(64, 1) --> logit (B,)
 
 The bank stacks the weights of the lenses that read the same activation with the same
-standardisation into one group, so scoring is, per group, one einsum and two batched products:
+standardisation into one group, so scoring is, per group, one GEMM and two batched products:
 
-    {activation: (B, D)} --group g: einsum bd,ndk->nbk; baddbmm; einsum--> (N_g, B)
+    {activation: (B, D)} --group g: addmm (B, D) x (D, N_g * 128); baddbmm; einsum--> (N_g, B)
         --cat over groups, index_select to lens order--> logits (B, N)
 
 No per-lens Python loop, no host sync: the groups are a handful (one per activation) and the lens
