@@ -63,9 +63,11 @@ class Client:
         reply = self._call("POST", "/v1/imagine", body)
         return np.stack([decode_png(f, f"frames[{i}]") for i, f in enumerate(reply["frames"])])
 
-    def concepts(self, frames: np.ndarray, actions: np.ndarray) -> dict[str, Any]:
+    def concepts(self, frames: np.ndarray, actions: np.ndarray) -> dict[str, np.ndarray]:
+        """{lens (concept@activation): (T,) probabilities} from the served lens pack."""
         body = {"frames": _pngs(frames), "actions": np.asarray(actions, np.float64).tolist()}
-        return self._call("POST", "/v1/concepts", body)
+        reply = self._call("POST", "/v1/concepts", body)
+        return {name: np.asarray(s["probability"], np.float32) for name, s in reply["concepts"].items()}
 
     def close(self) -> None:
         self.http.close()

@@ -20,6 +20,7 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from aime import checkpoints
+from aime.lenses.stage import LENSES_DIR
 from aime.serve.config import ServeConfig, serve_config
 from aime.serve.http import create_api
 from aime.serve.model import EncodeItem, ImagineItem, ServedModel
@@ -35,8 +36,11 @@ class WorldModelServer:
 
         cfg = serve_config(args)
         torch.set_num_threads(max(1, int(cfg.num_cpus)))
-        self.model = ServedModel(cfg.checkpoint, prefer=cfg.prefer, buckets=cfg.batch_buckets)
-        for batched in (self.encode, self.imagine):
+        lens_pack = None if cfg.lens_pack == "none" else cfg.lens_pack  # build_app resolved "auto"
+        self.model = ServedModel(
+            cfg.checkpoint, prefer=cfg.prefer, buckets=cfg.batch_buckets, lens_pack=lens_pack
+        )
+        for batched in (self.encode, self.imagine, self.concepts):
             batched.set_max_batch_size(cfg.max_batch_size)  # type: ignore[union-attr]
             batched.set_batch_wait_timeout_s(cfg.batch_wait_timeout_s)  # type: ignore[union-attr]
         # One thread runs every model call: the event loop stays free to collect the next batch, and
@@ -54,6 +58,10 @@ class WorldModelServer:
     async def imagine(self, items: list[ImagineItem]) -> list[np.ndarray]:
         return await asyncio.get_running_loop().run_in_executor(self._runner, self.model.imagine, items)
 
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.005)
+    async def concepts(self, items: list[EncodeItem]) -> list[dict[str, dict[str, Any]]]:
+        return await asyncio.get_running_loop().run_in_executor(self._runner, self.model.concepts, items)
+
 
 class HandleBackend:
     """http.Backend over the model deployment's handle."""
@@ -69,6 +77,9 @@ class HandleBackend:
 
     async def imagine(self, item: ImagineItem) -> np.ndarray:
         return await self.handle.imagine.remote(item)
+
+    async def concepts(self, item: EncodeItem) -> dict[str, dict[str, Any]]:
+        return await self.handle.concepts.remote(item)
 
 
 @serve.deployment(name="Ingress", ray_actor_options={"num_cpus": INGRESS_CPUS})
@@ -88,12 +99,28 @@ def build_app(args: dict[str, Any]) -> Any:
     cfg = serve_config(dict(args))
     checkpoint = checkpoints.resolve(cfg.checkpoint, cfg.prefer)  # replicas load exactly this one
     args = dict(args, checkpoint=str(Path(checkpoint).resolve()), prefer="newest")
+    args["lens_pack"] = _lens_pack(cfg.lens_pack, checkpoint)
     model = WorldModelServer.options(  # type: ignore[attr-defined]
         ray_actor_options={"num_cpus": cfg.num_cpus, "num_gpus": cfg.num_gpus},
         max_ongoing_requests=cfg.max_ongoing_requests,
         **_replicas(cfg),
     )
     return Ingress.bind(model.bind(args), args)  # type: ignore[attr-defined]
+
+
+def _lens_pack(setting: str, checkpoint: Path) -> str:
+    """The pack directory replicas load, or "none"; a pack for another model fails here, by name."""
+    if setting == "none":
+        return "none"
+    if setting == "auto":
+        found = checkpoints.run_dir_of(checkpoint) / LENSES_DIR / "pack"
+        if not (found / "pack.json").is_file():
+            return "none"
+        setting = str(found)
+    from aime.lenses.pack import LensPack
+
+    LensPack.load(setting, world_model=checkpoint)  # PackMismatchError names both config hashes
+    return str(Path(setting).resolve())
 
 
 def _replicas(cfg: ServeConfig) -> dict[str, Any]:

@@ -12,6 +12,9 @@ from aime.config.loader import ConfigError, build
 class ServeConfig:
     checkpoint: str = ""  # a run directory (its best, else newest, checkpoint) or a checkpoint directory
     prefer: Literal["best", "newest"] = "best"  # which checkpoint of a run directory
+    # Concept lenses for /v1/concepts: a lens pack directory, "auto" (<run_dir>/lenses/pack when the run
+    # has one, as `aime run lenses.enabled=true` writes it) or "none". Refused if trained on another model.
+    lens_pack: str = "auto"
     # Dynamic batching: requests that arrive within batch_wait_timeout_s of each other share one model
     # call, up to max_batch_size; max_batch_size 1 turns batching off.
     max_batch_size: int = 16

@@ -26,6 +26,8 @@ from aime.serve.codec import FrameError, encode_png, frames_to_array
 from aime.serve.config import ServeConfig
 from aime.serve.model import EncodeItem, ImagineItem
 from aime.serve.schemas import (
+    ConceptScores,
+    ConceptsResponse,
     EncodeRequest,
     EncodeResponse,
     ErrorResponse,
@@ -46,6 +48,7 @@ class Backend(Protocol):
     async def info(self) -> dict[str, Any]: ...
     async def encode(self, item: EncodeItem) -> dict[str, np.ndarray]: ...
     async def imagine(self, item: ImagineItem) -> np.ndarray: ...
+    async def concepts(self, item: EncodeItem) -> dict[str, dict[str, Any]]: ...
 
 
 class RequestProblem(Exception):
@@ -101,18 +104,11 @@ def create_api(backend: Backend, cfg: ServeConfig) -> FastAPI:
     @api.post("/v1/encode", response_model=EncodeResponse, tags=["model"], responses=ERRORS)
     async def encode(body: EncodeRequest) -> EncodeResponse:
         """Per-step activations (z, h, h_prev, embed, c, attention_state) of an observed sequence."""
-        spec = await info()
-        frames = _frames(body.frames, "frames", spec, cfg.max_frames)
-        T = len(frames)
-        actions = _actions(body.actions, "actions", spec, T)
-        if body.is_first is None:
-            is_first = np.arange(T) == 0  # one episode, starting at the first frame
-        elif len(body.is_first) != T:
-            raise RequestProblem(422, f"is_first: {len(body.is_first)} values, expected {T} (one per frame)")
-        else:
-            is_first = np.asarray(body.is_first, bool)
-        features = await backend.encode(EncodeItem(frames, actions, is_first))
-        return EncodeResponse(steps=T, activations={k: v.tolist() for k, v in features.items()})
+        item = _encode_item(body, await info(), cfg)
+        features = await backend.encode(item)
+        return EncodeResponse(
+            steps=len(item.frames), activations={k: v.tolist() for k, v in features.items()}
+        )
 
     @api.post("/v1/imagine", response_model=ImagineResponse, tags=["model"], responses=ERRORS)
     async def imagine(body: ImagineRequest) -> ImagineResponse:
@@ -130,17 +126,38 @@ def create_api(backend: Backend, cfg: ServeConfig) -> FastAPI:
         predicted = await backend.imagine(item)  # (H, S, S, 3) uint8
         return ImagineResponse(horizon=H, seed=body.seed, frames=[encode_png(f) for f in predicted])
 
-    @api.post("/v1/concepts", tags=["model"], responses=ERRORS)
-    async def concepts(request: Request) -> dict[str, Any]:
-        """Per-step concept probabilities from the model's lens pack."""
-        data = await info()
-        raise RequestProblem(
-            404,
-            f"no lens pack is served with checkpoint {data['checkpoint']}: train one with "
-            "`aime lenses train` and serve it with lens_pack=DIR",
-        )
+    @api.post("/v1/concepts", response_model=ConceptsResponse, tags=["model"], responses=ERRORS)
+    async def concepts(body: EncodeRequest) -> ConceptsResponse:
+        """Per-step concept probabilities from the served lens pack (body as /v1/encode)."""
+        spec = await info()
+        if not spec["concepts"]:
+            raise RequestProblem(
+                404,
+                f"no lens pack is served with checkpoint {spec['checkpoint']}: train one with "
+                "`aime lenses train` (or `aime run ... lenses.enabled=true`) and serve it with lens_pack=DIR",
+            )
+        item = _encode_item(body, spec, cfg)
+        scores = await backend.concepts(item)
+        lenses = {
+            name: ConceptScores(probability=s["probability"].tolist(), graduated=s["graduated"])
+            for name, s in scores.items()
+        }
+        return ConceptsResponse(steps=len(item.frames), lens_pack=spec["lens_pack"]["name"], concepts=lenses)
 
     return api
+
+
+def _encode_item(body: EncodeRequest, spec: dict[str, Any], cfg: ServeConfig) -> EncodeItem:
+    frames = _frames(body.frames, "frames", spec, cfg.max_frames)
+    T = len(frames)
+    actions = _actions(body.actions, "actions", spec, T)
+    if body.is_first is None:
+        is_first = np.arange(T) == 0  # one episode, starting at the first frame
+    elif len(body.is_first) != T:
+        raise RequestProblem(422, f"is_first: {len(body.is_first)} values, expected {T} (one per frame)")
+    else:
+        is_first = np.asarray(body.is_first, bool)
+    return EncodeItem(frames, actions, is_first)
 
 
 def _frames(frames: Any, where: str, spec: dict[str, Any], limit: int) -> np.ndarray:

@@ -47,12 +47,21 @@ class ImagineItem:
 
 
 class ServedModel:
-    def __init__(self, checkpoint: str, *, prefer: str = "best", buckets: Sequence[int] = (1, 2, 4, 8, 16)):
+    def __init__(
+        self,
+        checkpoint: str,
+        *,
+        prefer: str = "best",
+        buckets: Sequence[int] = (1, 2, 4, 8, 16),
+        lens_pack: str | None = None,
+    ):
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         loaded = checkpoints.load(checkpoint, self.device, prefer=prefer)  # type: ignore[arg-type]
         self.model, self.cfg, self.path, self.step = loaded.model, loaded.config, loaded.path, loaded.step
         self.buckets = tuple(sorted(buckets))
         self.config_hash = checkpoints.config_hash(self.path)
+        self.lenses = None if lens_pack is None else _load_pack(lens_pack, self.path, self.device)
+        self.lenses = None if lens_pack is None else _load_pack(lens_pack, self.path, self.device)
         S, A = self.cfg.model.image_size, self.cfg.model.action_dim
         probe = EncodeItem(np.zeros((1, S, S, 3), np.uint8), np.zeros((1, A), np.float32), np.ones(1, bool))
         self.activation_names = sorted(self.encode([probe])[0])  # also warms the model up
@@ -66,8 +75,8 @@ class ServedModel:
             "image_size": self.cfg.model.image_size,
             "action_dim": self.cfg.model.action_dim,
             "activations": self.activation_names,
-            "concepts": [],
-            "lens_pack": None,
+            "concepts": self.lenses.lens_names if self.lenses else [],
+            "lens_pack": _pack_summary(self.lenses),
             "device": str(self.device),
         }
 
@@ -82,6 +91,16 @@ class ServedModel:
             return [{name: value[b] for name, value in host.items()} for b in range(len(group))]
 
         return self._grouped(items, lambda i: i.frames.shape[0], run)
+
+    @torch.inference_mode()
+    def concepts(self, items: Sequence[EncodeItem]) -> list[dict[str, dict[str, Any]]]:
+        """Per item, {lens name: {"probability": (T,) float32, "graduated": bool}} from the lens pack."""
+        assert self.lenses is not None, "ServedModel has no lens pack"
+        out = []
+        for features in self.encode(items):
+            tensors = {k: torch.from_numpy(v).to(self.device) for k, v in features.items()}  # (T, D) each
+            out.append(self.lenses.named_scores(tensors))
+        return out
 
     @torch.inference_mode()
     def imagine(self, items: Sequence[ImagineItem]) -> list[np.ndarray]:
@@ -120,3 +139,16 @@ class ServedModel:
 
     def _tensor(self, values: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.asarray(values, np.float32)).to(self.device)
+
+
+def _load_pack(directory: str, checkpoint: Path, device: torch.device) -> Any:
+    """The lens pack, refused (PackMismatchError, naming both hashes) if trained on another model."""
+    from aime.lenses.pack import LensPack
+
+    return LensPack.load(directory, world_model=checkpoint, device=device)
+
+
+def _pack_summary(pack: Any) -> dict[str, Any] | None:
+    if pack is None:
+        return None
+    return {"name": pack.info.get("name"), "config_hash": pack.config_hash, "lenses": len(pack.lens_names)}

@@ -7,7 +7,7 @@ are checked by ``http.py``, which knows the model.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -37,6 +37,17 @@ class EncodeRequest(BaseModel):
 class EncodeResponse(BaseModel):
     steps: int
     activations: dict[str, list[list[float]]] = Field(description="name -> [T][D] per-step features")
+
+
+class ConceptScores(BaseModel):
+    probability: list[float] = Field(description="[T] the lens's probability that the concept holds")
+    graduated: bool = Field(description="the lens met the pack's F1 bar on held-out episodes")
+
+
+class ConceptsResponse(BaseModel):
+    steps: int
+    lens_pack: str | None
+    concepts: dict[str, ConceptScores] = Field(description="lens (concept@activation) -> per-step scores")
 
 
 class ImagineRequest(BaseModel):
@@ -77,7 +88,7 @@ class ModelInfo(BaseModel):
     action_dim: int
     activations: list[str]
     concepts: list[str]
-    lens_pack: str | None
+    lens_pack: dict[str, Any] | None
     limits: dict[str, int]
 
 

@@ -8,11 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import numpy as np
-import pytest
 import torch
 
 from aime import checkpoints
-from aime.client import Client, ClientError
+from aime.client import Client
 from aime.models.noise import per_sample_noise
 from aime.serve.codec import encode_png
 
@@ -24,7 +23,7 @@ def test_health_model_info_and_openapi(server):
     assert info["checkpoint"] == server.checkpoint and info["step"] == 2
     assert (info["image_size"], info["action_dim"], info["task"]) == (32, 6, "cheetah-run")
     assert {"z", "h", "h_prev", "embed"} <= set(info["activations"]) and len(info["config_hash"]) == 16
-    assert info["lens_pack"] is None and info["limits"]["max_horizon"] == 64
+    assert info["lens_pack"]["lenses"] == 2 and info["limits"]["max_horizon"] == 64
     schema = httpx.get(f"{server.url}/openapi.json").json()
     for path in ("/v1/encode", "/v1/imagine", "/v1/concepts", "/v1/model", "/healthz", "/readyz"):
         assert path in schema["paths"], path
@@ -134,11 +133,19 @@ def test_malformed_requests_get_a_clear_4xx_and_harm_nothing(server):
     assert replicas() == before
 
 
-def test_concepts_without_a_lens_pack_is_a_404_naming_it(server):
-    frames, actions, _ = server.inputs()
-    with pytest.raises(ClientError) as error:
-        Client(server.url).concepts(frames, actions)
-    assert error.value.status == 404 and "no lens pack" in error.value.message
+def test_concepts_are_the_lens_packs_scores_of_the_encoded_frames(server):
+    from aime.lenses.pack import LensPack
+
+    assert server.info["concepts"] == ["a@h", "b@z"] and server.info["lens_pack"]["name"] == "test-pack"
+    frames, actions, _ = server.inputs(T=5)
+    client = Client(server.url)
+    scores = client.concepts(frames, actions)
+    assert sorted(scores) == ["a@h", "b@z"] and all(v.shape == (5,) for v in scores.values())
+    features = {k: torch.from_numpy(v) for k, v in client.encode(frames, actions).items()}
+    pack = LensPack.load(server.lens_pack)
+    local = pack.named_scores(features)
+    for name, value in scores.items():
+        np.testing.assert_allclose(value, local[name]["probability"], rtol=1e-4, atol=1e-5)
 
 
 def test_200_concurrent_requests_all_succeed(server):

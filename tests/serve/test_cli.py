@@ -12,8 +12,9 @@ from pathlib import Path
 
 import httpx
 import yaml
-from serve_helpers import free_port
+from serve_helpers import free_port, write_lens_pack
 
+from aime import checkpoints
 from aime.cli.main import main
 from aime.serve.config import ServeConfig, serve_config
 
@@ -28,6 +29,13 @@ def test_bad_settings_name_the_key_before_ray_starts(trained_checkpoint, capsys)
     assert "batch_buckets" in capsys.readouterr().err
     assert main(["serve", str(run_dir) + "-missing"]) == 2
     assert "is not a directory" in capsys.readouterr().err
+
+
+def test_a_lens_pack_for_another_model_is_refused_naming_both_hashes(trained_checkpoint, tmp_path, capsys):
+    pack = write_lens_pack(tmp_path / "pack", trained_checkpoint, config_hash="0123456789abcdef")
+    assert main(["serve", str(trained_checkpoint), f"lens_pack={pack}"]) == 2
+    err = capsys.readouterr().err
+    assert "0123456789abcdef" in err and checkpoints.config_hash(trained_checkpoint) in err
 
 
 def test_the_serve_config_file_holds_valid_application_arguments():

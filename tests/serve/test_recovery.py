@@ -8,6 +8,18 @@ import httpx
 
 from aime.client import Client, ClientError
 
+SERVE_LENSES = False  # this module's server has no lens pack
+
+
+def test_concepts_without_a_lens_pack_is_a_404_naming_it(server):
+    frames, actions, _ = server.inputs()
+    try:
+        Client(server.url).concepts(frames, actions)
+    except ClientError as error:
+        assert error.status == 404 and "no lens pack" in error.message
+    else:
+        raise AssertionError("/v1/concepts answered without a lens pack")
+
 
 def test_killing_the_model_replica_recovers_within_a_minute(server):
     import ray
