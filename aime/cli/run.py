@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aime.cli.common import add_config_arguments, config_from_args
 from aime.storage import atomic_write_json
+
+if TYPE_CHECKING:
+    from aime.config import Config
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -72,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"checkpoint {trained.checkpoint}  (figures in {run_dir / 'figures'})")
         if trained.checkpoint:
             summary["eval"] = _evaluate(trained.checkpoint, progress=not args.no_progress)
+            if cfg.lenses.enabled:
+                summary["lenses"] = _lenses(cfg, run_dir)
     atomic_write_json(run_dir / "summary.json", summary)
     print(f"results in {run_dir}  (replay: aime replay stats {collected.replay_root})")
     if summary.get("train", {}).get("checkpoint"):
@@ -93,3 +100,16 @@ def _evaluate(checkpoint: str, progress: bool) -> dict:
     report = evaluate(checkpoint, EvalOptions(progress=progress))
     print("\n".join(summary_lines(report)))
     return report.get("headline", {})
+
+
+def _lenses(cfg: Config, run_dir: Path) -> dict:
+    """Concept lenses on the best checkpoint's activations (lenses.enabled=true)."""
+    from aime.lenses.stage import run_lens_stage
+
+    print("[lenses] training concept lenses on the best checkpoint's activations")
+    options = asdict(cfg.lenses)
+    options.pop("enabled")
+    result = run_lens_stage(run_dir, **options)
+    graduated = ", ".join(result["graduated"]) or "none"
+    print(f"lenses: {result['lenses']} trained, graduated: {graduated}; pack {result['pack']}")
+    return result

@@ -124,6 +124,19 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class LensesConfig:
+    """The optional lens stage of ``aime run`` (after evaluation): aime.lenses.stage.run_lens_stage."""
+
+    enabled: bool = False
+    concepts: tuple[str, ...] = ()  # concepts to read; () = every concept the episodes carry
+    activations: tuple[str, ...] = ()  # WorldModel.encode outputs; () = all of them
+    workers: int = 2  # Ray Train workers training the bank
+    cpus_per_worker: float = 0.5
+    epochs: int = 60
+    batch_size: int = 256
+
+
+@dataclass(frozen=True)
 class Config:
     seed: int = 0  # drives Python, NumPy, torch and every actor's environment seed
     run_id: str | None = None  # None: <UTC time>-<task>-<random suffix>
@@ -135,3 +148,4 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     ray: RayConfig = field(default_factory=RayConfig)
+    lenses: LensesConfig = field(default_factory=LensesConfig)

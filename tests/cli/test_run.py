@@ -15,7 +15,8 @@ def run_tiny(tmp_path, *overrides: str) -> int:
 
 def test_aime_run_collects_trains_online_and_evaluates(tmp_path, ray_local, capsys):
     overrides = ["train.steps=3", "train.checkpoint_every=3", "collect.online_episodes=2"]
-    assert run_tiny(tmp_path, *overrides, "collect.cpus_per_worker=0.25") == 0
+    lenses = ["lenses.enabled=true", "lenses.epochs=2", "lenses.activations=[h, z]"]
+    assert run_tiny(tmp_path, *overrides, *lenses, "collect.cpus_per_worker=0.25") == 0
     (run_dir,) = tmp_path.iterdir()
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["collect"]["episodes"] == 4
@@ -28,8 +29,10 @@ def test_aime_run_collects_trains_online_and_evaluates(tmp_path, ray_local, caps
     assert [n.rsplit("-", 1)[1] for n in names] == [f"{i:06d}" for i in range(len(names))]
     for key in ("eval/psnr_one_step/model", "eval/psnr_one_step/baseline"):
         assert key in summary["eval"]
+    # The lens stage read the best checkpoint's activations into a pack that serving picks up.
+    assert summary["lenses"]["lenses"] >= 1 and (run_dir / "lenses" / "pack" / "pack.json").exists()
     out = capsys.readouterr().out
-    assert "online:" in out and "results in" in out
+    assert "online:" in out and "results in" in out and "[lenses]" in out
 
 
 def test_online_collection_that_does_not_fit_the_cpus_fails_before_training(tmp_path, ray_local, capsys):
