@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from collections.abc import Sequence
 
 from aime.cli import collect, lenses, model, replay, run, serve, train, tune
@@ -39,11 +40,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except (ConfigError, ValueError, FileNotFoundError) as error:
-        print(f"aime {args.command}: error: {error}", file=sys.stderr)
+        _report(args, f"error: {error}")
         return 2
     except RuntimeError as error:  # a collection or training that gave up: the message says why
-        print(f"aime {args.command}: failed: {error}", file=sys.stderr)
+        _report(args, f"failed: {error}")
         return 1
+
+
+def _report(args: argparse.Namespace, message: str) -> None:
+    """One line for the user; with -v also the traceback (a real bug can hide behind a ValueError)."""
+    print(f"aime {args.command}: {message}", file=sys.stderr)
+    if args.verbose:
+        traceback.print_exc()
+    else:
+        print(f"aime {args.command}: run with -v for the traceback", file=sys.stderr)
 
 
 if __name__ == "__main__":

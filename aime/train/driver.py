@@ -204,16 +204,30 @@ def _fit_with_progress(trainer: Any, metrics_path: Path, start: int, steps: int,
     seen = 0
     while thread.is_alive():
         thread.join(timeout=1.0)
-        if metrics_path.exists():
-            lines = metrics_path.read_text().splitlines()
-            for line in lines[seen:]:
-                record = json.loads(line)
-                if M.TRAIN_TOTAL in record:
-                    bar.update(max(0, record["step"] - bar.n))
-                    loss, wait = record[M.TRAIN_TOTAL], record.get(M.TRAIN_DATA_WAIT, 0.0)
-                    bar.set_postfix_str(f"loss {loss:.4g}  data wait {wait:.0%}", refresh=False)
-            seen = len(lines)
+        records, seen = complete_records(metrics_path, seen)
+        for record in records:
+            if M.TRAIN_TOTAL in record:
+                bar.update(max(0, record["step"] - bar.n))
+                loss, wait = record[M.TRAIN_TOTAL], record.get(M.TRAIN_DATA_WAIT, 0.0)
+                bar.set_postfix_str(f"loss {loss:.4g}  data wait {wait:.0%}", refresh=False)
     bar.close()
     if "error" in outcome:
         raise outcome["error"]
     return outcome["result"]
+
+
+def complete_records(metrics_path: Path, seen: int) -> tuple[list[dict[str, Any]], int]:
+    """The JSON records of ``metrics_path`` after the first ``seen`` complete lines, and the new count.
+    A last line still being written (no newline yet, or not yet valid JSON) is left for the next read:
+    the progress bar must never abort a training that goes on in its thread."""
+    if not metrics_path.exists():
+        return [], seen
+    lines = metrics_path.read_text().split("\n")[:-1]  # the text after the last newline is partial
+    records = []
+    for line in lines[seen:]:
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            break  # written out of order or cut short: read it again next time
+        seen += 1
+    return records, seen
