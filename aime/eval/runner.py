@@ -24,7 +24,7 @@ from aime.eval.open_loop import OpenLoopConfig
 from aime.eval.report import build_report, write_report
 from aime.replay.dataset import id_block_dataset
 from aime.replay.split import HeldOutSplit
-from aime.replay.store import ReplayStore
+from aime.replay.store import checkpoint_episodes
 from aime.replay.windows import Window, plan_windows
 
 log = logging.getLogger(__name__)
@@ -62,12 +62,7 @@ def evaluate(checkpoint: str | Path, options: EvalOptions) -> dict[str, Any]:
     path = checkpoints.resolve(checkpoint)
     step = int(checkpoints.read_meta(path)["step"])
     cfg = checkpoints.checkpoint_config(path)
-    root = options.episodes or cfg.replay.root
-    if not root:
-        raise ValueError(f"{path}/config.yaml names no replay.root: pass --episodes DIR")
-    files = ReplayStore(root).scan()
-    if not files:
-        raise ValueError(f"no episodes in {root}: collect some (aime collect) or pass --episodes DIR")
+    root, files = checkpoint_episodes(cfg.replay.root, options.episodes, str(path))
     split = HeldOutSplit.of(cfg)
     if options.split_seed is not None:
         split = replace(split, seed=options.split_seed)

@@ -26,7 +26,7 @@ from aime.lenses.encode import EncodeEpisodes, EpisodePlan
 from aime.lenses.split import LensSplit
 from aime.replay.dataset import id_block_dataset
 from aime.replay.split import HeldOutSplit
-from aime.replay.store import EpisodeFile, ReplayStore
+from aime.replay.store import EpisodeFile, checkpoint_episodes
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +46,7 @@ def extract(checkpoint: str | Path, options: ExtractOptions) -> Manifest:
     started = time.monotonic()
     path = checkpoints.resolve(checkpoint)
     cfg = checkpoints.checkpoint_config(path)
-    root = options.episodes or cfg.replay.root
-    if not root:
-        raise ValueError(f"{path}/config.yaml names no replay.root: pass --episodes DIR")
-    files = ReplayStore(root).scan()
-    if not files:
-        raise ValueError(f"no episodes in {root}: collect some (aime collect) or pass --episodes DIR")
+    root, files = checkpoint_episodes(cfg.replay.root, options.episodes, str(path))
     episodes = _episodes(files)
     if options.max_episodes:
         episodes = dict(sorted(episodes.items())[: options.max_episodes])

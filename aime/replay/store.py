@@ -157,3 +157,17 @@ def within_capacity(episodes: list[EpisodeFile], capacity_steps: int) -> list[Ep
         kept.append(episode)
         total += episode.num_rows
     return kept[::-1]
+
+
+def checkpoint_episodes(
+    replay_root: str | None, override: str | None, owner: str
+) -> tuple[str, list[EpisodeFile]]:
+    """(root, its readable episodes) for a checkpoint's consumers (eval, lenses): ``override`` (--episodes)
+    or the run's replay.root; an error saying what to pass when there is none or it holds none."""
+    root = override or replay_root
+    if not root:
+        raise ValueError(f"{owner}/config.yaml names no replay.root: pass --episodes DIR")
+    files = ReplayStore(root).scan()
+    if not files:
+        raise ValueError(f"no episodes in {root}: collect some (aime collect) or pass --episodes DIR")
+    return root, files
