@@ -20,7 +20,7 @@ from aime.config import Config, ConfigError, dump_yaml
 from aime.storage import atomic_write_text
 from aime.tune.check import check_sweep
 from aime.tune.config import SweepConfig, load_sweep
-from aime.tune.report import SweepReport, write_report
+from aime.tune.report import SweepReport, short_value, write_report
 from aime.tune.space import param_space, scheduler, searcher
 from aime.tune.trial import trainable
 
@@ -119,7 +119,7 @@ def trial_lines(metric: str, steps: int, total: int) -> Any:
             result = trial.last_result or {}
             value = result.get(metric)
             shown = f"{value:.3f}" if isinstance(value, int | float) else "n/a"
-            params = ", ".join(f"{k}={_short(v)}" for k, v in (trial.config.get("params") or {}).items())
+            params = ", ".join(f"{k}={short_value(v)}" for k, v in (trial.config.get("params") or {}).items())
             early = f" (stopped at step {result.get('step')})" if result.get("step", steps) < steps else ""
             print(f"trial {self.done}/{total} done: {trial.trial_id} {params}  {metric} {shown}{early}")
 
@@ -127,7 +127,3 @@ def trial_lines(metric: str, steps: int, total: int) -> Any:
             print(f"trial {trial.trial_id} failed after its retries (max_failures): see {trial.local_path}")
 
     return TrialLines()
-
-
-def _short(value: Any) -> str:
-    return f"{value:.3g}" if isinstance(value, float) else str(value)

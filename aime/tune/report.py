@@ -142,7 +142,7 @@ def _plot(rows: list[dict[str, Any]], metric: str, path: Path) -> None:
     for row in rows:
         if row["history"]:
             steps, values = zip(*row["history"], strict=True)
-            label = ", ".join(f"{k.rsplit('.', 1)[-1]}={_short(v)}" for k, v in row["params"].items())
+            label = ", ".join(f"{k.rsplit('.', 1)[-1]}={short_value(v)}" for k, v in row["params"].items())
             ax.plot(steps, values, marker="o", label=label or row["trial_id"])
     ax.set_xlabel("training step")
     ax.set_ylabel(metric)
@@ -160,5 +160,6 @@ def _reproducible(run_dir: Path) -> str:
     return dump_yaml(replace(cfg, run_id=None, results_dir="results"))
 
 
-def _short(value: Any) -> str:
+def short_value(value: Any) -> str:
+    """A searched value as tables and progress lines show it."""
     return f"{value:.3g}" if isinstance(value, float) else str(value)
