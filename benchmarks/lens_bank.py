@@ -60,9 +60,10 @@ def inference(dims: dict[str, int], N: int, B: int, device: torch.device, repeat
     names = sorted(dims)
     specs = [LensSpec(f"concept{i}", names[i % len(names)], dims[names[i % len(names)]]) for i in range(N)]
     torch.manual_seed(0)
-    probes = [Probe(s.input_dim, s.standardise).to(device).eval() for s in specs]
-    bank = LensBank.from_probes(specs, [p.cpu() for p in probes]).to(device).eval()
-    probes = [p.to(device) for p in probes]
+    probes = [Probe(s.input_dim, s.standardise).eval() for s in specs]  # built on the CPU
+    bank = LensBank.from_probes(specs, probes).to(device).eval()
+    half = LensBank.from_probes(specs, probes).to(device).eval().to(torch.bfloat16)
+    probes = [p.to(device) for p in probes]  # Module.to moves in place
     x = {name: torch.randn(B, d, device=device) for name, d in dims.items()}
 
     @torch.no_grad()
@@ -75,7 +76,6 @@ def inference(dims: dict[str, int], N: int, B: int, device: torch.device, repeat
 
     diff = (loop() - batched()).abs().max().item()
     bank_ms, loop_ms = timed(batched, device, repeats), timed(loop, device, repeats)
-    half = LensBank.from_probes(specs, [p.cpu() for p in probes]).to(device).eval().to(torch.bfloat16)
     with torch.no_grad():
         bf16_diff = (half(x).float() - loop()).abs().max().item()
     bf16_ms = timed(lambda: half(x), device, repeats)
@@ -95,9 +95,9 @@ def training(dims: dict[str, int], N: int, B: int, device: torch.device, steps: 
     names = sorted(dims)
     specs = [LensSpec(f"concept{i}", names[i % len(names)], dims[names[i % len(names)]]) for i in range(N)]
     torch.manual_seed(0)
-    probes = [Probe(s.input_dim).to(device) for s in specs]
-    bank = LensBank.from_probes(specs, [p.cpu() for p in probes]).to(device)
-    probes = [p.to(device) for p in probes]
+    probes = [Probe(s.input_dim) for s in specs]  # built on the CPU
+    bank = LensBank.from_probes(specs, probes).to(device)
+    probes = [p.to(device) for p in probes]  # Module.to moves in place
     x = {name: torch.randn(B, d, device=device) for name, d in dims.items()}
     labels = (torch.rand(B, N, device=device) < 0.3).float()
     rate = labels.mean(0)
