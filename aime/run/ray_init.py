@@ -6,6 +6,7 @@ import logging
 import os
 from typing import Any
 
+from aime import console
 from aime.config import RayConfig
 
 log = logging.getLogger(__name__)
@@ -28,17 +29,23 @@ def init_ray(cfg: RayConfig, address: str | None = None) -> Any:
         # RAY_DATA_DISABLE_PROGRESS_BARS=0 brings them back.
         "RAY_DATA_DISABLE_PROGRESS_BARS": os.environ.get("RAY_DATA_DISABLE_PROGRESS_BARS", "1"),
     }
-    if env_vars["RAY_DATA_DISABLE_PROGRESS_BARS"] != "0":  # this process's datasets (evaluation)
-        import ray.data
+    import ray.data
 
-        ray.data.DataContext.get_current().enable_progress_bars = False
+    # This process's datasets (evaluation) follow the same setting.
+    shown = env_vars["RAY_DATA_DISABLE_PROGRESS_BARS"] == "0"
+    ray.data.DataContext.get_current().enable_progress_bars = shown
+    console.quiet_known_noise()  # Ray's and Ray Data's log handlers exist now
     runtime_env = {"env_vars": env_vars}
+    kwargs: dict[str, Any] = {"runtime_env": runtime_env}
     if address:
         log.info("joining Ray at %s", address)
-        return ray.init(address=address, runtime_env=runtime_env, log_to_driver=True)
-    kwargs: dict[str, Any] = {"include_dashboard": cfg.include_dashboard, "runtime_env": runtime_env}
-    if cfg.num_cpus is not None:
-        kwargs["num_cpus"] = cfg.num_cpus
-    if cfg.object_store_memory_mb is not None:
-        kwargs["object_store_memory"] = cfg.object_store_memory_mb * 2**20
-    return ray.init(**kwargs)
+        kwargs |= {"address": address, "log_to_driver": True}
+    else:
+        kwargs["include_dashboard"] = cfg.include_dashboard
+        if cfg.num_cpus is not None:
+            kwargs["num_cpus"] = cfg.num_cpus
+        if cfg.object_store_memory_mb is not None:
+            kwargs["object_store_memory"] = cfg.object_store_memory_mb * 2**20
+    context = ray.init(**kwargs)
+    console.drop_forwarded_noise()
+    return context

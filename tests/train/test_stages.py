@@ -28,6 +28,7 @@ def _cfg(tmp_path, *overrides):
             f"replay.root={replay}",
             "model.optim.balancing.mode=sum",
             "train.steps=2",
+            "train.num_workers=1",  # stages are under test, not data parallelism
             *overrides,
         ],
     )

@@ -12,99 +12,18 @@ from aime.run.rundir import create_run_dir
 from aime.train.driver import train
 
 
-def test_zero2_on_two_cpu_workers_trains_and_checkpoints(tmp_path, ray_local):
-    replay = tmp_path / "replay"
-    write_synthetic_episodes(replay, 4, length=24, image_size=32, action_dim=6)
-    cfg = load_config(
-        Config,
-        "tiny",
-        [
-            f"results_dir={tmp_path / 'results'}",
-            f"replay.root={replay}",
-            "train.steps=2",
-            "train.checkpoint_every=2",
-            "train.zero_stage=2",
-        ],
-    )
-    cfg, run_dir = create_run_dir(cfg)
-    summary = train(cfg, run_dir)
-    assert summary.steps == 2 and summary.checkpoint
-    assert torch.isfinite(torch.tensor(summary.metrics["train/total"]))
-    assert 0.0 <= summary.metrics["train/data_wait_fraction"] <= 1.0
-    meta = read_meta(summary.checkpoint)
-    assert meta["step"] == 2
-
-    # The consolidated weights equal the DeepSpeed engine's module weights, so a fresh model loaded
-    # from model.safetensors computes exactly what the trainer's model computes.
-    model = load_world_model(summary.checkpoint)
-    (states,) = (p for p in (run_dir / "checkpoints").rglob("mp_rank_00_model_states.pt"))
-    engine_state = torch.load(states, map_location="cpu", weights_only=False)["module"]
-    trainer_model = load_world_model(summary.checkpoint)
-    trainer_model.load_state_dict(engine_state)
-    obs = torch.randint(0, 256, (2, 4, 3, 32, 32), dtype=torch.uint8)
-    action = torch.rand(2, 4, 6) * 2 - 1
-    is_first = torch.zeros(2, 4, dtype=torch.bool)
-    model.eval(), trainer_model.eval()
-    torch.manual_seed(0)
-    ours = model(obs, action, is_first)
-    torch.manual_seed(0)
-    theirs = trainer_model(obs, action, is_first)
-    torch.testing.assert_close(ours.reconstruction, theirs.reconstruction, rtol=0, atol=0)
-
-
-def test_resume_continues_from_the_newest_registered_checkpoint(tmp_path, ray_local, caplog):
-    import json
-
-    from aime.checkpoints import latest_checkpoint
-    from aime.cli.main import main
-
-    replay = tmp_path / "replay"
-    write_synthetic_episodes(replay, 3, length=24, image_size=32, action_dim=6)
-    base = [f"results_dir={tmp_path / 'results'}", f"replay.root={replay}", "model.optim.balancing.mode=sum"]
-    assert (
-        main(
-            ["train", "--config", "tiny", "--no-progress", *base, "train.steps=2", "train.checkpoint_every=1"]
-        )
-        == 0
-    )
-    (run_dir,) = (tmp_path / "results").iterdir()
-    assert read_meta(latest_checkpoint(run_dir))["step"] == 2
-    # A complete checkpoint Ray Train never registered (copied in) is not resumed from: DeepSpeed's
-    # loader unpickles. A truncated one is skipped too. Both are named in a warning.
-    import logging
-    import shutil
-
-    stray = latest_checkpoint(run_dir).parent / "step00000099"
-    shutil.copytree(latest_checkpoint(run_dir), stray)
-    (stray / "meta.json").write_text(json.dumps({"step": 99, "tag": "step00000002", "format": 1}))
-    truncated = stray.parent / "step00000050"
-    shutil.copytree(stray, truncated)
-    (truncated / "meta.json").write_text('{"step": 5')
-    with caplog.at_level(logging.WARNING):
-        assert main(["train", "--resume", str(run_dir), "--no-progress", "train.steps=3"]) == 0
-    assert f"{stray} was not registered by Ray Train" in caplog.text and str(truncated) in caplog.text
-    shutil.rmtree(stray), shutil.rmtree(truncated)
-    newest = latest_checkpoint(run_dir)
-    assert read_meta(newest)["step"] == 3
-    # Each of the 3 saves was staged in the temp dir and removed once Ray Train persisted it.
-    import tempfile
-    from pathlib import Path
-
-    assert not list(Path(tempfile.gettempdir()).glob(f"aime-ckpt-{run_dir.name}-*"))
-    assert json.loads((run_dir / "train.json").read_text())["steps"] == 3
-    client = torch.load(
-        next(newest.rglob("mp_rank_00_model_states.pt")), map_location="cpu", weights_only=False
-    )
-    assert client["step"] == 3 and client["lr_scheduler"]["last_epoch"] == 3  # the schedule continued
-
-
-def test_metrics_reach_metrics_jsonl_and_tensorboard(tmp_path, ray_local):
+def test_zero2_on_two_workers_trains_logs_and_checkpoints_the_trainers_weights(tmp_path, ray_local):
     import json
 
     cfg, run_dir = _tiny(
         tmp_path, "train.steps=2", "train.log_every=1", "train.wandb=true", "train.profile_step=2"
     )
-    train(cfg, run_dir, progress=False)
+    assert (cfg.train.zero_stage, cfg.train.num_workers) == (2, 2)  # the tiny preset's defaults
+    summary = train(cfg, run_dir, progress=False)
+    assert summary.steps == 2 and read_meta(summary.checkpoint)["step"] == 2
+    assert torch.isfinite(torch.tensor(summary.metrics["train/total"]))
+    assert 0.0 <= summary.metrics["train/data_wait_fraction"] <= 1.0
+    _assert_consolidated_weights_are_the_engines(summary.checkpoint, run_dir)
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [1, 2]
     for name in ("train/total", "train/task/elbo", "train/lr/main", "train/samples_per_second"):
@@ -132,6 +51,25 @@ def test_metrics_reach_metrics_jsonl_and_tensorboard(tmp_path, ray_local):
     assert sum(profile["phase_wall_ms"].values()) <= profile["wall_ms"]
     assert profile["cpu_self_ms_by_op"]
     assert (run_dir / "profile" / "step2.trace.json.gz").stat().st_size > 0
+
+
+def _assert_consolidated_weights_are_the_engines(checkpoint, run_dir) -> None:
+    """model.safetensors equals the DeepSpeed engine's module weights: a fresh model loaded from it
+    computes exactly what the trainer's model computes."""
+    model = load_world_model(checkpoint)
+    (states,) = (p for p in (run_dir / "checkpoints").rglob("mp_rank_00_model_states.pt"))
+    engine_state = torch.load(states, map_location="cpu", weights_only=False)["module"]
+    trainer_model = load_world_model(checkpoint)
+    trainer_model.load_state_dict(engine_state)
+    obs = torch.randint(0, 256, (2, 4, 3, 32, 32), dtype=torch.uint8)
+    action = torch.rand(2, 4, 6) * 2 - 1
+    is_first = torch.zeros(2, 4, dtype=torch.bool)
+    model.eval(), trainer_model.eval()
+    torch.manual_seed(0)
+    ours = model(obs, action, is_first)
+    torch.manual_seed(0)
+    theirs = trainer_model(obs, action, is_first)
+    torch.testing.assert_close(ours.reconstruction, theirs.reconstruction, rtol=0, atol=0)
 
 
 def _tiny(tmp_path, *overrides):
@@ -190,7 +128,14 @@ def test_a_worker_that_raises_once_is_replaced_and_the_run_resumes(tmp_path, uni
     _assert_same_steps(records, reference, [1, 2, 3, 4])
 
 
-def test_resume_after_a_crash_reproduces_the_uninterrupted_run(tmp_path, uninterrupted):
+def test_resume_after_a_crash_reproduces_the_uninterrupted_run(tmp_path, uninterrupted, caplog):
+    import json
+    import logging
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from aime.checkpoints import latest_checkpoint
     from aime.cli.main import main
 
     replay, reference = uninterrupted
@@ -200,10 +145,31 @@ def test_resume_after_a_crash_reproduces_the_uninterrupted_run(tmp_path, uninter
     with pytest.raises(RuntimeError, match="training failed"):
         train(cfg, run_dir, progress=False)  # the run dies after its step-2 checkpoint
     assert sorted(_records(run_dir)) == [1, 2]
-    assert main(["train", "--resume", str(run_dir), "--no-progress"]) == 0
+    # A complete checkpoint Ray Train never registered (copied in) is not resumed from: DeepSpeed's
+    # loader unpickles. A truncated one is skipped too. Both are named in a warning.
+    registered = latest_checkpoint(run_dir)
+    assert read_meta(registered)["step"] == 2
+    stray = registered.parent / "step00000099"
+    shutil.copytree(registered, stray)
+    (stray / "meta.json").write_text(json.dumps({"step": 99, "tag": "step00000002", "format": 1}))
+    truncated = registered.parent / "step00000050"
+    shutil.copytree(stray, truncated)
+    (truncated / "meta.json").write_text('{"step": 5')
+    with caplog.at_level(logging.WARNING):
+        assert main(["train", "--resume", str(run_dir), "--no-progress"]) == 0
+    assert f"{stray} was not registered by Ray Train" in caplog.text and str(truncated) in caplog.text
     records = _records(run_dir)
     assert sorted(records) == [1, 2, 3, 4]
     _assert_same_steps(records, reference, [3, 4])  # loss at step k+1 equals the uninterrupted run's
+    shutil.rmtree(stray), shutil.rmtree(truncated)
+    newest = latest_checkpoint(run_dir)
+    assert read_meta(newest)["step"] == 4 and json.loads((run_dir / "train.json").read_text())["steps"] == 4
+    client = torch.load(
+        next(newest.rglob("mp_rank_00_model_states.pt")), map_location="cpu", weights_only=False
+    )
+    assert client["step"] == 4 and client["lr_scheduler"]["last_epoch"] == 4  # the schedule continued
+    # Every save was staged in the temp dir and removed once Ray Train persisted it.
+    assert not list(Path(tempfile.gettempdir()).glob(f"aime-ckpt-{run_dir.name}-*"))
 
 
 def test_an_empty_replay_store_fails_at_once_saying_what_to_do(tmp_path, ray_local):

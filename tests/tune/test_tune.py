@@ -10,17 +10,20 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from aime.checkpoints import run_dir_of
 from aime.cli.main import main
-from aime.config import ConfigError
+from aime.config import Config, ConfigError, load_config
 from aime.tune.check import check_sweep
 from aime.tune.config import load_sweep
 
 TRIAL = (
-    "train.steps=6",
+    "train.num_workers=1",  # Tune is under test here, not data parallelism (tests/train covers that)
+    "train.steps=4",
     "train.checkpoint_every=2",
     "train.log_every=2",
     "train.eval_windows=4",
@@ -51,8 +54,14 @@ def test_asha_stops_weak_trials_and_the_best_config_reproduces(store, ray_local,
     assert (experiment / "metric.png").stat().st_size > 0
     best = json.loads((experiment / "best.json").read_text())
     assert best["checkpoint"] and Path(best["checkpoint"], "model.safetensors").exists()
-    again = ["train", "--config", str(experiment / "best.yaml"), "--no-progress", "train.steps=2"]
-    assert main([*again, f"results_dir={tmp_path / 'again'}"]) == 0
+    # best.yaml is the best trial's whole config: `aime train --config best.yaml` (the same loader)
+    # builds exactly the run that trial was, up to the names of its directories.
+    trial_cfg = load_config(Config, run_dir_of(best["checkpoint"]) / "config.yaml")
+    again = load_config(Config, experiment / "best.yaml", [f"results_dir={trial_cfg.results_dir}"])
+    assert again == replace(trial_cfg, run_id=None)
+    assert again.model.optim.lr == best["params"]["model.optim.lr"]
+    rerun = ["train", "--config", str(experiment / "best.yaml"), "--no-progress", "train.steps=2"]
+    assert main([*rerun, f"results_dir={tmp_path / 'again'}"]) == 0
 
 
 def test_a_trial_that_fails_once_is_retried_and_the_sweep_finishes(store, ray_local, tmp_path, capsys):

@@ -58,6 +58,7 @@ def test_aime_train_runs_on_imported_episodes(tmp_path, ray_local):
             f"results_dir={tmp_path / 'results'}",
             f"replay.root={tmp_path / 'replay'}",
             "train.steps=2",
+            "train.num_workers=1",
             "model.optim.balancing.mode=sum",
         ],
     )
