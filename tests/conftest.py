@@ -4,6 +4,12 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -76,3 +82,64 @@ def trained_checkpoint(tmp_path_factory, store, ray_local) -> Path:
     summary = train(cfg, run_dir, progress=False)
     assert summary.checkpoint, summary
     return Path(summary.checkpoint)
+
+
+@dataclass(frozen=True)
+class S3Server:
+    """A real S3-compatible server on 127.0.0.1 holding one empty bucket."""
+
+    endpoint: str  # http://127.0.0.1:<port>
+    bucket: str
+
+    def uri(self, *parts: str) -> str:
+        """``s3://<bucket>/<parts...>``: what a user passes wherever aime takes a storage location."""
+        return "s3://" + "/".join([self.bucket, *parts])
+
+    def filesystem(self):
+        import pyarrow.fs as pafs
+
+        return pafs.S3FileSystem(endpoint_override=self.endpoint, allow_bucket_creation=True)
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """moto's standalone S3 server on a free loopback port for the whole session. The AWS_* variables
+    point pyarrow's ``s3://`` URIs at it (dummy credentials: nothing can reach a real account)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tmp_path_factory.mktemp("s3") / "moto.log"
+    with open(log, "wb") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=out
+        )
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(endpoint, timeout=2).close()
+            break
+        except OSError:
+            assert server.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "the S3 server did not answer within 60 s"
+            time.sleep(0.2)
+    env = {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    server_info = S3Server(endpoint, "aime-test")
+    server_info.filesystem().create_dir(server_info.bucket)
+    try:
+        yield server_info
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        server.terminate()
+        server.wait(timeout=30)

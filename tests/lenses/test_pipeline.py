@@ -188,6 +188,29 @@ def test_registry_push_list_pull_remove_and_bf16_export(pack, extracted, tmp_pat
     assert main(["lenses", "pull", "tiny", "--registry", uri, "--out", str(tmp_path / "x")]) == 2
 
 
+def test_registry_on_s3_lists_only_whole_versions(pack, s3_server, tmp_path):
+    from aime.lenses.registry import Registry
+
+    uri = s3_server.uri("lens-registry")
+    assert main(["lenses", "push", str(pack), "--registry", uri, "--name", "tiny"]) == 0
+    assert main(["lenses", "push", str(pack), "--registry", uri, "--name", "tiny", "--bf16"]) == 0
+    registry = Registry(uri)
+    versions = [(e.version, e.info["dtype"]) for e in registry.entries("tiny")]
+    assert versions == [(1, "float32"), (2, "bfloat16")]
+    fs, stored = s3_server.filesystem(), f"{s3_server.bucket}/lens-registry/tiny"
+    fp32, bf16 = (fs.get_file_info(f"{stored}/v000{v}/lenses.safetensors").size for v in (1, 2))
+    assert 0.45 < bf16 / fp32 < 0.55, (bf16, fp32)
+    # A push that died before its last write (pack.json) leaves a version nobody lists or pulls.
+    with fs.open_output_stream(f"{stored}/v0003/lenses.safetensors") as stream:
+        stream.write(b"half a push")
+    assert registry.versions("tiny") == [1, 2]
+    assert main(["lenses", "pull", "tiny", "--registry", uri, "--out", str(tmp_path / "pulled")]) == 0
+    pulled = LensPack.load(tmp_path / "pulled")
+    assert pulled.info["dtype"] == "bfloat16" and pulled.lens_names == LensPack.load(pack).lens_names
+    assert main(["lenses", "remove", "tiny", "--registry", uri]) == 0
+    assert registry.entries() == []
+
+
 def test_encode_episodes_in_process_writes_parts_and_counts(untrained_checkpoint, lens_store, tmp_path):
     from aime.lenses.encode import EncodeEpisodes, EpisodePlan
 
@@ -203,17 +226,6 @@ def test_encode_episodes_in_process_writes_parts_and_counts(untrained_checkpoint
         assert table.column("episode").to_pylist() == [plan[i].episode_id] * LENGTH
         flags = table.column("concept_c").to_numpy(zero_copy_only=False)
         assert out["positives"][i].tolist() == [table.column("concept_a").to_numpy().sum(), flags.sum()]
-
-
-def test_lens_stage_of_a_run(trained_checkpoint, lens_store, ray_local):
-    from aime.lenses.stage import run_lens_stage
-
-    run_dir = checkpoints.run_dir_of(trained_checkpoint)
-    summary = run_lens_stage(run_dir, episodes=str(lens_store), activations=("h",), epochs=2, batch_size=32)
-    pack = run_dir / "lenses" / "pack"
-    assert summary["pack"] == str(pack) and (pack / "lens_eval.json").is_file()
-    assert summary["lenses"] == 4 and set(summary["best_activation"]) == {"a", "b", "c", "d"}
-    assert summary["rows"]["train"] > 0 and LensPack.load(pack, world_model=run_dir).lens_names[0] == "a@h"
 
 
 def test_long_episodes_are_encoded_in_windows(untrained_checkpoint, lens_store, tmp_path):
