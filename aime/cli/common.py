@@ -40,3 +40,8 @@ def setup_logging(verbose: bool = False) -> None:
     )
     for noisy in ("absl", "ray", "ray.data", "filelock", "OpenGL"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    from aime import console
+
+    if verbose:
+        console.show_everything()
+    console.quiet_known_noise()

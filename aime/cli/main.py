@@ -25,7 +25,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def entry() -> int:
+    """The ``aime`` console script: ``main`` with the driver's own stderr filtered too (a process-wide
+    change, so only where aime owns the process, not where a program calls ``main``)."""
+    return main(filter_native_stderr=True)
+
+
+def main(argv: Sequence[str] | None = None, *, filter_native_stderr: bool = False) -> int:
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     # argparse stops collecting `key=value` overrides at the first flag after them; take the rest too.
@@ -35,6 +41,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         args.overrides = [*args.overrides, *unknown]
     setup_logging(args.verbose)
+    if filter_native_stderr:
+        from aime import console
+
+        console.filter_native_stderr()
     from aime.config import ConfigError
 
     try:
@@ -57,4 +67,4 @@ def _report(args: argparse.Namespace, message: str) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry())

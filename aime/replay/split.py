@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from aime.config import Config
 
 log = logging.getLogger(__name__)
+_warned: set[tuple[int, float, str]] = set()  # each fallback is said once per process
 
 
 @dataclass(frozen=True)
@@ -55,12 +56,14 @@ class HeldOutSplit:
         chosen = {i for i in ids if self.score(i) < self.eval_fraction}
         if not chosen and len(ids) >= 2:
             fallback = min(ids, key=self.score)
-            log.warning(
-                "eval split: no episode of %d falls under eval_fraction=%g; holding out %s alone",
-                len(ids),
-                self.eval_fraction,
-                fallback,
-            )
+            if (self.seed, self.eval_fraction, fallback) not in _warned:
+                _warned.add((self.seed, self.eval_fraction, fallback))
+                log.warning(
+                    "eval split: no episode of %d falls under eval_fraction=%g; holding out %s alone",
+                    len(ids),
+                    self.eval_fraction,
+                    fallback,
+                )
             chosen = {fallback}
         return chosen
 

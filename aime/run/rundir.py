@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from aime import console
 from aime.config import Config, dump_yaml
 from aime.storage import atomic_write_text
 
@@ -21,12 +22,14 @@ def new_run_id(cfg: Config) -> str:
 
 
 def create_run_dir(cfg: Config) -> tuple[Config, Path]:
-    """Resolve the run id and replay root, write config.yaml, versions.json and seeds.json."""
+    """Resolve the run id and replay root, write config.yaml, versions.json and seeds.json; the
+    known console noise the run's commands filter out goes to console.log."""
     run_id = cfg.run_id or new_run_id(cfg)
     run_dir = Path(cfg.results_dir) / run_id
     replay_root = cfg.replay.root or str(run_dir / "replay")
     cfg = replace(cfg, run_id=run_id, replay=replace(cfg.replay, root=replay_root))
     run_dir.mkdir(parents=True, exist_ok=True)
+    console.keep_in(run_dir / "console.log")  # what the console leaves out, kept with the run
     atomic_write_text(run_dir / "config.yaml", dump_yaml(cfg))
     atomic_write_text(run_dir / "versions.json", json.dumps(versions(), indent=2) + "\n")
     atomic_write_text(run_dir / "seeds.json", json.dumps({"seed": cfg.seed}, indent=2) + "\n")
