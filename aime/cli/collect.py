@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import asdict
 
 from aime.cli.common import add_config_arguments, config_from_args
@@ -41,11 +40,14 @@ def flag_overrides(args: argparse.Namespace) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from aime.actors.collect import collect
+    from aime.envs.tasks import check_env_config
     from aime.run.ray_init import init_ray
     from aime.run.rundir import MetricsWriter, create_run_dir
     from aime.run.seeding import seed_everything
+    from aime.storage import atomic_write_json
 
     cfg = config_from_args(args, flag_overrides(args))
+    check_env_config(cfg.env.task, cfg.env.image_size, cfg.env.camera)  # before a run directory or Ray
     cfg, run_dir = create_run_dir(cfg)
     seed_everything(cfg.seed)
     init_ray(cfg.ray)
@@ -55,6 +57,6 @@ def run(args: argparse.Namespace) -> int:
         summary = collect(cfg, metrics, progress=not args.no_progress)
     finally:
         metrics.close()
-    (run_dir / "collect.json").write_text(json.dumps(asdict(summary), indent=2) + "\n")
+    atomic_write_json(run_dir / "collect.json", asdict(summary))
     print("\n".join(["collected:", *("  " + line for line in summary.lines())]))
     return 0

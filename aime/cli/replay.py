@@ -75,7 +75,10 @@ def add_import_parser(commands: argparse._SubParsersAction) -> None:
 def run_stats(args: argparse.Namespace) -> int:
     from aime.replay import ReplayStore, replay_stats
 
-    stats = replay_stats(ReplayStore(args.root))
+    store = ReplayStore(args.root)
+    if not store.exists():
+        raise FileNotFoundError(f"no replay store at {args.root}")
+    stats = replay_stats(store)
     print(json.dumps(asdict(stats), indent=2) if args.json else "\n".join(stats.lines()))
     return 0
 

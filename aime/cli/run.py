@@ -31,14 +31,17 @@ def run(args: argparse.Namespace) -> int:
 
     from aime.actors.collect import collect
     from aime.actors.online import OnlineCollection
+    from aime.envs.tasks import check_env_config
     from aime.metrics import TRAIN_TASK
     from aime.replay import ReplayStore, replay_stats
     from aime.run.ray_init import init_ray
     from aime.run.rundir import MetricsWriter, create_run_dir
     from aime.run.seeding import seed_everything
-    from aime.train.driver import check_cpu_budget, train
+    from aime.train.driver import check_cpu_budget, check_train_config, train
 
     cfg = config_from_args(args)
+    check_env_config(cfg.env.task, cfg.env.image_size, cfg.env.camera)  # before a run directory or Ray
+    check_train_config(cfg)
     cfg, run_dir = create_run_dir(cfg)
     seed_everything(cfg.seed)
     init_ray(cfg.ray)

@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from aime.run.rundir import create_run_dir
     from aime.run.seeding import seed_everything
     from aime.train.checkpoint import resumable_checkpoint
-    from aime.train.driver import train
+    from aime.train.driver import check_replay, check_train_config, train
 
     resume_from = None
     if args.resume:
@@ -44,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
                 "(checkpoints/*/checkpoint_manager_snapshot.json lists them)"
             )
     cfg = config_from_args(args)
+    check_train_config(cfg)  # before a run directory or Ray exists: a bad input leaves nothing behind
+    check_replay(cfg)
     cfg, run_dir = create_run_dir(cfg)
     seed_everything(cfg.seed)
     init_ray(cfg.ray)

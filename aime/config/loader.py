@@ -23,6 +23,8 @@ from typing import Any, TypeVar
 
 import yaml
 
+from aime.config.ranges import out_of_range
+
 T = TypeVar("T")
 
 # The presets ship inside the package (a wheel and `ray job submit` with a pip runtime_env find them);
@@ -97,6 +99,9 @@ def build(schema: type[T], data: Mapping[str, Any], path: str = "") -> T:
             f"unknown config key {_join(path, unknown[0])!r}; valid keys {where}: {', '.join(sorted(fields))}"
         )
     kwargs = {name: _coerce(hints[name], value, _join(path, name)) for name, value in data.items()}
+    for name, value in kwargs.items():
+        if message := out_of_range(_join(path, name), value):
+            raise ConfigError(message)
     try:
         return schema(**kwargs)
     except (TypeError, ValueError) as error:

@@ -70,6 +70,10 @@ class ReplayStore:
         )
 
     # ---- reading ---------------------------------------------------------------------------
+    def exists(self) -> bool:
+        """Whether the store's folder (or object-store prefix) exists; an empty store exists."""
+        return bool(self.fs.get_file_info(self.path).type == pafs.FileType.Directory)
+
     def list_names(self) -> list[str]:
         """Paths of the complete episode files, oldest first. Temporary files are not listed."""
         try:
@@ -135,16 +139,22 @@ class ReplayStore:
         for episode in episodes:
             if total <= capacity_steps:
                 break
-            self._delete_quietly(episode.path)
-            total -= episode.num_rows
-            removed.append(episode.path)
+            if self._delete(episode.path):
+                total -= episode.num_rows
+                removed.append(episode.path)
         return removed
 
-    def _delete_quietly(self, path: str) -> None:
+    def _delete(self, path: str) -> bool:
+        """Whether ``path`` is gone: deleted now, or already (another evictor got there first). A
+        failed delete is reported and not counted, so the next-oldest episode goes instead."""
         try:
             self.fs.delete_file(path)
-        except (FileNotFoundError, OSError):
-            pass
+        except FileNotFoundError:
+            return True
+        except OSError as error:
+            log.warning("replay: could not evict %s (%s); it stays in the store", path, error)
+            return False
+        return True
 
 
 def within_capacity(episodes: list[EpisodeFile], capacity_steps: int) -> list[EpisodeFile]:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import typing
+
 import pytest
 import yaml
 
@@ -89,3 +91,23 @@ def test_train_option_conflicts_name_the_keys():
         )
     with pytest.raises(ConfigError, match="profile_step"):
         load_config(Config, None, ["train.steps=10", "train.profile_step=11"])
+
+
+def test_every_range_names_a_real_key_and_every_preset_is_in_range():
+    import dataclasses
+
+    from aime.config import Config
+    from aime.config.ranges import RANGES
+
+    def keys(schema, prefix=""):
+        for f in dataclasses.fields(schema):
+            hint = typing.get_type_hints(schema)[f.name]
+            if dataclasses.is_dataclass(hint):
+                yield from keys(hint, f"{prefix}{f.name}.")
+            else:
+                yield f"{prefix}{f.name}"
+
+    known = set(keys(Config))
+    assert not set(RANGES) - known, sorted(set(RANGES) - known)
+    for preset in (None, "tiny", "quickstart"):  # the loader checks every range on load
+        load_config(Config, preset, [])

@@ -144,3 +144,43 @@ def test_training_never_samples_the_held_out_episodes(tmp_path):
     held = split.held_out(e.meta.episode_id for e in ReplayStore(tmp_path).scan())
     assert held and not keys & {_episode_key(e) for e in held}
     assert len(keys) == 10 - len(held)
+
+
+def _undeletable(victim: str):
+    """The local filesystem, except that deleting ``victim`` fails (as a permission error or a
+    flaky object store would make it)."""
+    import pyarrow.fs as pafs
+
+    local = pafs.LocalFileSystem()
+
+    def delegate(name):
+        return lambda self, *args: getattr(local, name)(*args)
+
+    def delete_file(self, path):
+        if path == victim:
+            raise OSError(f"permission denied: {path}")
+        local.delete_file(path)
+
+    names = [n for n in dir(pafs.FileSystemHandler) if not n.startswith("_") and n != "delete_file"]
+    methods = {name: delegate(name) for name in names}
+    methods |= {
+        "delete_file": delete_file,
+        "get_type_name": lambda self: "undeletable",
+        "get_file_info_selector": lambda self, selector: local.get_file_info(selector),
+        "delete_root_dir_contents": lambda self: None,
+    }
+    return pafs.PyFileSystem(type("Undeletable", (pafs.FileSystemHandler,), methods)())
+
+
+def test_a_failed_eviction_is_reported_and_the_next_oldest_goes_instead(tmp_path, caplog):
+    import logging
+
+    write_synthetic_episodes(tmp_path, 5, length=10, image_size=8)
+    store = ReplayStore(tmp_path)
+    oldest = store.scan()[0].path
+    store.fs = _undeletable(oldest)
+    with caplog.at_level(logging.WARNING):
+        removed = store.evict(capacity_steps=25)
+    assert oldest not in removed and len(removed) == 3, removed  # not counted as evicted
+    assert f"could not evict {oldest}" in caplog.text
+    assert sum(e.num_rows for e in ReplayStore(tmp_path).scan()) == 20  # capacity still met

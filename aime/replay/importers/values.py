@@ -10,6 +10,7 @@ too. Any mismatch raises ``ValueError`` naming the feature, which the importer r
 from __future__ import annotations
 
 import io
+import logging
 import math
 import zlib
 
@@ -21,12 +22,14 @@ PNG_MAGIC = b"\x89PNG"
 JPEG_MAGIC = b"\xff\xd8"
 ZLIB_FIRST_BYTE = 0x78  # deflate with a 32 KiB window: what zlib.compress writes at every level
 
+log = logging.getLogger(__name__)
+
 
 def decode_frames(feature: Feature, steps: int, name: str = "pixels") -> np.ndarray:
     """(steps, C, H, W) uint8 from one image per step, or from one blob holding all steps."""
     if feature.kind != "bytes":
         raise ValueError(f"{name}: expected bytes (images), got a {feature.kind or 'empty'} feature")
-    items = feature.bytes_values
+    items: list[bytes] | list[memoryview] = feature.bytes_values
     if len(items) == 1 and steps > 1:
         blob = _maybe_inflate(items[0])
         if len(blob) % steps:
@@ -99,9 +102,9 @@ def decode_flags(feature: Feature, steps: int, name: str) -> np.ndarray:
 def _maybe_inflate(item: memoryview | bytes) -> bytes:
     """zlib-decompressed bytes if ``item`` is a zlib stream, else the bytes as they are. zlib's header
     check and Adler-32 trailer make a false positive on raw data practically impossible."""
-    if len(item) >= 6 and item[0] == ZLIB_FIRST_BYTE:
+    if len(item) >= 6 and item[0] == ZLIB_FIRST_BYTE and (item[0] << 8 | item[1]) % 31 == 0:
         try:
             return zlib.decompress(item)
-        except zlib.error:
-            pass
+        except zlib.error as error:  # raw bytes that happen to start like zlib, or a corrupt stream
+            log.warning("a zlib-looking payload of %d bytes did not inflate (%s): raw", len(item), error)
     return bytes(item)

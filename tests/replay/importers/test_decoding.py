@@ -107,3 +107,21 @@ def test_domains_without_an_inverse_get_no_concepts():
     assert concept_names("humanoid-walk", set(STATE_KEYS["humanoid"])) == ()
     assert concept_names("cheetah-run", {"position"}) == ()  # velocities missing
     assert label_concepts("humanoid-walk", {"velocity": np.zeros((4, 27))}).shape == (4, 0)
+
+
+def test_a_corrupt_zlib_payload_is_reported_not_silently_read_as_raw(caplog):
+    import logging
+    import zlib
+
+    from aime.replay.importers.values import decode_numbers
+
+    good = zlib.compress(np.arange(6, dtype="<f8").tobytes())
+    corrupt = good[:10] + bytes(len(good) - 10)  # header intact, stream zeroed
+    feature = Feature("bytes", bytes_values=[good])
+    np.testing.assert_array_equal(decode_numbers(feature, 1, "x").ravel(), np.arange(6))
+    with caplog.at_level(logging.WARNING):
+        try:
+            decode_numbers(Feature("bytes", bytes_values=[corrupt]), 1, "x")
+        except ValueError:
+            pass  # and then the raw bytes may not even fit: either way, never silently
+    assert "did not inflate" in caplog.text
