@@ -17,13 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from aime.replay.episode import EpisodeArrays
-from aime.replay.importers.protobuf import (
-    Feature,
-    ProtobufError,
-    iter_fields,
-    parse_example,
-    parse_sequence_example,
-)
+from aime.replay.importers.protobuf import Feature, ProtobufError, parse_episode_record
 from aime.replay.importers.tasks import TaskSpec
 from aime.replay.importers.values import JPEG_MAGIC, PNG_MAGIC, decode_flags, decode_frames, decode_numbers
 
@@ -43,11 +37,8 @@ class DecodedEpisode:
 def step_features(record: bytes) -> dict[str, Feature]:
     """The record's step features, keyed without ``steps/`` (``observation/pixels``, ``action``...)."""
     try:
-        if _has_feature_lists(record):
-            _, lists = parse_sequence_example(record)
-            merged = {key: _concatenate(steps) for key, steps in lists.items()}
-        else:
-            merged = parse_example(record)
+        features, lists = parse_episode_record(record)  # an Example's features, or a sequence's lists
+        merged = {key: _concatenate(steps) for key, steps in lists.items()} if lists else features
     except ProtobufError as error:
         raise ValueError(f"undecodable record: {error}") from None
     return {key.removeprefix(STEPS): feature for key, feature in merged.items() if _is_step_key(key, merged)}
@@ -175,11 +166,3 @@ def _concatenate(steps: list[Feature]) -> Feature:
     if kind:
         return Feature(kind, numbers=np.concatenate([f.numbers for f in steps]))
     return Feature()
-
-
-def _has_feature_lists(record: bytes) -> bool:
-    """A SequenceExample has top-level field 2 (feature_lists); an Example has only field 1."""
-    try:
-        return any(number == 2 for number, _, _ in iter_fields(memoryview(record), want_length={1, 2}))
-    except ProtobufError:
-        return False

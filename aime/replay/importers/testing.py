@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from aime.replay.importers.protobuf import LENGTH
+from aime.replay.importers.protobuf import Example, SequenceExample
 from aime.replay.importers.tasks import ACTION_DIMS, STATE_SIZES
 from aime.replay.importers.tfrecord import frame_record
 from aime.replay.synthetic import synthetic_frames
@@ -146,47 +146,32 @@ def _encode_numbers(row: np.ndarray, how: str) -> Any:
 
 # ---- protobuf encoders (the import path only decodes; these write test and benchmark data) ----------
 def encode_example(features: dict[str, Any]) -> bytes:
-    """A ``tf.train.Example``: values are lists of bytes, float32 arrays or int64 arrays."""
-    return _length_field(1, _encode_features(features))
+    """A ``tf.train.Example``: values are lists of bytes, float arrays or integer arrays."""
+    example = Example()
+    for name, value in features.items():
+        _fill(example.features.feature[name], value)
+    return bytes(example.SerializeToString())
 
 
 def encode_sequence_example(context: dict[str, Any], lists: dict[str, list[Any]]) -> bytes:
-    body = b"".join(
-        _length_field(1, _length_field(1, key.encode()) + _length_field(2, _encode_feature_list(steps)))
-        for key, steps in lists.items()
-    )
-    return _length_field(1, _encode_features(context)) + _length_field(2, body)
+    """A ``tf.train.SequenceExample``: ``lists`` maps a name to one value per step."""
+    sequence = SequenceExample()
+    for name, value in context.items():
+        _fill(sequence.context.feature[name], value)
+    for name, steps in lists.items():
+        target = sequence.feature_lists.feature_list[name]
+        for value in steps:
+            _fill(target.feature.add(), value)
+    return bytes(sequence.SerializeToString())
 
 
-def _encode_feature_list(steps: list[Any]) -> bytes:
-    return b"".join(_length_field(1, _encode_feature(value)) for value in steps)
-
-
-def _encode_features(features: dict[str, Any]) -> bytes:
-    return b"".join(
-        _length_field(1, _length_field(1, key.encode()) + _length_field(2, _encode_feature(value)))
-        for key, value in features.items()
-    )
-
-
-def _encode_feature(value: Any) -> bytes:
-    if isinstance(value, list):  # bytes_list
-        return _length_field(1, b"".join(_length_field(1, bytes(v)) for v in value))
+def _fill(feature: Any, value: Any) -> None:
+    """One Feature from a list of bytes (bytes_list), a float array (float_list) or integers."""
+    if isinstance(value, list):
+        feature.bytes_list.value.extend(bytes(v) for v in value)
+        return
     array = np.asarray(value)
     if array.dtype.kind == "f":
-        return _length_field(2, _length_field(1, array.astype("<f4").tobytes()))
-    packed = b"".join(_encode_varint(int(v) & ((1 << 64) - 1)) for v in array.ravel())
-    return _length_field(3, _length_field(1, packed))
-
-
-def _length_field(number: int, payload: bytes) -> bytes:
-    return _encode_varint(number << 3 | LENGTH) + _encode_varint(len(payload)) + payload
-
-
-def _encode_varint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
+        feature.float_list.value.extend(array.astype(np.float32).ravel().tolist())
+    else:
+        feature.int64_list.value.extend(array.astype(np.int64).ravel().tolist())

@@ -11,7 +11,7 @@ import pytest
 from aime.replay.importers.crc32c import crc32c, masked_crc32c
 from aime.replay.importers.protobuf import (
     ProtobufError,
-    decode_varints,
+    parse_episode_record,
     parse_example,
     parse_sequence_example,
 )
@@ -87,8 +87,14 @@ def test_unpacked_repeated_numbers_are_accepted():
 
 
 def test_malformed_messages_raise():
-    with pytest.raises(ProtobufError):
+    with pytest.raises(ProtobufError, match="malformed Example"):
         parse_example(b"\x0a\x50abc")  # a length past the end
-    with pytest.raises(ProtobufError):
-        decode_varints(b"\x80\x80")  # ends inside a varint
-    assert decode_varints(b"\x96\x01\x00").tolist() == [150, 0]
+    with pytest.raises(ProtobufError, match="malformed SequenceExample"):
+        parse_episode_record(b"\x0a\x05\x0a\x03\x0a\x01")  # a map entry cut inside its key
+
+
+def test_one_parse_reads_an_example_or_a_sequence_example():
+    features, lists = parse_episode_record(encode_example({"steps/a": np.array([1.0, 2.0])}))
+    assert lists == {} and features["steps/a"].numbers.tolist() == [1.0, 2.0]
+    context, lists = parse_episode_record(encode_sequence_example({}, {"a": [np.array([3])]}))
+    assert context == {} and [f.numbers.tolist() for f in lists["a"]] == [[3]]
