@@ -94,22 +94,7 @@ def collect(
     if episodes < 1 or c.workers < 1 or c.envs_per_worker < 1:
         raise ValueError(f"collect needs episodes, workers and envs_per_worker >= 1, got {c}")
     check_env_config(cfg.env.task, cfg.env.image_size, cfg.env.camera)
-    worker_kwargs: dict[str, Any] = dict(
-        make_env=functools.partial(make_env_from_config, cfg.env),
-        make_policy=functools.partial(make_policy, c.policy),
-        replay=cfg.replay,
-        run_id=cfg.run_id,
-        seed=cfg.seed,
-        task=cfg.env.task,
-        num_envs=c.envs_per_worker,
-    )
-    generation = [0] * c.workers
-
-    def start_actor(index: int) -> Any:
-        name = actor_name(cfg.run_id or "", index, generation[index], phase=phase)
-        return rollout_actor(c, name=name, worker_id=index, **worker_kwargs)
-
-    actors = [start_actor(i) for i in range(c.workers)]
+    actors = _Actors(cfg, phase)
     end = first_episode + episodes
     # Fewer episodes than environments: spread them over all actors rather than fill a few.
     size = min(c.envs_per_worker, -(-episodes // c.workers))
@@ -126,7 +111,7 @@ def collect(
         while queue or in_flight:
             if stop is not None and stop.is_set():
                 queue.clear()  # finish what is in flight, start nothing new
-            _hand_out(actors, generation, queue, in_flight)
+            _hand_out(actors.handles, actors.generation, queue, in_flight)
             done, _ = ray.wait(list(in_flight), num_returns=1, timeout=cfg.log_every_seconds)
             for ref in done:
                 index, gen, slots = in_flight.pop(ref)
@@ -135,10 +120,7 @@ def collect(
                 except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as error:
                     failures += 1
                     _requeue(slots, attempts, queue, error, c.max_attempts_per_episode)
-                    if gen == generation[index]:  # the actor's other call fails too: replace it once
-                        ray.kill(actors[index], no_restart=True)
-                        generation[index] += 1
-                        actors[index] = start_actor(index)
+                    actors.replace(index, gen)
                     continue
                 records += batch
                 evicted += len(store.evict(cfg.replay.capacity_steps))
@@ -146,7 +128,7 @@ def collect(
             now = time.monotonic()
             if now - last_log >= cfg.log_every_seconds or not (queue or in_flight):
                 last_log = now
-                steps = _live_steps(actors, records)
+                steps = _live_steps(actors.handles, records)
                 if steps and first_frame is None:
                     first_frame = now - start
                 bar.set_postfix_str(f"{steps / (now - start):,.0f} frames/s", refresh=False)
@@ -154,9 +136,58 @@ def collect(
                     metrics.write(steps, _metrics(records, steps, cfg, now - start, failures))
     finally:
         bar.close()
-        for actor in actors:
-            ray.kill(actor, no_restart=True)
+        actors.kill_all()
     seconds = time.monotonic() - start
+    return _summary(cfg, records, seconds, failures, evicted, first_frame)
+
+
+class _Actors:
+    """The collection's rollout actors, by index; a failed one is replaced once per generation."""
+
+    def __init__(self, cfg: Config, phase: str):
+        c = cfg.collect
+        self.cfg, self.phase = cfg, phase
+        self.kwargs: dict[str, Any] = dict(
+            make_env=functools.partial(make_env_from_config, cfg.env),
+            make_policy=functools.partial(make_policy, c.policy),
+            replay=cfg.replay,
+            run_id=cfg.run_id,
+            seed=cfg.seed,
+            task=cfg.env.task,
+            num_envs=c.envs_per_worker,
+        )
+        self.generation = [0] * c.workers
+        self.handles = [self._start(i) for i in range(c.workers)]
+
+    def _start(self, index: int) -> Any:
+        name = actor_name(self.cfg.run_id or "", index, self.generation[index], phase=self.phase)
+        return rollout_actor(self.cfg.collect, name=name, worker_id=index, **self.kwargs)
+
+    def replace(self, index: int, generation: int) -> None:
+        """Replace actor ``index`` after a failed call of ``generation`` (its other call fails too:
+        replace it only once)."""
+        import ray
+
+        if generation == self.generation[index]:
+            ray.kill(self.handles[index], no_restart=True)
+            self.generation[index] += 1
+            self.handles[index] = self._start(index)
+
+    def kill_all(self) -> None:
+        import ray
+
+        for actor in self.handles:
+            ray.kill(actor, no_restart=True)
+
+
+def _summary(
+    cfg: Config,
+    records: list[EpisodeRecord],
+    seconds: float,
+    failures: int,
+    evicted: int,
+    first_frame: float | None,
+) -> CollectSummary:
     steps = sum(r.steps for r in records)
     return CollectSummary(
         episodes=len(records),
@@ -169,7 +200,7 @@ def collect(
         worker_failures=failures,
         first_frame_seconds=round(first_frame if first_frame is not None else seconds, 2),
         evicted=evicted,
-        replay_root=cfg.replay.root,
+        replay_root=cfg.replay.root or "",
     )
 
 

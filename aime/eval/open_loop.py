@@ -18,7 +18,8 @@ import torch
 from torch import Tensor
 
 from aime.eval.metrics import frame_metrics
-from aime.models.world_model import WorldModel, evaluating
+from aime.models.common import evaluating
+from aime.models.world_model import WorldModel
 
 PREDICTORS = ("model", "baseline")
 METRICS = ("mse", "psnr", "ssim")

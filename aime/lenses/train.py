@@ -139,7 +139,7 @@ def _fit(
     concepts = sorted({s.concept for s in specs})
     columns = [*activations, *(CONCEPT_PREFIX + c for c in concepts)]
     datasets: dict[str, Any] = {
-        split: ray.data.read_parquet(str(directory / split), columns=columns)
+        split: ray.data.read_parquet(str(directory / split)).select_columns(columns)
         for split in ("train", "validation")
     }
     train = manifest.splits["train"]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -17,6 +18,17 @@ Reduce = Callable[[Tensor], Tensor]
 def identity_reduce(x: Tensor) -> Tensor:
     """Single-process default for every injected collective."""
     return x
+
+
+@contextmanager
+def evaluating(model: nn.Module) -> Iterator[None]:
+    """Eval mode for the duration, then the previous mode (frozen components stay in eval)."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
 
 
 def mlp(in_dim: int, hidden_dim: int, out_dim: int, *, layers: int = 2, norm: bool = True) -> nn.Sequential:

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from aime.models.attention.maps import uniform_slot_maps
+from aime.models.common import evaluating
 
 if TYPE_CHECKING:
     from aime.models.world_model import WorldModel
@@ -48,8 +49,6 @@ def imagine(
             f"future_action: expected floating [{B}, H, {model.cfg.action_dim}], "
             f"got {list(future_action.shape)}"
         )
-    from aime.models.world_model import evaluating
-
     with evaluating(model):  # no codebook EMA or spectral-norm power iterations from imagination
         return _imagine(model, context_obs, context_action, future_action, temperature)
 

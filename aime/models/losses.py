@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import torch
@@ -34,12 +35,33 @@ TASKS = ("elbo", "perception", "attention", "adversarial", "prediction")
 
 
 def compute_losses(model: WorldModel, out: WorldModelOutput, batch: Mapping[str, Tensor]) -> LossOutput:
-    w = model.cfg.loss
+    """Every pillar's terms (``components``), diagnostics (``metrics``) and weighted task losses."""
     frames = batch["obs"].float() / 127.5 - 1.0  # (B, T, 3, H, W)
-    comps: dict[str, Tensor] = {}
-    metrics: dict[str, Tensor] = {}
-    tasks: dict[str, Tensor] = {}
+    terms = _Terms()
+    _elbo(model, out, batch, frames, terms)
+    if out.prior_recon_params is not None:
+        _one_step_prediction(model, out, frames, terms)
+    if out.perception is not None:
+        _perception(model, out, frames, terms)
+    if out.attention_map is not None:
+        _attention(model, out, terms)
+    if model.discriminator is not None:
+        _adversarial(model, out, frames, terms)
+    total = torch.stack(list(terms.tasks.values())).sum()
+    return LossOutput(total=total, tasks=terms.tasks, components=terms.comps, metrics=terms.metrics)
 
+
+@dataclass
+class _Terms:
+    comps: dict[str, Tensor] = field(default_factory=dict)
+    metrics: dict[str, Tensor] = field(default_factory=dict)
+    tasks: dict[str, Tensor] = field(default_factory=dict)
+
+
+def _elbo(
+    model: WorldModel, out: WorldModelOutput, batch: Mapping[str, Tensor], frames: Tensor, t: _Terms
+) -> None:
+    w, comps = model.cfg.loss, t.comps
     # Likelihoods and KLs in fp32 even under bf16 autocast (sums over thousands of pixels, lgamma).
     with torch.autocast(device_type=frames.device.type, enabled=False):
         log_p = model.likelihood.log_prob(out.recon_params.flatten(0, 1).float(), frames.flatten(0, 1))
@@ -55,74 +77,76 @@ def compute_losses(model: WorldModel, out: WorldModelOutput, batch: Mapping[str,
             kl_train = w.kl_balance * model.prior.kl_z(mean.detach(), std.detach(), prior) + (
                 1.0 - w.kl_balance
             ) * model.prior.kl_z(mean, std, prior.detach())
-    tasks["elbo"] = (
+    t.tasks["elbo"] = (
         w.recon * comps["elbo/recon"]
         + w.kl_z * kl_train.clamp(min=w.free_nats).mean()
         + w.kl_sticks * comps["elbo/kl_sticks"]
         + w.kl_alpha * comps["elbo/kl_alpha"]
     )
-    if out.prior_recon_params is not None:  # the one-step prediction from the prior, where o_{t-1} exists
-        with torch.autocast(device_type=frames.device.type, enabled=False):
-            log_p1 = model.likelihood.log_prob(
-                out.prior_recon_params.flatten(0, 1).float(), frames.flatten(0, 1)
-            )
-        valid = (~out.reset).flatten().float()  # (B*T,)
-        comps["prediction/one_step"] = -(log_p1 * valid).sum() / valid.sum().clamp(min=1.0)
-        tasks["prediction"] = w.prior_recon * comps["prediction/one_step"]
-    metrics["elbo/kl_z_per_dim"] = comps["elbo/kl_z"].detach() / out.posterior_mean.shape[-1]
+    m = t.metrics
+    m["elbo/kl_z_per_dim"] = comps["elbo/kl_z"].detach() / out.posterior_mean.shape[-1]
     # Active latent dimensions: the posterior mean varies across frames (Burda et al.'s 0.01 threshold).
-    metrics["elbo/active_dims"] = (
-        (out.posterior_mean.detach().flatten(0, 1).float().var(0) > 0.01).sum().float()
+    m["elbo/active_dims"] = (out.posterior_mean.detach().flatten(0, 1).float().var(0) > 0.01).sum().float()
+    m["elbo/recon_mse"] = F.mse_loss(out.reconstruction, batch["obs"].float() / 255.0).detach()
+    m["elbo/bits_per_dim"] = comps["elbo/recon"].detach() / (frames[0, 0].numel() * math.log(2.0))
+    m["prior/effective_components"] = DPGMMPrior.effective_components(prior).mean().detach()
+    m["prior/alpha"] = out.prior.alpha.mean().detach()
+
+
+def _one_step_prediction(model: WorldModel, out: WorldModelOutput, frames: Tensor, t: _Terms) -> None:
+    """The one-step prediction from the prior, where o_{t-1} exists."""
+    assert out.prior_recon_params is not None
+    with torch.autocast(device_type=frames.device.type, enabled=False):
+        log_p1 = model.likelihood.log_prob(out.prior_recon_params.flatten(0, 1).float(), frames.flatten(0, 1))
+    valid = (~out.reset).flatten().float()  # (B*T,)
+    t.comps["prediction/one_step"] = -(log_p1 * valid).sum() / valid.sum().clamp(min=1.0)
+    t.tasks["prediction"] = model.cfg.loss.prior_recon * t.comps["prediction/one_step"]
+
+
+def _perception(model: WorldModel, out: WorldModelOutput, frames: Tensor, t: _Terms) -> None:
+    w, p, comps = model.cfg.loss, out.perception, t.comps
+    assert p is not None
+    comps["perception/token_ce"] = PerceptionStream.token_cross_entropy(p)
+    comps["perception/vq"] = p.commitment
+    comps["perception/tokenizer_recon"] = F.mse_loss(p.tokenizer_recon.float(), frames)
+    t.tasks["perception"] = (
+        w.token_ce * comps["perception/token_ce"]
+        + w.vq * comps["perception/vq"]
+        + w.tokenizer_recon * comps["perception/tokenizer_recon"]
     )
-    metrics["elbo/recon_mse"] = F.mse_loss(out.reconstruction, batch["obs"].float() / 255.0).detach()
-    metrics["elbo/bits_per_dim"] = comps["elbo/recon"].detach() / (frames[0, 0].numel() * math.log(2.0))
-    metrics["prior/effective_components"] = DPGMMPrior.effective_components(prior).mean().detach()
-    metrics["prior/alpha"] = out.prior.alpha.mean().detach()
+    t.metrics["perception/perplexity"] = p.perplexity.detach()
 
-    if out.perception is not None:
-        p = out.perception
-        comps["perception/token_ce"] = PerceptionStream.token_cross_entropy(p)
-        comps["perception/vq"] = p.commitment
-        comps["perception/tokenizer_recon"] = F.mse_loss(p.tokenizer_recon.float(), frames)
-        tasks["perception"] = (
-            w.token_ce * comps["perception/token_ce"]
-            + w.vq * comps["perception/vq"]
-            + w.tokenizer_recon * comps["perception/tokenizer_recon"]
-        )
-        metrics["perception/perplexity"] = p.perplexity.detach()
 
-    if out.attention_map is not None:
-        assert out.attention_prior_map is not None and out.slot_maps is not None
-        assert out.attention_state_mean is not None and out.attention_state_std is not None
-        M = out.attention_map.shape[-1]
-        post_map, prior_map = out.attention_map.flatten(2), out.attention_prior_map.flatten(2)  # (B, T, N)
-        comps["attention/kl"] = kl_maps(post_map, prior_map).mean()
-        comps["attention/slot_diversity"] = slot_diversity(out.slot_maps.flatten(3)).mean()
-        comps["attention/movement"] = movement(post_map, out.reset, M).mean()
-        comps["attention/state_kl"] = kl_standard_normal(
-            out.attention_state_mean, out.attention_state_std
-        ).mean()
-        tasks["attention"] = (
-            w.attention_kl * comps["attention/kl"]
-            + w.slot_diversity * comps["attention/slot_diversity"]
-            + w.attention_movement * comps["attention/movement"]
-            + w.attention_state_kl * comps["attention/state_kl"]
-        )
+def _attention(model: WorldModel, out: WorldModelOutput, t: _Terms) -> None:
+    w, comps = model.cfg.loss, t.comps
+    assert out.attention_map is not None and out.attention_prior_map is not None and out.slot_maps is not None
+    assert out.attention_state_mean is not None and out.attention_state_std is not None
+    M = out.attention_map.shape[-1]
+    post_map, prior_map = out.attention_map.flatten(2), out.attention_prior_map.flatten(2)  # (B, T, N)
+    comps["attention/kl"] = kl_maps(post_map, prior_map).mean()
+    comps["attention/slot_diversity"] = slot_diversity(out.slot_maps.flatten(3)).mean()
+    comps["attention/movement"] = movement(post_map, out.reset, M).mean()
+    comps["attention/state_kl"] = kl_standard_normal(out.attention_state_mean, out.attention_state_std).mean()
+    t.tasks["attention"] = (
+        w.attention_kl * comps["attention/kl"]
+        + w.slot_diversity * comps["attention/slot_diversity"]
+        + w.attention_movement * comps["attention/movement"]
+        + w.attention_state_kl * comps["attention/state_kl"]
+    )
 
-    if model.discriminator is not None:
-        a = model.cfg.adversarial
-        fake = out.reconstruction * 2.0 - 1.0  # differentiable: the generator gets a gradient
-        comps["adversarial/generator"], comps["adversarial/feature_matching"] = generator_losses(
-            model.discriminator, frames, fake, out.z
-        )
-        comps["adversarial/discriminator"] = discriminator_loss(
-            model.discriminator, frames, fake, out.z, kind=a.loss, gp_weight=a.gp_weight
-        )
-        tasks["adversarial"] = (
-            w.adversarial * comps["adversarial/generator"]
-            + w.feature_matching * comps["adversarial/feature_matching"]
-            + w.discriminator * comps["adversarial/discriminator"]
-        )
 
-    total = torch.stack(list(tasks.values())).sum()
-    return LossOutput(total=total, tasks=tasks, components=comps, metrics=metrics)
+def _adversarial(model: WorldModel, out: WorldModelOutput, frames: Tensor, t: _Terms) -> None:
+    w, a, comps = model.cfg.loss, model.cfg.adversarial, t.comps
+    assert model.discriminator is not None
+    fake = out.reconstruction * 2.0 - 1.0  # differentiable: the generator gets a gradient
+    comps["adversarial/generator"], comps["adversarial/feature_matching"] = generator_losses(
+        model.discriminator, frames, fake, out.z
+    )
+    comps["adversarial/discriminator"] = discriminator_loss(
+        model.discriminator, frames, fake, out.z, kind=a.loss, gp_weight=a.gp_weight
+    )
+    t.tasks["adversarial"] = (
+        w.adversarial * comps["adversarial/generator"]
+        + w.feature_matching * comps["adversarial/feature_matching"]
+        + w.discriminator * comps["adversarial/discriminator"]
+    )

@@ -24,26 +24,24 @@ from torch import Tensor, nn
 from aime.models.adversarial import TemporalDiscriminator
 from aime.models.attention.maps import uniform_slot_maps
 from aime.models.attention.schema import AttentionSchema
-from aime.models.common import Reduce, count_parameters, episode_resets, identity_reduce, shift_right
+from aime.models.common import (
+    Reduce,
+    count_parameters,
+    episode_resets,
+    evaluating,
+    identity_reduce,
+    shift_right,
+)
 from aime.models.config import ModelConfig
 from aime.models.dynamics import Dynamics
+from aime.models.imagine import imagine
+from aime.models.losses import compute_losses
 from aime.models.outputs import LossOutput, WorldModelOutput
 from aime.models.perception import PerceptionStream
 from aime.models.prior import DPGMMPrior
 from aime.models.rollout import Rollout, observe
 from aime.models.rollout_compile import RolloutCompileMode, check_mode
 from aime.models.vae import FrameDecoder, FrameEncoder, Posterior, make_likelihood
-
-
-@contextmanager
-def evaluating(model: nn.Module) -> Iterator[None]:
-    """Eval mode for the duration, then the previous mode (frozen components stay in eval)."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
 
 
 @contextmanager
@@ -220,8 +218,6 @@ class WorldModel(nn.Module):
         out.attention_state_mean, out.attention_state_std = roll.state_mean, roll.state_std
 
     def losses(self, output: WorldModelOutput, batch: Mapping[str, Tensor]) -> LossOutput:
-        from aime.models.losses import compute_losses  # losses reads WorldModel attributes: avoid a cycle
-
         return compute_losses(self, output, batch)
 
     @torch.no_grad()
@@ -245,8 +241,6 @@ class WorldModel(nn.Module):
         self, context_obs: Tensor, context_action: Tensor, future_action: Tensor, temperature: float = 1.0
     ) -> Tensor:
         """Frames (B, H, 3, S, S) in [0, 1] following the context; see ``aime.models.imagine``."""
-        from aime.models.imagine import imagine
-
         return imagine(self, context_obs, context_action, future_action, temperature=temperature)
 
     # ------------------------------------------------------------------------------ validation

@@ -108,10 +108,9 @@ def train(
     ``callbacks`` are extra Ray Train callbacks (aime tune passes its reporter to Tune)."""
     import ray
     import ray.train
-    from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
+    from ray.train import ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    from aime.train.callbacks import MetricsLogger
     from aime.train.worker import train_worker
 
     check_train_config(cfg)
@@ -121,14 +120,6 @@ def train(
     files = check_replay(cfg)
     start = read_meta(Path(resume_from))["step"] if resume_from else 0
     eval_plan = plan_periodic_eval(cfg, files) if t.stage == "world_model" else []
-    # The newest checkpoint is always kept; with periodic evaluation the others are the best by score.
-    checkpoints = (
-        CheckpointConfig(
-            num_to_keep=t.keep_checkpoints, checkpoint_score_attribute=SCORE, checkpoint_score_order="max"
-        )
-        if eval_plan
-        else CheckpointConfig(num_to_keep=t.keep_checkpoints)
-    )
     trainer = TorchTrainer(
         train_worker,
         # Passed to the workers, not as resume_from_checkpoint (deprecated in Ray Train v2): a worker
@@ -142,22 +133,7 @@ def train(
         scaling_config=ScalingConfig(
             num_workers=t.num_workers, use_gpu=use_gpu, resources_per_worker={"CPU": t.cpus_per_worker}
         ),
-        run_config=RunConfig(  # type: ignore[call-arg]
-            name="train",
-            storage_path=str((run_dir / "checkpoints").resolve()),
-            checkpoint_config=checkpoints,
-            failure_config=FailureConfig(max_failures=t.max_failures),
-            callbacks=[
-                MetricsLogger(  # type: ignore[list-item]
-                    str(run_dir.resolve()),
-                    total_steps=t.steps,
-                    wandb_config=to_dict(cfg) if t.wandb else None,
-                ),
-                *callbacks,
-            ],
-            # Every report is already in metrics.jsonl and on the progress bar: keep the log quiet.
-            logging_config=LoggingConfig(log_level="WARNING"),
-        ),
+        run_config=_run_config(cfg, run_dir, scored=bool(eval_plan), callbacks=callbacks),
     )
     try:
         result = _fit_with_progress(trainer, run_dir / "metrics.jsonl", start, t.steps, progress)
@@ -182,6 +158,37 @@ def train(
         )
     atomic_write_json(run_dir / "train.json", summary.__dict__)
     return summary
+
+
+def _run_config(cfg: Config, run_dir: Path, *, scored: bool, callbacks: Sequence[Any]) -> Any:
+    """Where Ray Train keeps checkpoints and which, how often it restarts, what it tells the driver."""
+    from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig
+
+    from aime.train.callbacks import MetricsLogger
+
+    t = cfg.train
+    # The newest checkpoint is always kept; with periodic evaluation the others are the best by score.
+    checkpoints = (
+        CheckpointConfig(
+            num_to_keep=t.keep_checkpoints, checkpoint_score_attribute=SCORE, checkpoint_score_order="max"
+        )
+        if scored
+        else CheckpointConfig(num_to_keep=t.keep_checkpoints)
+    )
+    return RunConfig(  # type: ignore[call-arg]
+        name="train",
+        storage_path=str((run_dir / "checkpoints").resolve()),
+        checkpoint_config=checkpoints,
+        failure_config=FailureConfig(max_failures=t.max_failures),
+        callbacks=[
+            MetricsLogger(  # type: ignore[list-item]
+                str(run_dir.resolve()), total_steps=t.steps, wandb_config=to_dict(cfg) if t.wandb else None
+            ),
+            *callbacks,
+        ],
+        # Every report is already in metrics.jsonl and on the progress bar: keep the log quiet.
+        logging_config=LoggingConfig(log_level="WARNING"),
+    )
 
 
 def _fit_with_progress(trainer: Any, metrics_path: Path, start: int, steps: int, progress: bool) -> Any:

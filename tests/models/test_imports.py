@@ -59,3 +59,55 @@ def test_every_subpackage_has_a_readme():
     for sub in ("vae", "prior", "dynamics", "attention", "perception", "adversarial", "balancing"):
         assert (PACKAGE / sub / "README.md").exists(), sub
     assert (PACKAGE / "README.md").exists()
+
+
+def model_imports(tree: ast.Module, module: str) -> tuple[set[str], list[str]]:
+    """(aime.models modules imported when ``module`` loads, imports of aime deferred into functions).
+    Imports under ``if TYPE_CHECKING:`` are annotations only and count as neither."""
+    loaded: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("aime.models"):
+            base = node.module or ""
+            loaded |= {f"{base}.{a.name}" if f"{base}.{a.name}" in MODULES else base for a in node.names}
+    deferred = [
+        f"{module}:{node.lineno}"
+        for function in ast.walk(tree)
+        if isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef)
+        for node in ast.walk(function)
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("aime.models")
+    ]
+    return loaded & MODULES, deferred
+
+
+MODULES = {
+    "aime.models." + ".".join(p.relative_to(PACKAGE).with_suffix("").parts).removesuffix(".__init__")
+    for p in PACKAGE.rglob("*.py")
+}
+
+
+def test_model_modules_import_one_way_with_no_deferred_imports():
+    graph, deferred = {}, []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        name = "aime.models." + ".".join(path.relative_to(PACKAGE).with_suffix("").parts)
+        name = name.removesuffix(".__init__")
+        graph[name], late = model_imports(ast.parse(path.read_text()), name)
+        deferred += late
+    assert not deferred, f"imports deferred into functions (a cycle in disguise): {deferred}"
+    order: list[str] = []  # depth-first topological sort: a back edge is a cycle
+    state: dict[str, str] = {}
+
+    def visit(node: str, path: tuple[str, ...]) -> None:
+        if state.get(node) == "done":
+            return
+        assert state.get(node) != "open", f"import cycle: {' -> '.join((*path, node))}"
+        state[node] = "open"
+        for child in sorted(graph.get(node, ())):
+            if child != node and not node.startswith(child + "."):  # a package's own __init__
+                visit(child, (*path, node))
+        state[node] = "done"
+        order.append(node)
+
+    for node in sorted(graph):
+        visit(node, ())
+    assert "aime.models.world_model" in order and len(order) == len(graph)
+    assert order.index("aime.models.losses") < order.index("aime.models.world_model")
