@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 
 import numpy as np
@@ -24,4 +25,5 @@ def seed_everything(seed: int) -> None:
 
 
 def _word(text: str) -> int:
-    return int.from_bytes(text.encode()[:8].ljust(8, b"\0"), "little") & 0xFFFFFFFF
+    """The whole name, hashed: names that share a prefix get unrelated seeds."""
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=16).digest(), "little")
