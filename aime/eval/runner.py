@@ -62,7 +62,8 @@ def evaluate(checkpoint: str | Path, options: EvalOptions) -> dict[str, Any]:
     path = checkpoints.resolve(checkpoint)
     step = int(checkpoints.read_meta(path)["step"])
     cfg = checkpoints.checkpoint_config(path)
-    root, files = checkpoint_episodes(cfg.replay.root, options.episodes, str(path))
+    listing = checkpoint_episodes(cfg.replay.root, options.episodes, str(path))
+    root, files = listing.root, listing.files
     split = HeldOutSplit.of(cfg)
     if options.split_seed is not None:
         split = replace(split, seed=options.split_seed)
@@ -91,6 +92,7 @@ def evaluate(checkpoint: str | Path, options: EvalOptions) -> dict[str, Any]:
             "all_episodes": options.all_episodes,
             "held_out_episodes": sorted({f.meta.episode_id for f in held}),
             "store_episodes": len({f.meta.episode_id for f in files}),
+            "skipped_files": listing.skipped,  # unreadable files in the store, left out
         },
         seconds=time.monotonic() - started,
     )

@@ -52,6 +52,7 @@ class Manifest:
     splits: dict[str, SplitSummary]
     held_out: list[str]  # the run's held-out episodes (HeldOutSplit.of(cfg)): all in test
     created_at: str
+    skipped_files: list[str] = field(default_factory=list)  # unreadable files in the store, left out
     format: int = FORMAT
 
     def write(self, directory: str | Path) -> None:

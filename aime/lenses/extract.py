@@ -46,7 +46,8 @@ def extract(checkpoint: str | Path, options: ExtractOptions) -> Manifest:
     started = time.monotonic()
     path = checkpoints.resolve(checkpoint)
     cfg = checkpoints.checkpoint_config(path)
-    root, files = checkpoint_episodes(cfg.replay.root, options.episodes, str(path))
+    listing = checkpoint_episodes(cfg.replay.root, options.episodes, str(path))
+    root, files = listing.root, listing.files
     episodes = _episodes(files)
     if options.max_episodes:
         episodes = dict(sorted(episodes.items())[: options.max_episodes])
@@ -78,6 +79,7 @@ def extract(checkpoint: str | Path, options: ExtractOptions) -> Manifest:
         concepts=concepts,
         splits=_summaries(plan, assigned, counts, concepts),
         held_out=sorted(held_out.held_out(episodes)),
+        skipped_files=listing.skipped,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     manifest.write(out)

@@ -169,15 +169,23 @@ def within_capacity(episodes: list[EpisodeFile], capacity_steps: int) -> list[Ep
     return kept[::-1]
 
 
-def checkpoint_episodes(
-    replay_root: str | None, override: str | None, owner: str
-) -> tuple[str, list[EpisodeFile]]:
-    """(root, its readable episodes) for a checkpoint's consumers (eval, lenses): ``override`` (--episodes)
-    or the run's replay.root; an error saying what to pass when there is none or it holds none."""
+@dataclass(frozen=True)
+class Listing:
+    """A store's readable episodes for one reader, and the files it skipped (named, not fatal)."""
+
+    root: str
+    files: list[EpisodeFile]
+    skipped: list[str]  # unreadable: truncated, not Parquet, empty, or not an episode file
+
+
+def checkpoint_episodes(replay_root: str | None, override: str | None, owner: str) -> Listing:
+    """The episodes a checkpoint's consumers (eval, lenses) read: ``override`` (--episodes) or the
+    run's replay.root; an error saying what to pass when there is none or it holds none."""
     root = override or replay_root
     if not root:
         raise ValueError(f"{owner}/config.yaml names no replay.root: pass --episodes DIR")
-    files = ReplayStore(root).scan()
+    store = ReplayStore(root)
+    files = store.scan()
     if not files:
         raise ValueError(f"no episodes in {root}: collect some (aime collect) or pass --episodes DIR")
-    return root, files
+    return Listing(root, files, store.skipped)
