@@ -20,6 +20,7 @@ def rollout_actor(cfg: CollectConfig, name: str | None = None, **worker_kwargs: 
 
     actor_class = ray.remote(  # type: ignore[call-overload]
         num_cpus=cfg.cpus_per_worker,
+        resources=dict(cfg.resources) or None,
         max_restarts=cfg.max_restarts,
         max_task_retries=cfg.max_task_retries,
         max_concurrency=CALLS_IN_FLIGHT + 1,

@@ -66,6 +66,7 @@ RANGES: dict[str, Range] = {
     **{key: AT_LEAST_0 for key in _AT_LEAST_0.split()},
     **{key: POSITIVE for key in _POSITIVE.split()},
     "train.eval_fraction": FRACTION,
+    "collect.resources": AT_LEAST_0,
     "model.optim.balancing.consensus_decay": Range(0, 1, high_open=True),
     "model.optim.balancing.proximity": Range(0, 1, low_open=True),
     "model.perception.ema_decay": Range(0, 1, low_open=True, high_open=True),
@@ -88,6 +89,8 @@ def range_of(key: str, value: Any) -> Range | None:
 def out_of_range(key: str, value: Any) -> str | None:
     """The message for a value outside its key's range (None when it is inside, or unconstrained).
     Lists are checked item by item (``model.vae.channels``)."""
+    if isinstance(value, dict):
+        value = list(value.values())
     values = value if isinstance(value, list | tuple) else [value]
     for item in values:
         if not isinstance(item, int | float) or isinstance(item, bool):

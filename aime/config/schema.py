@@ -35,6 +35,9 @@ class CollectConfig:
     max_restarts: int = 3  # per actor, before the collection gives up on it
     max_task_retries: int = 3
     max_attempts_per_episode: int = 5  # a slot that fails this often aborts the collection
+    # Custom Ray resources each rollout actor requests, e.g. {rollout: 1}: on a cluster whose rollout
+    # nodes declare that resource (cluster/aws.yaml, cluster/kuberay/) the actors land only there.
+    resources: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -110,6 +110,26 @@ def test_worker_as_ray_actor(resolved, ray_local):
     assert [r.steps for r in records] == [12, 12]
 
 
+def test_collect_resources_are_requested_by_every_rollout_actor(resolved, ray_local):
+    """collect.resources puts rollout actors only on nodes that declare them: this single-node Ray
+    has no "rollout" resource, so the actor waits, asking for exactly what the config says."""
+    import dataclasses
+
+    from ray.util.state import get_actor
+
+    from aime.actors.remote import rollout_actor
+
+    c = dataclasses.replace(resolved.collect, resources={"rollout": 1.0}, cpus_per_worker=0.5)
+    actor = rollout_actor(c, worker_id=0, **_worker_kwargs(resolved))
+    try:
+        state = get_actor(actor._actor_id.hex())
+        assert state is not None and state.required_resources == {"rollout": 1.0, "CPU": 0.5}, state
+        ready, _ = ray_local.wait([actor.ready.remote()], timeout=2)
+        assert not ready, "placed on a node without the resource"
+    finally:
+        ray_local.kill(actor)
+
+
 def test_lockstep_environments_write_the_episodes_one_environment_writes(tmp_path):
     def episodes(num_envs: int) -> dict[str, pa.Table]:
         cfg = load_config(
