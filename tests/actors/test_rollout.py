@@ -88,14 +88,28 @@ def test_long_episodes_are_split_into_chunks(tmp_path):
 
 
 def test_policy_weights_update_while_running_is_stamped_on_steps(resolved):
+    import threading
+
     worker = RolloutWorker(0, **_worker_kwargs(resolved, num_envs=1))
+    step, calls = worker.envs.step, []
+
+    def step_then_update(*args):
+        calls.append(1)
+        if len(calls) == 5:  # mid-episode, from another thread, as the driver's actor call arrives
+            update = threading.Thread(target=worker.set_policy_weights, args=({"w": 1}, 3))
+            update.start()
+            update.join()
+        return step(*args)
+
+    worker.envs.step = step_then_update
     try:
-        worker.set_policy_weights({"w": 1}, version=3)
         record = worker.run_episodes([0])[0]
     finally:
         worker.close()
-    assert record.policy_version == 3
-    assert set(pq.read_table(record.files[0]).column("policy_version").to_pylist()) == {3}
+    versions = pq.read_table(record.files[0]).column("policy_version").to_pylist()
+    assert record.policy_version == 3 and len(calls) > 6
+    # Steps acted before the update carry version 0, every step after it version 3.
+    assert versions == sorted(versions) and versions[0] == 0 and versions[-1] == 3, versions
 
 
 def test_worker_as_ray_actor(resolved, ray_local):
