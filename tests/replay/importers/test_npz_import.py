@@ -58,3 +58,46 @@ def test_a_directory_imports_with_splits_and_skips(ray_local, npz_dir, tmp_path)
     episodes = ReplayStore(str(tmp_path)).scan()
     split = sorted(e.meta.extra["record"] for e in episodes if e.meta.extra["source_file"] == "sub/two.npz")
     assert split == [0, 1]  # the file held two episodes (is_first inside it)
+
+
+def test_an_import_killed_midway_and_run_again_has_no_duplicates_and_no_partial_files(ray_local, tmp_path):
+    """SIGKILL the importing driver (a job on the session's Ray) once a few files are done, import
+    again: every episode exactly once, every file whole, every source file marked."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import pyarrow.parquet as pq
+
+    from aime.cli.main import main
+
+    count = 16
+    source, out = tmp_path / "npz", tmp_path / "replay"
+    source.mkdir()
+    for i in range(count):
+        long = rlds_episode(i, task=TASK, steps=200, image_size=32)
+        np.savez_compressed(source / f"ep{i:02d}.npz", **dreamer_arrays(long))
+    command = [sys.executable, "-m", "aime.cli.main", "replay", "import", "npz", str(source)]
+    command += ["--out", str(out), "--task", "cheetah-run", "--workers", "1", "--no-progress"]
+    address = ray_local.get_runtime_context().gcs_address
+    env = dict(os.environ, RAY_ADDRESS=address)
+    driver = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while len(list(out.glob("_imported/**/*.json"))) < 3:
+            assert driver.poll() is None, "the import ended before it could be killed"
+            assert time.monotonic() < deadline, "no file was imported within 120 s"
+            time.sleep(0.05)
+    finally:
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(timeout=60)
+    assert len(list(out.glob("_imported/**/*.json"))) < count, "killed too late to test anything"
+    assert main(["replay", "import", "npz", str(source), "--out", str(out), "--task", "cheetah-run"]) == 0
+    store = ReplayStore(out)
+    files = store.scan()
+    assert store.skipped == [] and all(pq.read_metadata(f.path).num_rows == 200 for f in files)
+    ids = [f.meta.episode_id for f in files]
+    assert len(ids) == len(set(ids)) == count
+    assert len(list(out.glob("_imported/**/*.json"))) == count
