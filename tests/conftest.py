@@ -129,17 +129,13 @@ def s3_server(tmp_path_factory):
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_REGION": "us-east-1",
     }
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
     server_info = S3Server(endpoint, "aime-test")
-    server_info.filesystem().create_dir(server_info.bucket)
     try:
-        yield server_info
+        with pytest.MonkeyPatch.context() as patch:
+            for key, value in env.items():
+                patch.setenv(key, value)
+            server_info.filesystem().create_dir(server_info.bucket)
+            yield server_info
     finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
         server.terminate()
         server.wait(timeout=30)
