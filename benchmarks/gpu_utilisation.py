@@ -3,6 +3,7 @@ thread while a benchmark runs. Shared by the GPU benchmarks; import it from a sc
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import threading
 import time
@@ -17,6 +18,8 @@ class GpuSampler:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
+        if shutil.which("nvidia-smi") is None:  # a machine without NVIDIA GPUs: no samples, means None
+            return
         while not self._stop.is_set():
             out = subprocess.run(
                 ["nvidia-smi", "--query-gpu=index,utilization.gpu", "--format=csv,noheader,nounits"],

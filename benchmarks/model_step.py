@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable
 
 import torch
+import yaml
 from gpu_utilisation import GpuSampler  # benchmarks/gpu_utilisation.py, beside this script
 from torch.profiler import record_function
 
@@ -57,6 +58,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--modes", default="fp32,bf16,bf16-compile", help="comma list, see above")
     p.add_argument("--step-compile-mode", default="default", help="torch.compile mode for -compile-step")
     p.add_argument("--profile", action="store_true", help="kernels per step and GPU busy fraction")
+    p.add_argument("--set", nargs="*", default=[], help="model overrides, e.g. vae.residual=true")
     p.add_argument("--balancing", default="sum,rgb", help="comma list of sum, rgb")
     p.add_argument("--peak-tflops", type=float, default=None, help="override the bf16 peak used for MFU")
     return p.parse_args()
@@ -159,7 +161,14 @@ def peak_memory_mb(device: torch.device) -> float:
 def main() -> None:
     args = parse_args()
     device = torch.device(args.device)
-    cfg = build(ModelConfig, read_yaml(PRESETS / f"{args.preset}.yaml"))
+    raw = read_yaml(PRESETS / f"{args.preset}.yaml")
+    for override in args.set:  # model keys, dotted: vae.residual=true
+        *path, leaf = override.split("=", 1)[0].split(".")
+        node = raw
+        for key in path:
+            node = node.setdefault(key, {})
+        node[leaf] = yaml.safe_load(override.split("=", 1)[1])
+    cfg = build(ModelConfig, raw)
     torch.manual_seed(0)
     flops = count_flops(WorldModel(cfg), seq_len=args.seq_len)
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None

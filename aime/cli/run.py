@@ -74,7 +74,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"online: {online_summary.episodes} episodes collected during training")
         elif online is not None and online.error is not None:
             summary["online_collect"] = {"error": str(online.error)}
-        summary["train"] = {"steps": trained.steps, "checkpoint": trained.checkpoint}
+        summary["train"] = {
+            "steps": trained.steps,
+            "checkpoint": trained.checkpoint,
+            "seconds_to_first_step": trained.seconds_to_first_step,
+        }
         summary["train"] |= {k: v for k, v in trained.metrics.items() if k.startswith(TRAIN_TASK)}
         print(f"trained to step {trained.steps}; loss {trained.metrics.get('train/total', float('nan')):.4g}")
         print(f"checkpoint {trained.checkpoint}  (figures in {run_dir / 'figures'})")

@@ -7,6 +7,7 @@ train_worker --ray.train.report(metrics, checkpoint)--> <run_dir>/checkpoints/tr
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,9 @@ class TrainSummary:
     steps: int
     checkpoint: str | None
     metrics: dict[str, Any]
+    # From train() being called to the first step's report: Ray Train's workers, DeepSpeed, the data
+    # stream's first batch and compilation (None when no step ran).
+    seconds_to_first_step: float | None = None
 
 
 def check_train_config(cfg: Config) -> None:
@@ -113,6 +117,7 @@ def train(
 
     from aime.train.worker import train_worker
 
+    started = time.time()
     check_train_config(cfg)
     t = cfg.train
     use_gpu = resolve_use_gpu(cfg, ray.cluster_resources().get("GPU", 0))
@@ -136,7 +141,9 @@ def train(
         run_config=_run_config(cfg, run_dir, scored=bool(eval_plan), callbacks=callbacks),
     )
     try:
-        result = _fit_with_progress(trainer, run_dir / "metrics.jsonl", start, t.steps, progress)
+        result, to_first_step = _fit_with_progress(
+            trainer, run_dir / "metrics.jsonl", start, t.steps, progress, started
+        )
         if result.error is not None:
             raise result.error
     except ray.train.TrainingFailedError as error:
@@ -149,6 +156,7 @@ def train(
         steps=int(metrics.get("step", t.steps)),
         checkpoint=result.checkpoint.path if result.checkpoint else None,
         metrics=metrics,
+        seconds_to_first_step=to_first_step,
     )
     if summary.checkpoint:
         from aime.train.figures import write_figures
@@ -191,8 +199,11 @@ def _run_config(cfg: Config, run_dir: Path, *, scored: bool, callbacks: Sequence
     )
 
 
-def _fit_with_progress(trainer: Any, metrics_path: Path, start: int, steps: int, progress: bool) -> Any:
-    """``trainer.fit()`` in a thread while the driver shows a progress bar fed by metrics.jsonl."""
+def _fit_with_progress(
+    trainer: Any, metrics_path: Path, start: int, steps: int, progress: bool, started: float
+) -> tuple[Any, float | None]:
+    """``trainer.fit()`` in a thread while the driver shows a progress bar fed by metrics.jsonl.
+    Returns the result and the seconds from ``started`` to the first step's report."""
     import threading
 
     from tqdm import tqdm
@@ -209,18 +220,22 @@ def _fit_with_progress(trainer: Any, metrics_path: Path, start: int, steps: int,
     thread.start()
     bar = tqdm(total=steps, initial=start, unit="step", disable=not progress, dynamic_ncols=True)
     seen = 0
+    to_first_step: float | None = None
     while thread.is_alive():
         thread.join(timeout=1.0)
         records, seen = complete_records(metrics_path, seen)
         for record in records:
             if M.TRAIN_TOTAL in record:
+                if to_first_step is None and record["time"] >= started:  # not a resumed run's old lines
+                    to_first_step = round(record["time"] - started, 1)
+                    bar.write(f"first training step {to_first_step:.0f} s after the trainer started")
                 bar.update(max(0, record["step"] - bar.n))
                 loss, wait = record[M.TRAIN_TOTAL], record.get(M.TRAIN_DATA_WAIT, 0.0)
                 bar.set_postfix_str(f"loss {loss:.4g}  data wait {wait:.0%}", refresh=False)
     bar.close()
     if "error" in outcome:
         raise outcome["error"]
-    return outcome["result"]
+    return outcome["result"], to_first_step
 
 
 def complete_records(metrics_path: Path, seen: int) -> tuple[list[dict[str, Any]], int]:

@@ -69,6 +69,7 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     params = [p for p in engine.module.parameters() if p.requires_grad]
     wait = busy = 0.0
     since_log = 0
+    first_step = step + 1  # reported on its own: the driver times start-up to it (train.json)
     while step < t.steps:
         started = time.perf_counter()
         if t.inject_failure_at_step == step + 1 and rank == world - 1:
@@ -90,7 +91,7 @@ def train_worker(loop_config: dict[str, Any]) -> None:
         busy += time.perf_counter() - started
         last = step == t.steps
         metrics: dict[str, float] = {"step": step}
-        if step % t.log_every == 0 or last:
+        if step % t.log_every == 0 or last or step == first_step:
             samples = since_log * t.grad_accum * t.batch_size * world
             metrics |= _metrics(losses, balanced.stats, optimizer, engine, wait, busy, samples)
             wait = busy = 0.0

@@ -23,6 +23,8 @@ def test_zero2_on_two_workers_trains_logs_and_checkpoints_the_trainers_weights(t
     assert summary.steps == 2 and read_meta(summary.checkpoint)["step"] == 2
     assert torch.isfinite(torch.tensor(summary.metrics["train/total"]))
     assert 0.0 <= summary.metrics["train/data_wait_fraction"] <= 1.0
+    train_json = json.loads((run_dir / "train.json").read_text())
+    assert 0 < train_json["seconds_to_first_step"] == summary.seconds_to_first_step < 600
     _assert_consolidated_weights_are_the_engines(summary.checkpoint, run_dir)
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [1, 2]
