@@ -1,0 +1,437 @@
+"""Replay sampling against TorchRL and RLlib on the same episodes, side by side (prints JSON).
+
+    RAY_USAGE_STATS_ENABLED=0 flock /tmp/aime-ray.lock \\
+        python benchmarks/peers_replay.py [--episodes 100 2000] [--batches 200] [--repeats 3]
+    # a quick run: --episodes 20 100 --batches 40
+
+The store holds aime's synthetic episodes (``aime/replay/synthetic.py``, 501 steps at 64x64, written
+as ``benchmarks/replay.py`` writes them); it grows from the smallest size S to the largest and at
+each size every row samples (B=16, T=32) windows, uniformly:
+
+aime_sampler: ``WindowSampler.sample`` in-process (``replay.sampler_in_process``), every column;
+    memory: ``replay.sampler_rss_in_fresh_process`` (a fresh process's RSS after indexing the store
+    and sampling 20 batches); load: building the index (``refresh``);
+aime_ray_data: ``window_dataset`` with 2 sampler actors consumed by ``iter_torch_batches``
+    (``replay.ray_data``, steady state); load: time to its first batch. Each actor holds one
+    ``WindowSampler``, so its memory is aime_sampler's;
+torchrl: ``ReplayBuffer(LazyMemmapStorage, SliceSampler(slice_len=T, traj_key="episode",
+    cache_values=True), batch_size=B*T)``, reshaped to (B, T); memory-mapped files under a scratch
+    directory on disk;
+rllib: ``EpisodeReplayBuffer.sample(batch_size_B=B, batch_length_T=T)`` over ``SingleAgentEpisode``s
+    held in memory (a row that reaches an episode's end continues with another episode's start:
+    RLlib's semantics, not aime's).
+
+The peers load the store's episodes (pixels, action, reward, is_first, is_last, is_terminal) with
+aime's own reader (``read_windows``, one whole-episode window per file) and insert them: "load" is
+that read plus the insert. Each peer runs in a fresh process that never starts Ray (``ray.init`` is
+replaced by an error there); its "rss" is measured after loading and after sampling, split into
+anonymous memory and file-backed pages (TorchRL's memory-mapped storage is the latter, which the
+kernel can drop). A peer whose data would not fit in the free memory (RLlib) or disk (TorchRL) is
+reported "skipped: ..." rather than run. Sampling is repeated ``--repeats`` times per size
+(min/median/max); ``scaling`` gives each row's windows/s at the largest size over the smallest and
+the slope of resident memory and load time against the store size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import multiprocessing
+import os
+import shutil
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from replay import (  # noqa: E402
+    EPISODE_STEPS,
+    IMAGE_SIZE,
+    grow_store,
+    ray_data,
+    sampler_in_process,
+    sampler_rss_in_fresh_process,
+    store_bytes,
+)
+
+from aime.replay.sampler import WindowSampler  # noqa: E402
+from aime.replay.store import ReplayStore  # noqa: E402
+from aime.replay.windows import Window, read_windows  # noqa: E402
+
+PEER_COLUMNS = ["pixels", "action", "reward", "is_first", "is_last", "is_terminal"]
+FRAME_BYTES = 3 * IMAGE_SIZE * IMAGE_SIZE
+HEADROOM = 1.25  # room asked for a peer's data beyond the raw frames, plus 2 GiB
+Row = dict[str, Any]
+MB = 1 / 2**20
+
+
+# ---- shared by the peers (each in its own fresh process) -------------------------------------
+def refuse_ray() -> None:
+    """The peers' processes must not start Ray: another Ray on this machine is someone else's."""
+    import ray
+
+    def refuse(*_: Any, **__: Any) -> None:
+        raise RuntimeError("peers_replay: a peer's buffer tried to start Ray")
+
+    ray.init = refuse  # type: ignore[assignment]
+
+
+def memory() -> dict[str, float]:
+    """This process's resident memory (MB) from /proc: all, anonymous, file-backed."""
+    fields = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "RssAnon", "RssFile", "RssShmem"):
+            fields[key] = round(int(value.split()[0]) / 1024, 1)
+    return {"rss": fields["VmRSS"], "anon": fields["RssAnon"], "file": fields["RssFile"] + fields["RssShmem"]}
+
+
+def episodes_of(root: str) -> tuple[ReplayStore, list[Any]]:
+    store = ReplayStore(root)
+    return store, store.scan()
+
+
+def read_episode(store: ReplayStore, entry: Any) -> dict[str, np.ndarray]:
+    """One whole episode through aime's reader: pixels (N, 3, H, W), action (N, A), ..."""
+    window = Window(entry.path, 0, entry.meta.episode_id)
+    return {k: v[0] for k, v in read_windows(store, [window], entry.num_rows, PEER_COLUMNS).items()}
+
+
+def timed_batches(draw: Any, batches: int, warmup: int, B: int) -> dict[str, float]:
+    latencies = []
+    for _ in range(warmup + batches):
+        begin = time.perf_counter()
+        draw()
+        latencies.append(time.perf_counter() - begin)
+    seconds = np.asarray(latencies[warmup:])
+    return {
+        "windows_per_second": round(B * len(seconds) / seconds.sum(), 1),
+        "batch_ms_p50": round(1e3 * float(np.percentile(seconds, 50)), 2),
+        "batch_ms_p99": round(1e3 * float(np.percentile(seconds, 99)), 2),
+    }
+
+
+# ---- TorchRL ---------------------------------------------------------------------------------
+def torchrl_row(root: str, B: int, T: int, batches: int, warmup: int, repeats: int, scratch: str) -> Row:
+    refuse_ray()
+    import tensordict
+    import torch
+    import torchrl
+    from tensordict import TensorDict
+    from torchrl.data import LazyMemmapStorage, ReplayBuffer
+    from torchrl.data.replay_buffers.samplers import SliceSampler
+
+    logging.getLogger("torchrl").setLevel(logging.WARNING)  # its INFO lines go to stdout, the JSON's
+
+    store, entries = episodes_of(root)
+    before = memory()
+    begin = time.perf_counter()
+    buffer = ReplayBuffer(
+        storage=LazyMemmapStorage(sum(e.num_rows for e in entries), scratch_dir=scratch),
+        sampler=SliceSampler(slice_len=T, traj_key="episode", cache_values=True, strict_length=True),
+        batch_size=B * T,
+    )
+    reading = 0.0
+    for index, entry in enumerate(entries):
+        start = time.perf_counter()
+        arrays = read_episode(store, entry)
+        reading += time.perf_counter() - start
+        n = len(arrays["reward"])
+        columns = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}
+        columns["episode"] = torch.full((n,), index, dtype=torch.int64)
+        buffer.extend(TensorDict(columns, batch_size=[n]))
+    load = time.perf_counter() - begin
+    loaded = memory()
+
+    def draw() -> None:
+        batch = buffer.sample().reshape(B, T)
+        assert batch["pixels"].shape == (B, T, 3, IMAGE_SIZE, IMAGE_SIZE), batch["pixels"].shape
+        assert bool((batch["episode"] == batch["episode"][:, :1]).all()), "a slice crossed episodes"
+
+    runs = [timed_batches(draw, batches, warmup, B) for _ in range(repeats)]
+    import ray
+
+    return {
+        "versions": {
+            "torchrl": torchrl.__version__,
+            "tensordict": tensordict.__version__,
+            "torch": torch.__version__,
+        },
+        "runs": runs,
+        "load_seconds": round(load, 2),
+        "load_read_seconds": round(reading, 2),
+        "rss_mb": {"before_load": before, "after_load": loaded, "after_sampling": memory()},
+        "ray_initialized": ray.is_initialized(),
+    }
+
+
+# ---- RLlib -----------------------------------------------------------------------------------
+def rllib_row(root: str, B: int, T: int, batches: int, warmup: int, repeats: int) -> Row:
+    refuse_ray()
+    import ray
+    from ray.rllib.env.single_agent_episode import SingleAgentEpisode
+    from ray.rllib.utils.replay_buffers.episode_replay_buffer import EpisodeReplayBuffer
+
+    store, entries = episodes_of(root)
+    before = memory()
+    begin = time.perf_counter()
+    # Capacity counts agent steps: an episode of N rows holds N observations and N - 1 steps.
+    buffer = EpisodeReplayBuffer(capacity=sum(e.num_rows for e in entries), batch_size_B=B, batch_length_T=T)
+    reading = 0.0
+    for entry in entries:
+        start = time.perf_counter()
+        arrays = read_episode(store, entry)
+        reading += time.perf_counter() - start
+        # RLDS rows (aime) -> RLlib's layout: N observations, N - 1 actions and rewards.
+        episode = SingleAgentEpisode(
+            observations=list(arrays["pixels"]),
+            actions=list(arrays["action"][:-1]),
+            rewards=list(arrays["reward"][:-1].astype(np.float64)),
+            terminated=bool(arrays["is_terminal"][-1]),
+            truncated=not bool(arrays["is_terminal"][-1]),
+            len_lookback_buffer=0,
+        )
+        buffer.add(episode.to_numpy())
+    load = time.perf_counter() - begin
+    loaded = memory()
+
+    def draw() -> None:
+        batch = buffer.sample(batch_size_B=B, batch_length_T=T)
+        assert batch["obs"].shape == (B, T, 3, IMAGE_SIZE, IMAGE_SIZE), batch["obs"].shape
+
+    runs = [timed_batches(draw, batches, warmup, B) for _ in range(repeats)]
+    return {
+        "versions": {"ray": ray.__version__},
+        "runs": runs,
+        "load_seconds": round(load, 2),
+        "load_read_seconds": round(reading, 2),
+        "rss_mb": {"before_load": before, "after_load": loaded, "after_sampling": memory()},
+        "ray_initialized": ray.is_initialized(),
+    }
+
+
+def in_fresh_process(function: Any, *args: Any) -> Row:
+    """``function(*args)`` in a new process; a peer that cannot be imported is reported, not faked."""
+    # spawn, not fork: the parent holds Ray's threads and sockets.
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        try:
+            return pool.submit(function, *args).result()
+        except (ImportError, OSError) as error:  # a missing package, or a C extension built for another torch
+            return {"unavailable": f"{type(error).__name__}: {error}"}
+
+
+def room_for(S: int, where: str) -> str | None:
+    """None when S episodes' frames fit (memory for "memory", else the disk holding ``where``)."""
+    import psutil
+
+    need = S * EPISODE_STEPS * FRAME_BYTES * HEADROOM + 2 * 2**30
+    have = psutil.virtual_memory().available if where == "memory" else shutil.disk_usage(where).free
+    if need <= have:
+        return None
+    kind = "memory" if where == "memory" else "disk"
+    return f"skipped: needs ~{need / 2**30:.1f} GiB of {kind}, {have / 2**30:.1f} GiB free"
+
+
+# ---- aime ------------------------------------------------------------------------------------
+def aime_sampler_row(root: str, B: int, T: int, batches: int, warmup: int, repeats: int) -> Row:
+    begin = time.perf_counter()
+    WindowSampler(root, T).refresh(force=True)
+    load = time.perf_counter() - begin
+    runs = []
+    for _ in range(repeats):
+        result = sampler_in_process(root, B, T, batches, warmup)
+        result["windows_per_second"] = result.pop("sequences_per_second")
+        runs.append(result)
+    rss = sampler_rss_in_fresh_process(root, B, T)
+    return {
+        "runs": runs,
+        "load_seconds": round(load, 2),
+        "rss_mb": {"before_load": {"rss": rss["before"]}, "after_sampling": {"rss": rss["after"]}},
+        "index_mb": rss["index_mb"],
+    }
+
+
+def aime_ray_data_row(root: str, B: int, T: int, args: argparse.Namespace) -> Row:
+    runs = []
+    for _ in range(args.repeats):
+        result = ray_data(root, B, T, args.batches, args.warmup_batches, 2, args)
+        runs.append(
+            {
+                "windows_per_second": result["sequences_per_second"],
+                "first_batch_seconds": result["first_batch_seconds"],
+                "batches_timed": result["batches_timed"],
+            }
+        )
+    return {
+        "runs": runs,
+        "load_seconds": float(np.median([r["first_batch_seconds"] for r in runs])),
+        "note": "batches arrive a block of windows_per_read at a time: no per-batch latency",
+    }
+
+
+# ---- summaries -------------------------------------------------------------------------------
+def spread(values: list[float]) -> dict[str, float]:
+    return {"min": min(values), "median": round(float(np.median(values)), 2), "max": max(values)}
+
+
+def summarise_row(row: Row) -> Row:
+    if "runs" not in row:
+        return row
+    out = {key: spread([r[key] for r in row["runs"]]) for key in row["runs"][0] if key != "batches_timed"}
+    return out | {k: v for k, v in row.items() if k != "runs"}
+
+
+def resident(row: Row) -> float | None:
+    """Resident MB once loaded and sampled (the figure compared across sizes)."""
+    rss = row.get("rss_mb", {})
+    return rss["after_sampling"]["rss"] if "after_sampling" in rss else None
+
+
+def scaling(small: Row, large: Row, s_small: int, s_large: int) -> Row:
+    out: Row = {}
+    for name, low in small["rows"].items():
+        high = large["rows"].get(name, {})
+        if "windows_per_second" not in low or "windows_per_second" not in high:
+            continue
+        entry: Row = {
+            "windows_per_second_large_over_small": round(
+                high["windows_per_second"]["median"] / low["windows_per_second"]["median"], 3
+            )
+        }
+        per_thousand = 1000 / (s_large - s_small)
+        if resident(low) is not None and resident(high) is not None:
+            entry["rss_mb_per_1000_episodes"] = round((resident(high) - resident(low)) * per_thousand, 1)
+            anon = [r["rss_mb"]["after_sampling"].get("anon") for r in (low, high)]
+            if None not in anon:
+                entry["anon_mb_per_1000_episodes"] = round((anon[1] - anon[0]) * per_thousand, 1)
+        entry["load_seconds_per_1000_episodes"] = round(
+            (high["load_seconds"] - low["load_seconds"]) * per_thousand, 2
+        )
+        out[name] = entry
+    out["raw_pixels_mb_per_1000_episodes"] = round(1000 * EPISODE_STEPS * FRAME_BYTES * MB, 1)
+    return out
+
+
+def ratios(rows: Row) -> Row:
+    out: Row = {}
+    for mine in ("aime_sampler", "aime_ray_data"):
+        for peer in ("torchrl", "rllib"):
+            if "windows_per_second" in rows.get(mine, {}) and "windows_per_second" in rows.get(peer, {}):
+                a = rows[mine]["windows_per_second"]["median"]
+                out[f"{mine}_over_{peer}"] = round(a / rows[peer]["windows_per_second"]["median"], 3)
+    return out
+
+
+# ---- the run ---------------------------------------------------------------------------------
+def measure_size(root: str, S: int, workdir: str, args: argparse.Namespace) -> Row:
+    B, T, n, w, r = args.batch_size, args.seq_len, args.batches, args.warmup_batches, args.repeats
+    rows: Row = {}
+    for name in args.rows:
+        print(f"[peers_replay] S={S} {name}", file=sys.stderr, flush=True)
+        if name == "aime_sampler":
+            rows[name] = aime_sampler_row(root, B, T, n, w, r)
+        elif name == "aime_ray_data":
+            rows[name] = aime_ray_data_row(root, B, T, args)
+        elif name == "torchrl":
+            scratch = tempfile.mkdtemp(prefix="torchrl-", dir=workdir)
+            try:
+                room = room_for(S, scratch)
+                rows[name] = (
+                    {"unavailable": room}
+                    if room
+                    else in_fresh_process(torchrl_row, root, B, T, n, w, r, scratch)
+                )
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+        elif name == "rllib":
+            room = room_for(S, "memory")
+            rows[name] = {"unavailable": room} if room else in_fresh_process(rllib_row, root, B, T, n, w, r)
+        else:
+            raise SystemExit(f"unknown row {name!r}")
+    rows = {name: summarise_row(row) for name, row in rows.items()}
+    size = store_bytes(root)
+    return {"episodes": S, "store_mb": round(size * MB, 1), "rows": rows, "ratios": ratios(rows)}
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--episodes", type=int, nargs="+", default=[100, 2000], help="store sizes S")
+    parser.add_argument("--batch-size", type=int, default=16, help="B: windows per batch")
+    parser.add_argument("--seq-len", type=int, default=32, help="T: steps per window")
+    parser.add_argument("--batches", type=int, default=200, help="timed batches per row, size and repeat")
+    parser.add_argument("--warmup-batches", type=int, default=8, help="batches discarded before timing")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--rows", nargs="+", default=["aime_sampler", "aime_ray_data", "torchrl", "rllib"], help="which rows"
+    )
+    parser.add_argument("--windows-per-read", type=int, default=64, help="aime_ray_data: windows per call")
+    parser.add_argument("--prefetch-batches", type=int, default=2, help="aime_ray_data: as training's")
+    parser.add_argument("--ray-cpus", type=int, default=2, help="num_cpus for ray.init")
+    parser.add_argument("--write-processes", type=int, default=2, help="processes writing the store")
+    parser.add_argument("--workdir", default=None, help="store and scratch (default: a new /tmp dir)")
+    parser.add_argument("--keep", action="store_true", help="keep the store; a rerun with it reuses it")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    sizes = sorted(set(args.episodes))
+    workdir = args.workdir or tempfile.mkdtemp(prefix="aime-peers-replay-", dir="/tmp")
+    root = os.path.join(workdir, "store")
+    have = len(ReplayStore(root).list_names())
+    if have > sizes[0]:
+        raise SystemExit(f"{root} holds {have} episodes, more than the smallest size {sizes[0]}")
+
+    import ray
+
+    started = time.perf_counter()
+    if "aime_ray_data" in args.rows:
+        ray.init(num_cpus=args.ray_cpus, include_dashboard=False)
+        import ray.data
+
+        ray.data.DataContext.get_current().enable_progress_bars = False
+    out: Row = {
+        "config": {k: v for k, v in vars(args).items() if k not in ("workdir", "keep")}
+        | {"episode_steps": EPISODE_STEPS, "image_size": IMAGE_SIZE, "peer_columns": PEER_COLUMNS},
+        "machine": {"cores": os.cpu_count()},
+        "sizes": [],
+    }
+    try:
+        for S in sizes:
+            if S > have:
+                grow_store(root, have, S, args.write_processes)
+                have = S
+            out["sizes"].append(measure_size(root, S, workdir, args))
+    finally:
+        ray.shutdown()
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+            if args.workdir is None:
+                shutil.rmtree(workdir, ignore_errors=True)
+    out["versions"] = {"ray": ray.__version__} | next(
+        (
+            s["rows"]["torchrl"]["versions"]
+            for s in out["sizes"]
+            if "versions" in s["rows"].get("torchrl", {})
+        ),
+        {},
+    )
+    if len(sizes) > 1:
+        out["scaling"] = scaling(out["sizes"][0], out["sizes"][-1], sizes[0], sizes[-1])
+    out["seconds"] = round(time.perf_counter() - started, 1)
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
