@@ -8,6 +8,8 @@ loop (N ``Probe`` modules, one call each, outputs stacked), the speed-up, and th
 difference of their logits (fp32; bf16 beside it for the bank). Training: lenses x steps per second
 for one bank step (one AdamW) against N probe steps (N AdamWs), batch 512. On a GPU every timing
 is bracketed by a synchronize.
+
+Target: the bank >= 20x the loop at 256 lenses, batch 1, on a GPU (checked only on CUDA with that cell).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+from targets import check, only
 
 from aime.lenses.bank import LensBank, LensSpec, Probe
 from aime.lenses.fit import balanced_bce
@@ -157,6 +160,11 @@ def main() -> None:
         "inference": [inference(dims, N, B, device, args.repeats) for N in args.lenses for B in args.batch],
         "training": [training(dims, N, 512, device, args.train_steps) for N in args.lenses],
     }
+    cell = next((r for r in result["inference"] if (r["lenses"], r["batch"]) == (256, 1)), None)
+    applies = only(device.type == "cuda", "a GPU target; this run: CPU")
+    if applies is None and cell is None:
+        applies = "the 256-lens, batch-1 cell was not run (--lenses 256 --batch 1)"
+    result["targets"] = check({"speedup_256_lenses_batch_1": (cell and cell["speedup"], ">=", 20.0, applies)})
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:

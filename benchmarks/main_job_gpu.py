@@ -13,9 +13,18 @@ the run directory:
   were writing, against those that ended after the last online episode (the trainer alone, same run,
   same store); the first step's interval (compilation) and the intervals that held a checkpoint's
   save and periodic evaluation are left out of both;
-- GPU utilisation over the whole training phase (from the trainer's start, and from its first step);
+- GPU utilisation over the whole training phase (from the trainer's start, and from its first step),
+  read with NVML (else nvidia-smi) on the GPUs the job's Ray could assign: those of
+  CUDA_VISIBLE_DEVICES, else the host's; where there are more of them than trainer workers, the
+  busiest stand in (``selection`` says so): pin the job with CUDA_VISIBLE_DEVICES on a shared host;
 - quality: the held-out open-loop report (``eval.json``): PSNR and SSIM at one step and averaged over
   the first 10 predicted steps, model against copy-last-frame.
+
+Targets (issue 16): samples/s during online collection >= 0.8x after it; the first step <= 60 s after
+the trainer starts; GPU utilisation over the training phase (from the trainer's start) >= 80%; the
+whole job <= 20 minutes; PSNR over copy-last-frame >= 1 dB at one step and >= 3 dB averaged over
+H=10; SSIM above copy-last-frame (one step and over H=10). All are set on a GPU node: a run
+without an NVIDIA GPU reports them with ``passed: null``.
 """
 
 from __future__ import annotations
@@ -23,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -32,7 +40,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gpu_utilisation import GpuSampler  # noqa: E402
+from gpu_utilisation import GpuSampler, gpu_names, visible_gpus  # noqa: E402
+from targets import check, only  # noqa: E402
 
 SAMPLES = "train/samples_per_second"
 
@@ -133,6 +142,9 @@ def main() -> None:
         json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").exists() else {}
     )
     cfg_checkpoint_every = int(_config_value(run_dir, "train", "checkpoint_every"))
+    workers = int(_config_value(run_dir, "train", "num_workers"))
+    visible = visible_gpus()
+    assigned = visible if len(visible) == workers else None  # Ray had exactly these to give
     train_start = marks.get("train", job["ended"])
     train_end = train_records[-1]["time"] if train_records else job["ended"]
     first_step = summary.get("train", {}).get("seconds_to_first_step")
@@ -150,37 +162,44 @@ def main() -> None:
         "seconds_to_first_step": first_step,
         "online": online_contention(run_dir, cfg_checkpoint_every),
         "gpu_utilisation": {
-            "from_trainer_start": gpu.mean_busiest([(train_start, train_end)], 1),
-            "from_first_step": gpu.mean_busiest([(train_start + (first_step or 0), train_end)], 1),
+            "from_trainer_start": gpu.mean([(train_start, train_end)], assigned, workers),
+            "from_first_step": gpu.mean([(train_start + (first_step or 0), train_end)], assigned, workers),
         },
         "quality": quality(run_dir) if (run_dir / "eval.json").exists() else None,
         "collect": summary.get("collect"),
         "online_collect": summary.get("online_collect"),
-        "gpu": _gpu_name(),
+        "gpu": ", ".join(gpu_names()) or "none",
         "date": time.strftime("%Y-%m-%d"),
     }
+    result["targets"] = job_targets(result)
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:
         Path(args.out).write_text(text + "\n")
 
 
+def job_targets(result: dict[str, Any]) -> dict[str, Any]:
+    """Issue 16's targets for the main job, all set on a GPU node: none applies on a CPU run."""
+    on_gpu = only(result["gpu"] != "none", "a GPU node's target; this run: no NVIDIA GPU")
+    q = result["quality"] or {}
+    utilisation = result["gpu_utilisation"]["from_trainer_start"]["mean"]
+    targets = {
+        "online_over_after_samples_per_second": (result["online"].get("ratio_median"), ">=", 0.8),
+        "seconds_to_first_step": (result["seconds_to_first_step"], "<=", 60.0),
+        "gpu_utilisation_percent_training_phase": (utilisation, ">=", 80.0),
+        "whole_job_seconds": (result["whole_job_seconds"], "<=", 1200.0),
+        "psnr_gain_one_step_db": (q.get("psnr_gain_one_step"), ">=", 1.0),
+        "psnr_gain_mean_h10_db": (q.get("psnr_gain_mean_h10"), ">=", 3.0),
+        "ssim_gain_one_step": (q.get("ssim_gain_one_step"), ">", 0.0),
+        "ssim_gain_mean_h10": (q.get("ssim_gain_mean_h10"), ">", 0.0),
+    }
+    return check({name: (*target, on_gpu) for name, target in targets.items()})
+
+
 def _config_value(run_dir: Path, section: str, key: str) -> Any:
     import yaml
 
     return yaml.safe_load((run_dir / "config.yaml").read_text())[section][key]
-
-
-def _gpu_name() -> str:
-    if shutil.which("nvidia-smi") is None:
-        return "none"
-    out = subprocess.run(
-        ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return out.stdout.strip() or "none"
 
 
 if __name__ == "__main__":

@@ -8,15 +8,17 @@ whole model or of the per-frame rollout step, RGB vs sum balancing. Prints one J
 
 A mode is a precision (fp32, bf16 autocast) with an optional suffix: ``-compile`` compiles the whole
 model, ``-compile-step`` only the per-frame rollout step (``WorldModel.compile_rollout``).
-On a GPU each configuration also reports nvidia-smi's utilisation over its timed steps, and with
-``--profile`` one more step runs under torch.profiler, summarised as ``train.profile_step`` summarises
-a training step (``aime/train/profiling.py``: kernels per step and per phase, GPU busy fraction, host
-syncs).
+On a GPU each configuration also reports the GPU's utilisation over its timed steps (NVML, else
+nvidia-smi: ``gpu_utilisation.py``), and with ``--profile`` one more step runs under torch.profiler,
+summarised as ``train.profile_step`` summarises a training step (``aime/train/profiling.py``: kernels
+per step and per phase, GPU busy fraction, host syncs); its busy fraction and the MFU stand beside the
+utilisation in each row.
 
 Each configuration runs ``--warmup`` untimed steps (compilation happens there), then ``--steps`` timed
-ones. A step is forward, losses, balancing and backward (no optimizer update). MFU is the model
-FLOPs of a step (counted once in fp32 by ``aime.models.summary.count_flops``; RGB counts one
-backward per task) times steps per second, over the GPU's dense bf16 peak.
+ones, the clock read after a ``torch.cuda.synchronize`` at both ends. A step is forward, losses,
+balancing and backward (no optimizer update). MFU is the model FLOPs of a step (counted once in fp32
+by ``aime.models.summary.count_flops``; RGB counts one backward per task) times steps per second,
+over the GPU's dense bf16 peak.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from collections.abc import Callable
 
 import torch
 import yaml
-from gpu_utilisation import GpuSampler  # benchmarks/gpu_utilisation.py, beside this script
+from gpu_utilisation import GpuSampler, bf16_peak_tflops, cuda_device_gpu  # beside this script
 from torch.profiler import record_function
 
 from aime.config.loader import CONFIG_DIR, build, read_yaml
@@ -43,8 +45,6 @@ from aime.models.summary import count_flops
 from aime.train.profiling import summarize
 
 PRESETS = CONFIG_DIR / "model"
-# Dense bf16 tensor-core peaks (TFLOP/s) from the vendors' datasheets.
-BF16_PEAK_TFLOPS = {"H100": 989.4, "H200": 989.4, "A100": 312.0, "L4": 121.0, "A10": 125.0}
 
 
 def parse_args() -> argparse.Namespace:
@@ -110,6 +110,7 @@ def run(cfg: ModelConfig, args: argparse.Namespace, mode: str, balancing: str, d
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     with GpuSampler() if device.type == "cuda" else contextlib.nullcontext() as gpu:
+        sync(device)
         wall_start, start = time.time(), time.perf_counter()
         for _ in range(args.steps):
             total = step()
@@ -127,9 +128,11 @@ def run(cfg: ModelConfig, args: argparse.Namespace, mode: str, balancing: str, d
         "final_loss": total,
     }
     if gpu is not None:
-        row["gpu_utilisation_percent"] = gpu.mean_busiest([(wall_start, wall_end)], 1)["mean"]
+        ordinal = device.index if device.index is not None else torch.cuda.current_device()
+        row["gpu_utilisation_percent"] = gpu.mean([(wall_start, wall_end)], cuda_device_gpu(ordinal))["mean"]
     if args.profile:
         row.update(profile_step(step, device))
+        row["profile_gpu_busy_fraction"] = row["profile"]["gpu_busy_fraction"]
     return row
 
 
@@ -139,6 +142,7 @@ def profile_step(step: Callable[[], float], device: torch.device) -> dict:
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     with profile(activities=activities) as prof:
+        sync(device)
         start = time.perf_counter()
         step()
         sync(device)
@@ -172,7 +176,7 @@ def main() -> None:
     torch.manual_seed(0)
     flops = count_flops(WorldModel(cfg), seq_len=args.seq_len)
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
-    peak = args.peak_tflops or next((v for k, v in BF16_PEAK_TFLOPS.items() if gpu and k in gpu), None)
+    peak = args.peak_tflops or bf16_peak_tflops(gpu)
     results = []
     if "compile" in args.modes:
         # RGB back-propagates the compiled graph once per task (retain_graph=True), which AOTAutograd's

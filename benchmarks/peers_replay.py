@@ -30,6 +30,9 @@ kernel can drop). A peer whose data would not fit in the free memory (RLlib) or 
 reported "skipped: ..." rather than run. Sampling is repeated ``--repeats`` times per size
 (min/median/max); ``scaling`` gives each row's windows/s at the largest size over the smallest and
 the slope of resident memory and load time against the store size.
+
+Targets (issue 19): at 2,000 episodes or more, each aime row's windows/s >= each peer's; aime's
+resident memory flat in store size (the sampler's at the largest size <= 1.1x at the smallest).
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ from replay import (  # noqa: E402
     sampler_rss_in_fresh_process,
     store_bytes,
 )
+from targets import check, only  # noqa: E402
 
 from aime.replay.sampler import WindowSampler  # noqa: E402
 from aime.replay.store import ReplayStore  # noqa: E402
@@ -331,6 +335,19 @@ def ratios(rows: Row) -> Row:
     return out
 
 
+def peer_targets(sizes: list[Row]) -> Row:
+    small, large = sizes[0], sizes[-1]
+    at_2000 = only(large["episodes"] >= 2000, f"set at 2,000 episodes; the largest here: {large['episodes']}")
+    out: dict[str, tuple[Any, ...]] = {
+        f"{name}_at_{large['episodes']}_episodes": (ratio, ">=", 1.0, at_2000)
+        for name, ratio in large["ratios"].items()
+    }
+    low, high = (resident(s["rows"].get("aime_sampler", {})) for s in (small, large))
+    flat = high / low if low and high else None
+    out["aime_sampler_rss_large_over_small"] = (flat, "<=", 1.1, only(len(sizes) > 1, "one store size"))
+    return check(out)
+
+
 # ---- the run ---------------------------------------------------------------------------------
 def measure_size(root: str, S: int, workdir: str, args: argparse.Namespace) -> Row:
     B, T, n, w, r = args.batch_size, args.seq_len, args.batches, args.warmup_batches, args.repeats
@@ -429,6 +446,7 @@ def main() -> None:
     )
     if len(sizes) > 1:
         out["scaling"] = scaling(out["sizes"][0], out["sizes"][-1], sizes[0], sizes[-1])
+    out["targets"] = peer_targets(out["sizes"])
     out["seconds"] = round(time.perf_counter() - started, 1)
     print(json.dumps(out, indent=2))
 

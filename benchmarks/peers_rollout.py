@@ -22,7 +22,8 @@ gym_async: a gymnasium ``AsyncVectorEnv`` of N envs in this process (one subproc
 rounds 2.. over their time, gym_async's the steps after the first 50. "end_to_end" includes creating
 the actors / env runners / subprocesses. ``per_worker_efficiency`` is steady(N) / (N x steady(1))
 of the same runner and repeat. Runners are interleaved within each repeat; min/median/max over
-repeats are reported, and ratios aime / peer of the medians.
+repeats are reported, and ratios aime / peer of the medians. Target (issue 19): aime >= every peer at
+equal workers, steady and end to end (each ratio >= 1).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from rollout import actor_rate  # noqa: E402
+from targets import check  # noqa: E402
 
 EPISODE_FRAMES = 500  # cheetah-run: 1000 control steps at action repeat 2
 VECTOR_WARMUP_STEPS = 50
@@ -290,6 +292,7 @@ def main() -> None:
     }
     if "aime" in summary:
         out["ratios"] = ratios(summary, workers)
+        out["targets"] = check({name: (ratio, ">=", 1.0) for name, ratio in out["ratios"].items()})
     out["seconds"] = round(time.perf_counter() - started, 1)
     print(json.dumps(out, indent=2))
 

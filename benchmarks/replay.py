@@ -24,6 +24,9 @@ often in small stores and in Ray Data's calls of 64 windows, and rarely in large
 "flatness" is each path's per-batch cost at the largest size over the smallest (1.0 is flat). Reads
 come from the page cache whenever the store fits in memory ("store_fits_in_memory"), as on a
 training node whose replay is local; the comparison is between read paths, not disks.
+
+Target: the sampler's memory flat in store size: RSS after sampling at the largest size <= 1.1x
+that at the smallest (checked with two sizes or more).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
 
 import numpy as np  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
+from targets import check, only  # noqa: E402
 
 from aime.replay.sampler import STEP_COLUMNS, VECTOR_COLUMNS, WindowSampler  # noqa: E402
 from aime.replay.schema import CONCEPT_PREFIX  # noqa: E402
@@ -375,6 +379,10 @@ def main() -> None:
     out["machine"]["store_fits_in_memory"] = largest < psutil.virtual_memory().total
     if len(sizes) > 1:
         out["flatness"] = flatness(out["sizes"][0], out["sizes"][-1])
+    rss = out.get("flatness", {}).get("sampler_rss_after")
+    out["targets"] = check(
+        {"sampler_rss_after_large_over_small": (rss, "<=", 1.1, only(len(sizes) > 1, "one store size"))}
+    )
     print(json.dumps(out, indent=2))
 
 

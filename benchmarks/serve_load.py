@@ -11,6 +11,9 @@ pass): p50/p95/p99 latency, requests/s and the count of 5xx answers. The floor i
 in-process (ServedModel, batch of one, no HTTP); Serve's overhead per request is p50 at one client
 minus that floor. Without --checkpoint the model is an untrained one of ``--preset`` at 64x64: speed
 does not depend on the weights.
+
+Targets (issue 12): zero 5xx over the run; on a GPU (``--num-gpus`` > 0), batching >= 4x the
+requests/s of no batching at 32 clients and Serve's overhead <= 5 ms p50, for each route.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from typing import Any
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 import numpy as np  # noqa: E402
+from targets import check, only  # noqa: E402
 
 
 def untrained_checkpoint(preset: str, image_size: int, folder: Path) -> str:
@@ -146,6 +150,18 @@ def floor_ms(
     }
 
 
+def serve_targets(results: dict[str, Any], clients: list[int], num_gpus: float) -> dict[str, Any]:
+    on_gpu = only(num_gpus > 0, "a GPU target; this run's replicas ran on the CPU")
+    at_32 = on_gpu or only(clients[-1] == 32, f"set at 32 clients; this run's largest: {clients[-1]}")
+    cells = [cell for kind in results.values() for n in ("batched", "unbatched") for cell in kind[n]]
+    out: dict[str, tuple[Any, ...]] = {"errors_5xx": (sum(cell["5xx"] for cell in cells), "==", 0)}
+    for kind, result in results.items():
+        speedup = result[f"batching_speedup_at_{clients[-1]}_clients"]
+        out[f"{kind}_batching_speedup_at_32_clients"] = (speedup, ">=", 4.0, at_32)
+        out[f"{kind}_serve_overhead_p50_ms"] = (result.get("serve_overhead_p50_ms"), "<=", 5.0, on_gpu)
+    return check(out)
+
+
 def _model_info(checkpoint: str) -> dict[str, Any]:
     from aime import checkpoints
 
@@ -237,6 +253,7 @@ def main() -> None:
         "serve_startup_seconds": round(startup_s, 1),
         "total_seconds": round(time.perf_counter() - started, 1),
         "results": results,
+        "targets": serve_targets(results, args.clients, args.num_gpus),
     }
     text = json.dumps(report, indent=2)
     print(text)

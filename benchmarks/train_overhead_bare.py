@@ -63,6 +63,8 @@ def bare_loop(cfg: Config, batches: list[dict[str, torch.Tensor]], device: torch
     model.train()
     step_seconds, logged = [], {}
     for step in range(t.steps):
+        if device.type == "cuda":  # nothing queued before the clock starts (the model's copy, at step 0)
+            torch.cuda.synchronize(device)
         started = time.perf_counter()
         torch.manual_seed(derive_seed(cfg.seed, "step", step, 0))  # the worker's per-step seed (rank 0)
         batch = {k: v.to(device, non_blocking=True) for k, v in batches[step].items()}

@@ -23,6 +23,7 @@ from aime.replay import ReplayBuffer
 from aime.replay.split import HeldOutSplit
 from aime.replay.windows import model_inputs
 from aime.run.seeding import derive_seed
+from aime.storage import resolve_filesystem
 from aime.train.checkpoint import load_engine_state, save_checkpoint
 from aime.train.deepspeed_config import deepspeed_config, resolve_bf16, resolve_compile_rollout
 from aime.train.distributed import all_reduce_mean, all_reduce_sum
@@ -56,7 +57,8 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     step = 0
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is None and loop_config.get("resume_from"):
-        checkpoint = ray.train.Checkpoint.from_directory(loop_config["resume_from"])
+        filesystem, path = resolve_filesystem(loop_config["resume_from"])  # local, or shared storage
+        checkpoint = ray.train.Checkpoint(path, filesystem=filesystem)
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
             state = load_engine_state(engine, Path(directory))
@@ -71,6 +73,8 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     since_log = 0
     first_step = step + 1  # reported on its own: the driver times start-up to it (train.json)
     while step < t.steps:
+        if since_log == 0 and device.type == "cuda":  # interval edges only: queued work counted where it ran
+            torch.cuda.synchronize(device)
         started = time.perf_counter()
         if t.inject_failure_at_step == step + 1 and rank == world - 1:
             _fail_once(Path(loop_config["run_dir"]), step + 1)
@@ -88,10 +92,13 @@ def train_worker(loop_config: dict[str, Any]) -> None:
                 )
         step += 1
         since_log += 1
-        busy += time.perf_counter() - started
         last = step == t.steps
+        log_now = step % t.log_every == 0 or last or step == first_step
+        if log_now and device.type == "cuda":
+            torch.cuda.synchronize(device)
+        busy += time.perf_counter() - started
         metrics: dict[str, float] = {"step": step}
-        if step % t.log_every == 0 or last or step == first_step:
+        if log_now:
             samples = since_log * t.grad_accum * t.batch_size * world
             metrics |= _metrics(losses, balanced.stats, optimizer, engine, wait, busy, samples)
             wait = busy = 0.0
