@@ -25,14 +25,42 @@ from aime.replay.synthetic import write_synthetic_episodes  # noqa: E402
 
 
 @pytest.fixture(scope="session")
-def ray_local():
-    """One real local Ray for the whole session (starting one costs seconds)."""
+def ray_local(s3_server):
+    """One real local Ray for the whole session (starting one costs seconds). The S3 server starts
+    first: Ray's workers inherit its AWS_* variables, so actors and trainers reach s3:// URIs too."""
     import ray
 
     if not ray.is_initialized():
         ray.init(num_cpus=2, include_dashboard=True, runtime_env={"env_vars": {"MUJOCO_GL": "egl"}})
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def exported_metrics(ray_local):
+    """``wait(name, until=bool, timeout=60, **labels)``: the sum of the samples of ``name`` whose labels
+    include ``labels`` on this node's Prometheus endpoint (Ray's ``metrics_export_port``), once
+    ``until(sum)`` holds. Processes hand their metrics to the node's agent every
+    ``metrics_report_interval_ms`` (10 s by default), so it polls."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    node_id = ray_local.get_runtime_context().get_node_id()
+    (node,) = [n for n in ray_local.nodes() if n["NodeID"] == node_id]
+    url = f"http://{node['NodeManagerAddress']}:{node['MetricsExportPort']}/metrics"
+
+    def wait(name: str, until=bool, timeout: float = 60, **labels: str) -> float:
+        deadline = time.monotonic() + timeout
+        while True:
+            text = urllib.request.urlopen(url, timeout=10).read().decode()
+            samples = [s for family in text_string_to_metric_families(text) for s in family.samples]
+            total = sum(s.value for s in samples if s.name == name and labels.items() <= s.labels.items())
+            if until(total):
+                return total
+            seen = sorted({f"{s.name}{s.labels}={s.value}" for s in samples if "aime" in s.name})
+            assert time.monotonic() < deadline, (name, labels, total, seen)
+            time.sleep(1)
+
+    return wait
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ import torch
 
 from aime.metrics import EVAL_SCORE
 from aime.storage import atomic_write, atomic_write_text
+from aime.storage.mirror import is_uri, pull
 
 log = logging.getLogger(__name__)
 
@@ -88,11 +89,13 @@ def is_complete(directory: str | Path) -> bool:
 def complete_checkpoints(run_dir: str | Path) -> list[Path]:
     """A run's complete checkpoints, oldest step first; incomplete ones are skipped with a warning."""
     found = []
-    for meta in sorted(Path(run_dir, "checkpoints").glob(f"*/step*/{META}")):
-        if is_complete(meta.parent):
-            found.append(meta.parent)
+    # Every step folder, not only those with a meta.json: a save killed before its meta.json (written
+    # last) is the usual half-written one, and it is named too.
+    for directory in sorted(p for p in Path(run_dir, "checkpoints").glob("*/step*") if p.is_dir()):
+        if is_complete(directory):
+            found.append(directory)
         else:
-            log.warning("checkpoint %s is incomplete (meta, weights or config missing): skipped", meta.parent)
+            log.warning("checkpoint %s is incomplete (meta, weights or config missing): skipped", directory)
     return sorted(found, key=lambda p: read_meta(p)["step"])
 
 
@@ -115,7 +118,16 @@ def best_checkpoint(run_dir: str | Path, score: str = EVAL_SCORE) -> Path | None
 
 def resolve(path: str | Path, prefer: Literal["best", "newest"] = "best") -> Path:
     """The checkpoint directory ``path`` means: itself, if it is a checkpoint, or a run directory's
-    best (or newest) complete checkpoint. Raises IncompleteCheckpointError saying what to pass."""
+    best (or newest) complete checkpoint. Raises IncompleteCheckpointError saying what to pass.
+
+    A URI (``s3://...``) is read through its local staging copy (``aime.storage.mirror``): the run's
+    model files are pulled, the checkpoint returned is the staged one."""
+    if is_uri(path):
+        run_uri, _, inside = str(path).rstrip("/").partition("/checkpoints/")
+        try:
+            path = pull(run_uri) / ("checkpoints/" + inside if inside else "")
+        except FileNotFoundError as error:
+            raise IncompleteCheckpointError(f"{error}: pass a run directory or a checkpoint") from None
     path = Path(path)
     if (path / META).exists() or (path / WEIGHTS).exists():
         if not is_complete(path):

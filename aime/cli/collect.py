@@ -41,22 +41,25 @@ def flag_overrides(args: argparse.Namespace) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from aime.actors.collect import collect
     from aime.envs.tasks import check_env_config
-    from aime.run.ray_init import init_ray
+    from aime.run.ray_init import check_shared_storage, init_ray, live_nodes
     from aime.run.rundir import MetricsWriter, create_run_dir
     from aime.run.seeding import seed_everything
     from aime.storage import atomic_write_json
+    from aime.storage.mirror import finish, remote_of
 
     cfg = config_from_args(args, flag_overrides(args))
     check_env_config(cfg.env.task, cfg.env.image_size, cfg.env.camera)  # before a run directory or Ray
+    init_ray(cfg.ray)
+    check_shared_storage(cfg, live_nodes())  # before anything is written
     cfg, run_dir = create_run_dir(cfg)
     seed_everything(cfg.seed)
-    init_ray(cfg.ray)
-    print(f"run directory {run_dir}")
+    print(f"run directory {remote_of(run_dir) or run_dir}")
     metrics = MetricsWriter(run_dir / "metrics.jsonl")
     try:
         summary = collect(cfg, metrics, progress=not args.no_progress)
+        atomic_write_json(run_dir / "collect.json", asdict(summary))
     finally:
         metrics.close()
-    atomic_write_json(run_dir / "collect.json", asdict(summary))
+        finish(run_dir)  # a run directory on shared storage: pushed there, staging removed
     print("\n".join(["collected:", *("  " + line for line in summary.lines())]))
     return 0

@@ -68,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     from aime.eval import runner
     from aime.eval.report import EVAL_JSON, PSNR_PLOT, summary_lines
     from aime.run.ray_init import init_ray
+    from aime.storage.mirror import finish, remote_of
 
     try:  # before Ray starts: a typo fails in a second
         checkpoint = checkpoints.resolve(args.checkpoint)
@@ -92,5 +93,7 @@ def run(args: argparse.Namespace) -> int:
     for line in summary_lines(report):
         print(line)
     out = args.out or checkpoints.run_dir_of(checkpoint)
-    print(f"wrote {out}/{EVAL_JSON} and {out}/{PSNR_PLOT}")
+    shown = remote_of(out) or out  # a checkpoint on shared storage: the report goes back there
+    finish(out)
+    print(f"wrote {shown}/{EVAL_JSON} and {shown}/{PSNR_PLOT}")
     return 0

@@ -27,25 +27,40 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import ray
-
-    from aime.actors.collect import collect
-    from aime.actors.online import OnlineCollection
     from aime.envs.tasks import check_env_config
-    from aime.metrics import TRAIN_TASK
-    from aime.replay import ReplayStore, replay_stats
-    from aime.run.ray_init import init_ray
-    from aime.run.rundir import MetricsWriter, create_run_dir
-    from aime.run.seeding import seed_everything
-    from aime.train.driver import check_cpu_budget, check_train_config, train
+    from aime.run.ray_init import check_shared_storage, init_ray, live_nodes
+    from aime.run.rundir import create_run_dir
+    from aime.storage.mirror import finish
+    from aime.train.driver import check_train_config
 
     cfg = config_from_args(args)
     check_env_config(cfg.env.task, cfg.env.image_size, cfg.env.camera)  # before a run directory or Ray
     check_train_config(cfg)
-    cfg, run_dir = create_run_dir(cfg)
-    seed_everything(cfg.seed)
     init_ray(cfg.ray)
-    print(f"run directory {run_dir}")
+    check_shared_storage(cfg, live_nodes())  # before anything is written
+    cfg, run_dir = create_run_dir(cfg)
+    try:
+        return _pipeline(cfg, run_dir, args)
+    finally:
+        finish(run_dir)  # a run directory on shared storage: pushed there, staging removed
+
+
+def _pipeline(cfg: Config, run_dir: Path, args: argparse.Namespace) -> int:
+    """Collect, train while collecting online, evaluate (and lenses), in ``run_dir``."""
+    import ray
+
+    from aime.actors.collect import collect
+    from aime.actors.online import OnlineCollection
+    from aime.metrics import TRAIN_TASK
+    from aime.replay import ReplayStore, replay_stats
+    from aime.run.rundir import MetricsWriter
+    from aime.run.seeding import seed_everything
+    from aime.storage.mirror import remote_of
+    from aime.train.driver import check_cpu_budget, train
+
+    shown = remote_of(run_dir) or run_dir  # what the user opens: the shared copy when there is one
+    seed_everything(cfg.seed)
+    print(f"run directory {shown}")
     print(f"[1/3] collecting {cfg.collect.episodes} {cfg.env.task} episodes")
     metrics = MetricsWriter(run_dir / "collect_metrics.jsonl")
     try:
@@ -81,20 +96,20 @@ def run(args: argparse.Namespace) -> int:
         }
         summary["train"] |= {k: v for k, v in trained.metrics.items() if k.startswith(TRAIN_TASK)}
         print(f"trained to step {trained.steps}; loss {trained.metrics.get('train/total', float('nan')):.4g}")
-        print(f"checkpoint {trained.checkpoint}  (figures in {run_dir / 'figures'})")
+        print(f"checkpoint {trained.checkpoint}  (figures in {shown}/figures)")
         if trained.checkpoint:
             summary["eval"] = _evaluate(trained.checkpoint, progress=not args.no_progress)
             if cfg.lenses.enabled:
                 summary["lenses"] = _lenses(cfg, run_dir)
     atomic_write_json(run_dir / "summary.json", summary)
-    print(f"results in {run_dir}  (replay: aime replay stats {collected.replay_root})")
+    print(f"results in {shown}  (replay: aime replay stats {collected.replay_root})")
     if summary.get("train", {}).get("checkpoint"):
         checkpoint = summary["train"]["checkpoint"]
         print("next:")
         print(f"  aime eval {checkpoint} --samples 8        # re-evaluate (mean of 8 imagined futures)")
-        print(f"  aime train --resume {run_dir} train.steps=N   # train further")
-        print(f"  tensorboard --logdir {run_dir / 'tensorboard'}")
-        print(f"  aime serve {run_dir}                      # serve its best checkpoint over HTTP")
+        print(f"  aime train --resume {shown} train.steps=N   # train further")
+        print(f"  tensorboard --logdir {shown}/tensorboard")
+        print(f"  aime serve {shown}                      # serve its best checkpoint over HTTP")
     return 0
 
 

@@ -25,15 +25,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from aime.run.ray_init import init_ray
+    from aime.run.ray_init import check_shared_storage, init_ray, live_nodes
     from aime.run.rundir import create_run_dir
     from aime.run.seeding import seed_everything
+    from aime.storage.mirror import finish, is_uri, pull
     from aime.train.checkpoint import resumable_checkpoint
     from aime.train.driver import check_replay, check_train_config, train
 
     resume_from = None
     if args.resume:
-        run_dir = Path(args.resume)
+        remote = args.resume.rstrip("/") if is_uri(args.resume) else None
+        run_dir = pull(remote) if remote else Path(args.resume)  # shared storage: its staged copy
         if args.config:
             raise ValueError("--resume takes the run's own config.yaml; give overrides, not --config")
         args.config = str(run_dir / "config.yaml")
@@ -43,16 +45,22 @@ def run(args: argparse.Namespace) -> int:
                 f"{run_dir} has no complete checkpoint registered by Ray Train to resume from "
                 "(checkpoints/*/checkpoint_manager_snapshot.json lists them)"
             )
+        if remote:  # the workers read the DeepSpeed state from shared storage, not from staging
+            resume_from = f"{remote}/{resume_from.relative_to(run_dir).as_posix()}"  # type: ignore[assignment]
     cfg = config_from_args(args)
     check_train_config(cfg)  # before a run directory or Ray exists: a bad input leaves nothing behind
     check_replay(cfg)
+    init_ray(cfg.ray)
+    check_shared_storage(cfg, live_nodes())  # before anything is written
     cfg, run_dir = create_run_dir(cfg)
     seed_everything(cfg.seed)
-    init_ray(cfg.ray)
     print(f"run directory {run_dir}" + (f" (resuming from {resume_from})" if resume_from else ""))
-    summary = train(
-        cfg, run_dir, resume_from=str(resume_from) if resume_from else None, progress=not args.no_progress
-    )
+    try:
+        summary = train(
+            cfg, run_dir, resume_from=str(resume_from) if resume_from else None, progress=not args.no_progress
+        )
+    finally:
+        finish(run_dir)  # a run on shared storage: pushed there, staging removed
     print(f"trained to step {summary.steps}; loss {summary.metrics.get('train/total', float('nan')):.4f}")
     print(f"checkpoint {summary.checkpoint}")
     return 0

@@ -7,7 +7,8 @@ import os
 from typing import Any
 
 from aime import console
-from aime.config import RayConfig
+from aime.config import Config, RayConfig
+from aime.storage.mirror import is_uri
 
 log = logging.getLogger(__name__)
 
@@ -49,3 +50,27 @@ def init_ray(cfg: RayConfig, address: str | None = None) -> Any:
     context = ray.init(**kwargs)
     console.drop_forwarded_noise()
     return context
+
+
+def live_nodes() -> int:
+    """How many nodes the Ray this process joined has alive."""
+    import ray
+
+    return sum(1 for node in ray.nodes() if node.get("Alive"))
+
+
+def check_shared_storage(cfg: Config, nodes: int) -> None:
+    """On a cluster of several nodes, a local ``results_dir`` or ``replay.root`` would be a different
+    folder on every node (actors write episodes where the trainers never look): refuse it up front."""
+    if nodes < 2 or cfg.ray.shared_paths:
+        return
+    paths = {"results_dir": cfg.results_dir, "replay.root": cfg.replay.root or cfg.results_dir}
+    local = [f"{key}={value}" for key, value in paths.items() if not is_uri(value)]
+    if local:
+        raise ValueError(
+            f"the Ray cluster has {nodes} nodes but {' and '.join(local)} "
+            f"{'are local paths' if len(local) > 1 else 'is a local path'}: each node "
+            "would read and write its own disk. Use shared storage: results_dir=s3://<bucket>/runs "
+            "(the replay store and checkpoints follow; gs:// and other pyarrow URIs work too), or a "
+            "folder every node mounts, then say so with ray.shared_paths=true"
+        )

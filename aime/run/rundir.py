@@ -1,4 +1,5 @@
-"""Run directories: ``results/<run_id>/`` with the exact config, versions, seeds and metrics."""
+"""Run directories: ``results/<run_id>/`` with the exact config, versions, seeds and metrics; with
+``results_dir`` a URI, a staging folder mirrored there (``aime/storage/mirror.py``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any
 from aime import console
 from aime.config import Config, dump_yaml
 from aime.storage import atomic_write_text
+from aime.storage.mirror import is_uri, push, start_staging
 
 
 def new_run_id(cfg: Config) -> str:
@@ -25,14 +27,20 @@ def create_run_dir(cfg: Config) -> tuple[Config, Path]:
     """Resolve the run id and replay root, write config.yaml, versions.json and seeds.json; the
     known console noise the run's commands filter out goes to console.log."""
     run_id = cfg.run_id or new_run_id(cfg)
-    run_dir = Path(cfg.results_dir) / run_id
-    replay_root = cfg.replay.root or str(run_dir / "replay")
+    if is_uri(cfg.results_dir):  # shared storage: a local working copy, mirrored (aime/storage/mirror.py)
+        remote = f"{cfg.results_dir.rstrip('/')}/{run_id}"
+        run_dir = start_staging(remote)
+        replay_root = cfg.replay.root or f"{remote}/replay"
+    else:
+        run_dir = Path(cfg.results_dir) / run_id
+        replay_root = cfg.replay.root or str(run_dir / "replay")
     cfg = replace(cfg, run_id=run_id, replay=replace(cfg.replay, root=replay_root))
     run_dir.mkdir(parents=True, exist_ok=True)
     console.keep_in(run_dir / "console.log")  # what the console leaves out, kept with the run
     atomic_write_text(run_dir / "config.yaml", dump_yaml(cfg))
     atomic_write_text(run_dir / "versions.json", json.dumps(versions(), indent=2) + "\n")
     atomic_write_text(run_dir / "seeds.json", json.dumps({"seed": cfg.seed}, indent=2) + "\n")
+    push(run_dir)  # a shared run directory has its config from the start (resume reads it)
     return cfg, run_dir
 
 

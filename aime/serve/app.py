@@ -24,6 +24,7 @@ from aime.lenses.stage import LENSES_DIR
 from aime.serve.config import ServeConfig, serve_config
 from aime.serve.http import create_api
 from aime.serve.model import EncodeItem, ImagineItem, ServedModel
+from aime.storage.mirror import staged_uri
 
 APP_NAME = "aime"
 INGRESS_CPUS = 0.1  # the ingress parses JSON and PNGs; the model replicas hold the reserved CPUs
@@ -98,8 +99,11 @@ def build_app(args: dict[str, Any]) -> Any:
     key or a path that holds no complete checkpoint."""
     cfg = serve_config(dict(args))
     checkpoint = checkpoints.resolve(cfg.checkpoint, cfg.prefer)  # replicas load exactly this one
-    args = dict(args, checkpoint=str(Path(checkpoint).resolve()), prefer="newest")
-    args["lens_pack"] = _lens_pack(cfg.lens_pack, checkpoint)
+    # On shared storage replicas (on any node) read the URI; locally, the path.
+    shared = staged_uri(checkpoint)
+    args = dict(args, checkpoint=shared or str(Path(checkpoint).resolve()), prefer="newest")
+    pack = _lens_pack(cfg.lens_pack, checkpoint)
+    args["lens_pack"] = (staged_uri(pack) or pack) if pack != "none" else pack
     model = WorldModelServer.options(  # type: ignore[attr-defined]
         ray_actor_options={"num_cpus": cfg.num_cpus, "num_gpus": cfg.num_gpus},
         max_ongoing_requests=cfg.max_ongoing_requests,

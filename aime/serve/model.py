@@ -144,8 +144,10 @@ class ServedModel:
 def _load_pack(directory: str, checkpoint: Path, device: torch.device) -> Any:
     """The lens pack, refused (PackMismatchError, naming both hashes) if trained on another model."""
     from aime.lenses.pack import LensPack
+    from aime.storage.mirror import is_uri, pull
 
-    return LensPack.load(directory, world_model=checkpoint, device=device)
+    local = pull(directory) if is_uri(directory) else directory  # a run on shared storage
+    return LensPack.load(local, world_model=checkpoint, device=device)
 
 
 def _pack_summary(pack: Any) -> dict[str, Any] | None:

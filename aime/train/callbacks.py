@@ -14,6 +14,7 @@ from ray.train import UserCallback
 
 from aime.metrics import TRAIN_CHECKPOINT
 from aime.run.rundir import MetricsWriter
+from aime.storage.mirror import as_uri, push, remote_of
 
 
 class MetricsLogger(UserCallback):
@@ -38,13 +39,16 @@ class MetricsLogger(UserCallback):
             self._tensorboard = SummaryWriter(str(Path(self.run_dir) / "tensorboard"))
             if self.wandb_config is not None:
                 self._wandb = _start_wandb(self.run_dir, self.wandb_config)
+        remote = remote_of(self.run_dir)  # a run directory on shared storage (aime/storage/mirror.py)
         if checkpoint is not None:
-            record[TRAIN_CHECKPOINT] = checkpoint.path
+            record[TRAIN_CHECKPOINT] = as_uri(remote, checkpoint.path) if remote else checkpoint.path
         self._jsonl.write(step, record)
         for name, value in record.items():
             if isinstance(value, int | float):
                 self._tensorboard.add_scalar(name, value, step)
         self._tensorboard.flush()
+        if remote and checkpoint is not None:
+            push(self.run_dir)  # the shared copy's metrics keep up with its checkpoints
         if self._wandb is not None:
             self._wandb.log({k: v for k, v in record.items() if isinstance(v, int | float)}, step=step)
             if step >= self.total_steps:  # Ray Train has no end-of-run callback: the last report is it

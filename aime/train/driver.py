@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from aime import metrics as M
-from aime.checkpoints import read_meta
+from aime.checkpoints import read_meta, resolve
 from aime.config import Config, to_dict
 from aime.replay.split import HeldOutSplit
 from aime.replay.store import EpisodeFile, ReplayStore
-from aime.storage import atomic_write_json
+from aime.run import ray_metrics
+from aime.storage import atomic_write_json, resolve_filesystem
+from aime.storage.mirror import as_uri, push, remote_of
 from aime.train.periodic_eval import SCORE, plan_periodic_eval
 from aime.train.stages import check_stage
 from aime.train.zero3 import check_zero3_supported
@@ -123,7 +125,7 @@ def train(
     use_gpu = resolve_use_gpu(cfg, ray.cluster_resources().get("GPU", 0))
     check_cpu_budget(cfg, ray.cluster_resources().get("CPU", 0))  # aime run adds its online actors
     files = check_replay(cfg)
-    start = read_meta(Path(resume_from))["step"] if resume_from else 0
+    start = read_meta(resolve(resume_from))["step"] if resume_from else 0  # a URI: its staged copy
     eval_plan = plan_periodic_eval(cfg, files) if t.stage == "world_model" else []
     trainer = TorchTrainer(
         train_worker,
@@ -142,29 +144,33 @@ def train(
     )
     try:
         result, to_first_step = _fit_with_progress(
-            trainer, run_dir / "metrics.jsonl", start, t.steps, progress, started
+            trainer, run_dir / "metrics.jsonl", start, t.steps, progress, started, cfg.run_id or ""
         )
         if result.error is not None:
             raise result.error
     except ray.train.TrainingFailedError as error:
         raise RuntimeError(
             f"training failed after {t.max_failures} restarts (train.max_failures): {error}\n"
-            f"continue from the last checkpoint with: aime train --resume {run_dir}"
+            f"continue from the last checkpoint with: aime train --resume {remote_of(run_dir) or run_dir}"
         ) from error
     metrics = dict(result.metrics or {})
+    checkpoint = result.checkpoint.path if result.checkpoint else None
+    remote = remote_of(run_dir)
+    if checkpoint and remote:  # Ray Train reports a path within the remote filesystem
+        checkpoint = as_uri(remote, checkpoint)
     summary = TrainSummary(
         steps=int(metrics.get("step", t.steps)),
-        checkpoint=result.checkpoint.path if result.checkpoint else None,
+        checkpoint=checkpoint,
         metrics=metrics,
         seconds_to_first_step=to_first_step,
     )
     if summary.checkpoint:
         from aime.train.figures import write_figures
 
-        write_figures(
-            summary.checkpoint, run_dir, cfg.replay.root or "", seed=cfg.seed, model=t.stage == "world_model"
-        )
+        local = resolve(summary.checkpoint)  # a URI: the staged model files
+        write_figures(local, run_dir, cfg.replay.root or "", seed=cfg.seed, model=t.stage == "world_model")
     atomic_write_json(run_dir / "train.json", summary.__dict__)
+    push(run_dir)
     return summary
 
 
@@ -185,7 +191,7 @@ def _run_config(cfg: Config, run_dir: Path, *, scored: bool, callbacks: Sequence
     )
     return RunConfig(  # type: ignore[call-arg]
         name="train",
-        storage_path=str((run_dir / "checkpoints").resolve()),
+        **_checkpoint_storage(run_dir),
         checkpoint_config=checkpoints,
         failure_config=FailureConfig(max_failures=t.max_failures),
         callbacks=[
@@ -199,11 +205,22 @@ def _run_config(cfg: Config, run_dir: Path, *, scored: bool, callbacks: Sequence
     )
 
 
+def _checkpoint_storage(run_dir: Path) -> dict[str, Any]:
+    """Where Ray Train persists checkpoints: ``<run_dir>/checkpoints``, or for a run directory on
+    shared storage the same folder at its URI, written by the workers directly (never via the driver)."""
+    remote = remote_of(run_dir)
+    if remote is None:
+        return {"storage_path": str((run_dir / "checkpoints").resolve())}
+    filesystem, path = resolve_filesystem(f"{remote}/checkpoints")
+    return {"storage_path": path, "storage_filesystem": filesystem}
+
+
 def _fit_with_progress(
-    trainer: Any, metrics_path: Path, start: int, steps: int, progress: bool, started: float
+    trainer: Any, metrics_path: Path, start: int, steps: int, progress: bool, started: float, run_id: str
 ) -> tuple[Any, float | None]:
-    """``trainer.fit()`` in a thread while the driver shows a progress bar fed by metrics.jsonl.
-    Returns the result and the seconds from ``started`` to the first step's report."""
+    """``trainer.fit()`` in a thread while the driver shows a progress bar fed by metrics.jsonl (and
+    the Ray dashboard's training series). Returns the result and the seconds from ``started`` to the
+    first step's report."""
     import threading
 
     from tqdm import tqdm
@@ -225,6 +242,7 @@ def _fit_with_progress(
         thread.join(timeout=1.0)
         records, seen = complete_records(metrics_path, seen)
         for record in records:
+            ray_metrics.training_record(run_id, record)  # the driver outlives the run's last report
             if M.TRAIN_TOTAL in record:
                 if to_first_step is None and record["time"] >= started:  # not a resumed run's old lines
                     to_first_step = round(record["time"] - started, 1)

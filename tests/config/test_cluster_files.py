@@ -47,6 +47,7 @@ def test_kuberay_manifests_run_aimes_own_entry_points():
 
     from aime.cli.common import config_from_args
     from aime.cli.main import build_parser
+    from aime.run.ray_init import check_shared_storage
     from aime.serve.config import serve_config
 
     cluster, job, service = (_manifest(n) for n in ("raycluster.yaml", "rayjob.yaml", "rayservice.yaml"))
@@ -57,7 +58,10 @@ def test_kuberay_manifests_run_aimes_own_entry_points():
     assert command[0] == "aime"
     args, unknown = build_parser().parse_known_args(command[1:])
     args.overrides = [*args.overrides, *unknown]
-    assert config_from_args(args).collect.resources == {"rollout": 1.0}
+    job_cfg = config_from_args(args)
+    assert job_cfg.collect.resources == {"rollout": 1.0} and job_cfg.train.use_gpu is True
+    assert job_cfg.results_dir.startswith("s3://")  # a multi-node run keeps its run directory shared
+    check_shared_storage(job_cfg, nodes=3)
     # The service runs the Serve application with arguments aime's ServeConfig accepts.
     (app,) = yaml.safe_load(service["spec"]["serveConfigV2"])["applications"]
     assert app["import_path"] == "aime.serve.app:build_app"

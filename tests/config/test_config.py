@@ -109,5 +109,5 @@ def test_every_range_names_a_real_key_and_every_preset_is_in_range():
 
     known = set(keys(Config))
     assert not set(RANGES) - known, sorted(set(RANGES) - known)
-    for preset in (None, "tiny", "quickstart"):  # the loader checks every range on load
+    for preset in (None, "tiny", "quickstart", "gpu", "multinode"):  # the loader checks every range on load
         load_config(Config, preset, [])
