@@ -1,0 +1,107 @@
+"""``ray job submit`` runs aime's entry points unchanged on a cluster started with ``ray start`` (issue 15):
+a real head on 127.0.0.1 in a temporary folder, Ray's token authentication on (as ``ray start``
+enables it), the job CLI, a small ``aime collect`` and a small ``aime run``, then the head stopped."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).parent  # where `ray` and `aime` are installed
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for_dashboard(url: str, head: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            urllib.request.urlopen(url + "/api/version", timeout=2).close()
+            return
+        except urllib.error.HTTPError:  # answering (401 without a token): it is up
+            return
+        except OSError:
+            assert head.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, "the head's dashboard did not answer within 120 s"
+            time.sleep(0.5)
+
+
+@pytest.fixture
+def ray_head(tmp_path):
+    """``ray start --head --block`` (its own HOME for the auth token, its own short temp folder);
+    stopping the blocking process stops this head alone (``ray stop`` would stop every Ray here)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**os.environ, "HOME": str(home), "RAY_USAGE_STATS_ENABLED": "0", "MUJOCO_GL": "egl"}
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["RAY_AUTH_MODE"] = "token"  # what cluster/README.md tells users to keep on
+    env.pop("RAY_ADDRESS", None)
+    # The token the head requires and the job CLI sends: ~/.ray/auth_token of this HOME.
+    generate = [str(BIN / "ray"), "get-auth-token", "--generate"]
+    subprocess.run(generate, env=env, check=True, capture_output=True)
+    temp = tempfile.mkdtemp(prefix="rh", dir="/tmp")  # Ray's socket paths must stay short
+    dashboard = _free_port()
+    log = tmp_path / "head.log"
+    command = [
+        str(BIN / "ray"), "start", "--head", "--block", f"--port={_free_port()}",
+        "--node-ip-address=127.0.0.1", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
+        "--num-cpus=2", f"--temp-dir={temp}", "--disable-usage-stats",
+    ]  # fmt: skip
+    with open(log, "wb") as out:
+        head = subprocess.Popen(command, env=env, stdout=out, stderr=out)
+    url = f"http://127.0.0.1:{dashboard}"
+    try:
+        _wait_for_dashboard(url, head, log)
+        with pytest.raises(urllib.error.HTTPError) as refused:  # no token, no job API
+            urllib.request.urlopen(url + "/api/jobs/", timeout=10)
+        assert refused.value.code in (401, 403)
+        yield url, env
+    finally:
+        head.terminate()
+        head.wait(timeout=60)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _submit(url: str, env: dict[str, str], *entrypoint: str) -> str:
+    done = subprocess.run(
+        [str(BIN / "ray"), "job", "submit", "--address", url, "--", *entrypoint],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=420,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0 and "succeeded" in output.lower(), output[-4000:]
+    return output
+
+
+def test_ray_job_submit_runs_aime_collect_and_aime_run(ray_head, tmp_path):
+    url, env = ray_head
+    results = tmp_path / "results"
+    _submit(url, env, "aime", "collect", "--config", "tiny", "--no-progress", f"results_dir={results}")
+    (collected,) = results.iterdir()
+    assert json.loads((collected / "collect.json").read_text())["episodes"] == 4
+    assert len(list((collected / "replay").rglob("*.parquet"))) == 4
+
+    output = _submit(
+        url, env, "aime", "run", "--config", "tiny", "--no-progress", f"results_dir={results}",
+        "run_id=submitted", "train.steps=2", "train.num_workers=1", "train.eval_windows=4",
+    )  # fmt: skip
+    assert "joining Ray at" in output  # the job's driver joined the head instead of starting a Ray
+    summary = json.loads((results / "submitted" / "summary.json").read_text())
+    assert summary["train"]["steps"] == 2 and summary["eval"]  # trained, then evaluated
