@@ -31,7 +31,9 @@ def ray_local(s3_server):
     import ray
 
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=True, runtime_env={"env_vars": {"MUJOCO_GL": "egl"}})
+        # "local": never a cluster another test started (ray start, cluster_utils) and left behind.
+        env = {"env_vars": {"MUJOCO_GL": "egl"}}
+        ray.init(address="local", num_cpus=2, include_dashboard=True, runtime_env=env)
     yield ray
     ray.shutdown()
 

@@ -33,7 +33,9 @@ from aime.actors.rollout import EpisodeRecord
 from aime.config import Config
 from aime.envs import make_env_from_config
 from aime.envs.tasks import check_env_config
+from aime.replay.stats import replay_stats
 from aime.replay.store import ReplayStore
+from aime.run import ray_metrics
 from aime.run.rundir import MetricsWriter
 
 log = logging.getLogger(__name__)
@@ -119,12 +121,14 @@ def collect(
                     batch = ray.get(ref)
                 except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as error:
                     failures += 1
+                    ray_metrics.worker_failed(cfg.run_id, phase)
                     _requeue(slots, attempts, queue, error, c.max_attempts_per_episode)
                     actors.replace(index, gen)
                     continue
                 records += batch
                 evicted += len(store.evict(cfg.replay.capacity_steps))
                 bar.update(len(batch))
+                _export_batch(cfg.run_id, phase, index, batch, store)
             now = time.monotonic()
             if now - last_log >= cfg.log_every_seconds or not (queue or in_flight):
                 last_log = now
@@ -132,6 +136,7 @@ def collect(
                 if steps and first_frame is None:
                     first_frame = now - start
                 bar.set_postfix_str(f"{steps / (now - start):,.0f} frames/s", refresh=False)
+                ray_metrics.collection_rate(cfg.run_id, phase, steps / (now - start))
                 if metrics:
                     metrics.write(steps, _metrics(records, steps, cfg, now - start, failures))
     finally:
@@ -246,6 +251,16 @@ def _live_steps(actors: list[Any], records: list[EpisodeRecord]) -> int:
         except ray.exceptions.RayError:  # a dead or restarting actor: its episodes get re-run anyway
             pass
     return max(live, sum(r.steps for r in records))
+
+
+def _export_batch(
+    run_id: str, phase: str, actor: int, batch: list[EpisodeRecord], store: ReplayStore
+) -> None:
+    """A finished batch and the store's new size, as Ray dashboard series (``aime.run.ray_metrics``)."""
+    frames = sum(r.steps for r in batch)
+    ray_metrics.collected(run_id, phase, actor, episodes=len(batch), frames=frames)
+    stats = replay_stats(store)  # one listing: the store keeps the footers it has read
+    ray_metrics.replay_size(store.root, episodes=stats.episodes, steps=stats.steps, size_bytes=stats.bytes)
 
 
 def _metrics(

@@ -24,5 +24,6 @@ def rollout_actor(cfg: CollectConfig, name: str | None = None, **worker_kwargs: 
         max_restarts=cfg.max_restarts,
         max_task_retries=cfg.max_task_retries,
         max_concurrency=CALLS_IN_FLIGHT + 1,
+        scheduling_strategy="SPREAD",  # on a cluster, over the nodes (a lost node loses fewer actors)
     )(RolloutWorker)
     return actor_class.options(name=name).remote(**worker_kwargs)

@@ -42,6 +42,9 @@ def init_ray(cfg: RayConfig, address: str | None = None) -> Any:
         log.info("joining Ray at %s", address)
         kwargs |= {"address": address, "log_to_driver": True}
     else:
+        # "local": a new instance, never one that `ray start` (or a dead cluster's leftover address
+        # file) advertises on this machine: joining a cluster is what an address is for.
+        kwargs["address"] = "local"
         kwargs["include_dashboard"] = cfg.include_dashboard
         if cfg.num_cpus is not None:
             kwargs["num_cpus"] = cfg.num_cpus

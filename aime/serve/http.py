@@ -3,6 +3,7 @@
     request --limits (415 content type, 411/413 body size)--> pydantic body (422: field + problem)
             --checks against the model (422: image size, action dim, lengths, limits)--> backend
             --> JSON response; any other failure: 500 {"error", "request_id"}, traceback in the log
+    every response --> aime_serve_requests{route, status} (aime.run.ray_metrics)
 
 Serve gives every request an ``x-request-id`` (echoed in its response header); error bodies carry it
 too, and the logs name it. Nothing from a request is unpickled: bodies are JSON and
@@ -22,6 +23,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
+from aime.run import ray_metrics
 from aime.serve.codec import FrameError, encode_png, frames_to_array
 from aime.serve.config import ServeConfig
 from aime.serve.model import EncodeItem, ImagineItem
@@ -190,22 +192,34 @@ def _actions(actions: list[list[float]], where: str, spec: dict[str, Any], steps
 
 def _limits_and_errors(cfg: ServeConfig) -> Callable[[Request, Callable], Awaitable[Response]]:
     async def middleware(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        request_id = request.headers.get(REQUEST_ID) or uuid.uuid4().hex[:16]
-        request.state.request_id = request_id
-        if request.method == "POST":
-            problem = _body_problem(request, cfg.max_body_bytes)
-            if problem is not None:
-                return _error(problem.status, str(problem), request_id)
-        try:
-            response = await call_next(request)
-        except Exception:
-            log.exception(
-                "request %s %s failed (request id %s)", request.method, request.url.path, request_id
-            )
-            return _error(500, "internal error while serving the request; see the replica log", request_id)
+        request.state.request_id = request.headers.get(REQUEST_ID) or uuid.uuid4().hex[:16]
+        response = await _answer(request, call_next, cfg.max_body_bytes)
+        ray_metrics.served(_route(request), response.status_code)
         return response
 
     return middleware
+
+
+async def _answer(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]], max_bytes: int
+) -> Response:
+    """The API's response; or the error for a body over the limits, or for an unexpected failure."""
+    request_id = request.state.request_id
+    if request.method == "POST":
+        problem = _body_problem(request, max_bytes)
+        if problem is not None:
+            return _error(problem.status, str(problem), request_id)
+    try:
+        return await call_next(request)
+    except Exception:
+        log.exception("request %s %s failed (request id %s)", request.method, request.url.path, request_id)
+        return _error(500, "internal error while serving the request; see the replica log", request_id)
+
+
+def _route(request: Request) -> str:
+    """The route the router matched ("/v1/encode"); "other" where none was (unknown paths, bodies
+    refused before routing), so a scanner's paths cannot grow the metric's label set."""
+    return str(getattr(request.scope.get("route"), "path", "other"))
 
 
 def _body_problem(request: Request, max_bytes: int) -> RequestProblem | None:

@@ -16,6 +16,7 @@ from aime.cli.main import main
 from aime.config import Config, load_config
 from aime.replay import ReplayStore
 from aime.replay.schema import check_schema
+from aime.run.ray_metrics import ENV_WORKER_FAILURES, exported_name
 from aime.run.rundir import create_run_dir
 
 
@@ -70,7 +71,9 @@ def test_collect_cli_writes_exactly_the_requested_episodes(tmp_path, ray_local, 
 
 
 @pytest.mark.parametrize("max_restarts", [3, 0], ids=["ray-restarts-actor", "driver-replaces-actor"])
-def test_killing_a_worker_mid_collection_still_yields_every_episode(tmp_path, ray_local, max_restarts):
+def test_killing_a_worker_mid_collection_still_yields_every_episode(
+    tmp_path, ray_local, exported_metrics, max_restarts
+):
     cfg = load_config(
         Config,
         "tiny",
@@ -100,6 +103,10 @@ def test_killing_a_worker_mid_collection_still_yields_every_episode(tmp_path, ra
     assert len(episodes) == 6 and set(episodes.values()) == {151}
     if max_restarts == 0:
         assert summary.worker_failures >= 1
+        # The Ray dashboard's series counts the same recoveries (aime.run.ray_metrics).
+        failures = exported_name(ENV_WORKER_FAILURES)
+        count = summary.worker_failures
+        exported_metrics(failures, until=lambda n: n == count, run_id=cfg.run_id, phase="rollout")
 
 
 def _wait_for_actor(ray, name: str, timeout: float = 60):

@@ -160,3 +160,17 @@ def test_200_concurrent_requests_all_succeed(server):
     with ThreadPoolExecutor(max_workers=32) as pool:
         results = list(pool.map(call, range(200)))
     assert results == [3 if i % 2 else 4 for i in range(200)]
+
+
+def test_answers_are_counted_by_route_and_status_on_the_metrics_endpoint(server, exported_metrics):
+    from aime.run.ray_metrics import SERVE_REQUESTS, exported_name
+
+    assert httpx.get(f"{server.url}/v1/model", timeout=30).status_code == 200
+    json_body = {"content": b"{", "headers": {"content-type": "application/json"}, "timeout": 30}
+    assert httpx.post(f"{server.url}/v1/imagine", **json_body).status_code == 422  # routed, then refused
+    text_body = {"content": b"{}", "headers": {"content-type": "text/plain"}, "timeout": 30}
+    assert httpx.post(f"{server.url}/v1/imagine", **text_body).status_code == 415  # refused before routing
+    name = exported_name(SERVE_REQUESTS)
+    assert exported_metrics(name, route="/v1/model", status="200") >= 1
+    assert exported_metrics(name, route="/v1/imagine", status="422") >= 1
+    assert exported_metrics(name, route="other", status="415") >= 1
