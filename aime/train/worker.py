@@ -48,6 +48,7 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     device = ray.train.torch.get_device()
     bf16 = resolve_bf16(t, device.type == "cuda")
     engine, optimizer = build_engine(cfg, device, world)
+    _remove_stale_saves(cfg.run_id, rank)
     # The tokenizer stage has one task: nothing to balance.
     balancing = cfg.model.optim.balancing
     balancer = GradientBalancer(
@@ -108,7 +109,7 @@ def train_worker(loop_config: dict[str, Any]) -> None:
             if periodic.enabled:  # every checkpoint carries its score (CheckpointConfig keeps the best)
                 scores = periodic(evaluation_model(engine), all_reduce_sum)  # ZeRO-3: a plain copy
             metrics |= scores
-            directory = Path(tempfile.mkdtemp(prefix=f"aime-ckpt-{cfg.run_id}-{rank}-"))
+            directory = _stage_save(cfg.run_id, rank)
             save_checkpoint(engine, cfg, step, directory, {"balancer": balancer.state_dict()}, scores)
             ray.train.report(
                 metrics,
@@ -172,6 +173,20 @@ def train_microbatch(
     with record_function("optimizer_step"):
         engine.step()
     return losses, balanced
+
+
+def _stage_save(run_id: str | None, rank: int) -> Path:
+    """A fresh local folder for one save of this rank; Ray Train deletes it once persisted."""
+    return Path(tempfile.mkdtemp(prefix=f"aime-ckpt-{run_id}-{rank}-"))
+
+
+def _remove_stale_saves(run_id: str | None, rank: int) -> None:
+    """Saves of this run and rank that a killed worker left in the temp folder (a restarted or resumed
+    worker starts with none in flight)."""
+    import shutil
+
+    for stale in Path(tempfile.gettempdir()).glob(f"aime-ckpt-{run_id}-{rank}-*"):
+        shutil.rmtree(stale, ignore_errors=True)
 
 
 def replay_batches(cfg: Config, *, first_step: int, rank: int, world_size: int) -> Iterator[dict[str, Any]]:

@@ -78,14 +78,20 @@ def ray_head(tmp_path):
 
 
 def _submit(url: str, env: dict[str, str], *entrypoint: str) -> str:
-    done = subprocess.run(
-        [str(BIN / "ray"), "job", "submit", "--address", url, "--", *entrypoint],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=420,
-    )
-    output = done.stdout + done.stderr
+    deadline = time.monotonic() + 120
+    while True:
+        done = subprocess.run(
+            [str(BIN / "ray"), "job", "submit", "--address", url, "--", *entrypoint],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=420,
+        )
+        output = done.stdout + done.stderr
+        # A head that has just started answers before its job agent is up: Ray says to try again.
+        if "No available agent" not in output or time.monotonic() > deadline:
+            break
+        time.sleep(2)
     assert done.returncode == 0 and "succeeded" in output.lower(), output[-4000:]
     return output
 

@@ -1,13 +1,12 @@
-"""aime's series reach the node's Prometheus endpoint with the run's numbers (a small real collection,
-and the session's real training run), and the Grafana dashboard charts exactly the series defined."""
+"""aime's series reach the node's Prometheus endpoint with the run's numbers (a small real collection;
+the training series are checked right after a real training run in tests/train/test_train.py), and
+the Grafana dashboard charts exactly the series defined."""
 
 from __future__ import annotations
 
 import json
 import re
 from pathlib import Path
-
-import pytest
 
 from aime.actors.collect import collect
 from aime.config import Config, load_config
@@ -36,20 +35,6 @@ def test_a_collection_exports_frames_episodes_and_the_replay_size(tmp_path, ray_
     value(R.REPLAY_EPISODES, 2, **store)
     value(R.REPLAY_STEPS, summary.steps + 2, **store)  # rows: each episode's final observation too
     value(R.REPLAY_BYTES, summary.bytes, **store)
-
-
-def test_training_exports_loss_throughput_checkpoint_and_eval_gain(trained_checkpoint, exported_metrics):
-    """The session's two-step run (conftest): its driver, this process, still holds the gauges."""
-    run_dir = trained_checkpoint.parents[2]  # <results>/<run id>/checkpoints/train/stepN
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    last = {k: v for record in records for k, v in record.items()}
-    last[R.TRAIN_CHECKPOINT_TIMESTAMP] = max(r["time"] for r in records if "train/checkpoint" in r)
-    gauges = {**R.TRAIN_GAUGES, R.TRAIN_CHECKPOINT_TIMESTAMP: R.TRAIN_CHECKPOINT_TIMESTAMP}
-    for key, name in gauges.items():
-        assert key in last and last[key] != 0, (key, sorted(last))
-        # Until the export after the run's last report: an earlier one may hold the step before.
-        same = pytest.approx(last[key], rel=1e-9)
-        exported_metrics(R.exported_name(name), until=lambda v, same=same: v == same, run_id=run_dir.name)
 
 
 def test_the_grafana_dashboard_charts_every_series_from_rays_prometheus_datasource():

@@ -12,8 +12,12 @@ from aime.run.rundir import create_run_dir
 from aime.train.driver import train
 
 
-def test_zero2_on_two_workers_trains_logs_and_checkpoints_the_trainers_weights(tmp_path, ray_local):
+def test_zero2_on_two_workers_trains_logs_and_checkpoints_the_trainers_weights(
+    tmp_path, ray_local, exported_metrics
+):
     import json
+
+    from aime.run import ray_metrics as R
 
     cfg, run_dir = _tiny(
         tmp_path, "train.steps=2", "train.log_every=1", "train.wandb=true", "train.profile_step=2"
@@ -25,8 +29,15 @@ def test_zero2_on_two_workers_trains_logs_and_checkpoints_the_trainers_weights(t
     assert 0.0 <= summary.metrics["train/data_wait_fraction"] <= 1.0
     train_json = json.loads((run_dir / "train.json").read_text())
     assert 0 < train_json["seconds_to_first_step"] == summary.seconds_to_first_step < 600
-    _assert_consolidated_weights_are_the_engines(summary.checkpoint, run_dir)
+    # The dashboard's series (ray.util.metrics, from this driver) hold the run's last report.
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    last = {k: v for record in records for k, v in record.items()}
+    last[R.TRAIN_CHECKPOINT_TIMESTAMP] = max(r["time"] for r in records if "train/checkpoint" in r)
+    for key, name in {**R.TRAIN_GAUGES, R.TRAIN_CHECKPOINT_TIMESTAMP: R.TRAIN_CHECKPOINT_TIMESTAMP}.items():
+        assert key in last and last[key] != 0, (key, sorted(last))
+        same = pytest.approx(last[key], rel=1e-9)  # an export before the last report holds the one before
+        exported_metrics(R.exported_name(name), until=lambda v, same=same: v == same, run_id=run_dir.name)
+    _assert_consolidated_weights_are_the_engines(summary.checkpoint, run_dir)
     assert [r["step"] for r in records] == [1, 2]
     for name in ("train/total", "train/task/elbo", "train/lr/main", "train/samples_per_second"):
         assert all(name in r for r in records), name
@@ -157,8 +168,12 @@ def test_resume_after_a_crash_reproduces_the_uninterrupted_run(tmp_path, uninter
     truncated = registered.parent / "step00000050"
     shutil.copytree(stray, truncated)
     (truncated / "meta.json").write_text('{"step": 5')
+    # A save a killed worker left in the temp dir is removed when the run is resumed.
+    left_behind = Path(tempfile.mkdtemp(prefix=f"aime-ckpt-{run_dir.name}-0-"))
+    (left_behind / "mp_rank_00_model_states.pt").write_bytes(b"\0" * 64)
     with caplog.at_level(logging.WARNING):
         assert main(["train", "--resume", str(run_dir), "--no-progress"]) == 0
+    assert not left_behind.exists()
     assert f"{stray} was not registered by Ray Train" in caplog.text and str(truncated) in caplog.text
     records = _records(run_dir)
     assert sorted(records) == [1, 2, 3, 4]
