@@ -57,10 +57,17 @@ def ray_head(tmp_path):
     temp = tempfile.mkdtemp(prefix="rh", dir="/tmp")  # Ray's socket paths must stay short
     dashboard = _free_port()
     log = tmp_path / "head.log"
+    # Every port this head binds is a free one: another Ray on the machine (the test session's) holds
+    # the defaults, and a head whose job agent cannot bind its port never accepts a job.
+    ports = {
+        "port": _free_port(), "dashboard-port": dashboard, "dashboard-agent-listen-port": _free_port(),
+        "dashboard-agent-grpc-port": _free_port(), "runtime-env-agent-port": _free_port(),
+        "metrics-export-port": _free_port(), "ray-client-server-port": _free_port(),
+    }  # fmt: skip
     command = [
-        str(BIN / "ray"), "start", "--head", "--block", f"--port={_free_port()}",
-        "--node-ip-address=127.0.0.1", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
-        "--num-cpus=2", f"--temp-dir={temp}", "--disable-usage-stats",
+        str(BIN / "ray"), "start", "--head", "--block", "--node-ip-address=127.0.0.1",
+        "--dashboard-host=127.0.0.1", "--num-cpus=2", f"--temp-dir={temp}", "--disable-usage-stats",
+        *(f"--{name}={port}" for name, port in ports.items()),
     ]  # fmt: skip
     with open(log, "wb") as out:
         head = subprocess.Popen(command, env=env, stdout=out, stderr=out)

@@ -19,8 +19,16 @@ from aime.replay.synthetic import write_synthetic_episodes
 
 out = sys.argv[1]
 write_synthetic_episodes(out + "/replay", 3, length=20, image_size=32, action_dim=6)
-cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": True})
-nodes = [cluster.add_node(num_cpus=2) for _ in range(2)]
+import socket
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+# Ray Train's controller reads the state API: a dashboard, on ports the session's Ray does not hold.
+cluster = Cluster(initialize_head=True, head_node_args={
+    "num_cpus": 0, "include_dashboard": True, "dashboard_port": free_port(),
+    "dashboard_agent_listen_port": free_port()})
+nodes = [cluster.add_node(num_cpus=2, dashboard_agent_listen_port=free_port()) for _ in range(2)]
 cluster.wait_for_nodes()
 os.environ["RAY_ADDRESS"] = cluster.address
 from aime.cli.main import main
