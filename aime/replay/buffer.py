@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from aime.config import ReplayConfig, TrainConfig
-from aime.replay.dataset import batch_window_ids, window_dataset
+from aime.replay.dataset import batch_window_ids, executor_apart, window_dataset
 from aime.replay.sampler import WindowSampler
 from aime.replay.stats import ReplayStats, replay_stats
 from aime.replay.store import ReplayStore
@@ -65,9 +65,16 @@ class ReplayBuffer:
             episode_filter=episode_filter,
         )
 
-    def iter_torch_batches(self, num_batches: int, dataset: Any = None) -> Iterator[dict[str, Any]]:
-        """``(B, T, ...)`` torch batches: pixels uint8 (B, T, C, H, W), action (B, T, A), ..."""
+    def iter_torch_batches(
+        self, num_batches: int = 0, dataset: Any = None, *, pin_memory: bool = False
+    ) -> Iterator[dict[str, Any]]:
+        """``(B, T, ...)`` torch batches of ``dataset`` (default: ``self.dataset(num_batches)``):
+        pixels uint8 (B, T, C, H, W), action (B, T, A), ... The stream's executor runs apart from
+        this process (``executor_apart``): what a trainer iterates."""
         dataset = dataset if dataset is not None else self.dataset(num_batches)
-        return dataset.iter_torch_batches(
-            batch_size=self.train.batch_size, prefetch_batches=self.train.prefetch_batches, drop_last=True
+        return executor_apart(dataset).iter_torch_batches(
+            batch_size=self.train.batch_size,
+            prefetch_batches=self.train.prefetch_batches,
+            drop_last=True,
+            pin_memory=pin_memory,
         )

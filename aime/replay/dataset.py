@@ -2,6 +2,7 @@
 
     ids (numpy blocks, id_block_dataset) --map_batches(SampleWindows, actors)--> {pixels (n, T, C, H, W), ...}
                --iter_torch_batches(B) / get_dataset_shard--> torch tensors (B, T, ...)
+               (a trainer iterates ``executor_apart(dataset)``: see there)
 
 Each input row is a request id; a sampler actor turns ``windows_per_read`` ids into that many windows
 in one call (amortising Ray Data's per-block cost) and re-lists the store every ``refresh_seconds``,
@@ -93,6 +94,22 @@ def window_dataset(
         num_cpus=cpus_per_sampler,
     )
     return dataset
+
+
+def executor_apart(dataset: Any) -> Any:
+    """An iterator over ``dataset`` (``iter_batches``, ``iter_torch_batches``) whose Ray Data
+    streaming executor runs in an actor of its own instead of a thread of the caller's process.
+
+    Why a trainer needs it: the executor's scheduling loop (Ray 2.60) waits only on tasks in flight,
+    so while the consumer is the bottleneck (every sampler backpressured, none running) it spins,
+    holding the GIL most of the time. Each time the training thread gives up the GIL (a CUDA sync, an
+    autograd hook of DeepSpeed's, a kernel launch) it then waits for the interpreter's switch
+    interval to get it back. The ``gpu`` preset trained at 10 samples/s over a 1,500-step stream and
+    at 110-120 over a 100-step one, which ends before it backpressures (one H200, 2026-12);
+    ``benchmarks/stream_contention.py`` shows the same on a CPU. ``streaming_split(1)`` moves the
+    executor into Ray Data's split-coordinator actor; its one split sees every block, in order.
+    """
+    return dataset.streaming_split(1)[0]
 
 
 def id_block_dataset(

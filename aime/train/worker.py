@@ -209,12 +209,7 @@ def replay_batches(cfg: Config, *, first_step: int, rank: int, world_size: int) 
     # Inside a Ray Train worker the batches arrive on its device (device="auto"), moved by Ray's
     # prefetch thread; pinned host memory makes that copy asynchronous (from pageable memory CUDA
     # first waits for the stream's queued work).
-    return dataset.iter_torch_batches(
-        batch_size=t.batch_size,
-        prefetch_batches=t.prefetch_batches,
-        drop_last=True,
-        pin_memory=torch.cuda.is_available(),
-    )
+    return buffer.iter_torch_batches(dataset=dataset, pin_memory=torch.cuda.is_available())
 
 
 def _quiet_report_logging() -> None:

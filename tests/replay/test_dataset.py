@@ -78,3 +78,29 @@ def ray_train_run_config(tmp_path):
     from ray.train import RunConfig
 
     return RunConfig(storage_path=str(tmp_path / "ray_results"), name="shard-test")
+
+
+def _executor_threads() -> list[str]:
+    import threading
+
+    return [t.name for t in threading.enumerate() if t.name.startswith("StreamingExecutor")]
+
+
+def test_the_trainers_stream_runs_its_executor_outside_the_consuming_process(tmp_path, ray_local):
+    """Ray Data's scheduling loop spins, holding the GIL, while the stream is backpressured; in a
+    trainer's process that starves the training thread (aime.replay.dataset.executor_apart)."""
+    write_synthetic_episodes(tmp_path, 2, length=20, image_size=8)
+    buffer = _buffer(tmp_path)
+
+    # The check sees the executor where it runs in this process (Ray names its thread so) ...
+    beside = []
+    for _ in buffer.dataset(num_batches=6).iter_batches(batch_size=4):
+        beside.extend(_executor_threads())
+    assert beside, "no StreamingExecutor thread seen: Ray renamed it, so this test checks nothing"
+
+    # ... and never sees it while the trainer's stream is read.
+    seen = 0
+    for _ in buffer.iter_torch_batches(num_batches=6):
+        seen += 1
+        assert not _executor_threads(), _executor_threads()
+    assert seen == 6
