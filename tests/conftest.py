@@ -130,6 +130,19 @@ class S3Server:
 
         return pafs.S3FileSystem(endpoint_override=self.endpoint, allow_bucket_creation=True)
 
+    def files(self, *parts: str) -> dict[str, int]:
+        """Relative path -> size of every object under ``s3://<bucket>/<parts...>``."""
+        import pyarrow.fs as pafs
+
+        root = "/".join([self.bucket, *parts])
+        selector = pafs.FileSelector(root, recursive=True, allow_not_found=True)
+        infos = self.filesystem().get_file_info(selector)
+        return {i.path[len(root) + 1 :]: i.size for i in infos if i.type == pafs.FileType.File}
+
+    def read(self, *parts: str) -> bytes:
+        with self.filesystem().open_input_stream("/".join([self.bucket, *parts])) as stream:
+            return stream.read()
+
 
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory):

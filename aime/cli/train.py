@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from aime.run.rundir import create_run_dir
     from aime.run.seeding import seed_everything
     from aime.storage.mirror import finish, is_uri, pull
-    from aime.train.checkpoint import resumable_checkpoint
+    from aime.train.checkpoint import resume_location
     from aime.train.driver import check_replay, check_train_config, train
 
     resume_from = None
@@ -39,14 +39,12 @@ def run(args: argparse.Namespace) -> int:
         if args.config:
             raise ValueError("--resume takes the run's own config.yaml; give overrides, not --config")
         args.config = str(run_dir / "config.yaml")
-        resume_from = resumable_checkpoint(run_dir)
+        resume_from = resume_location(run_dir)  # on shared storage: the checkpoint's URI
         if resume_from is None:
             raise ValueError(
                 f"{run_dir} has no complete checkpoint registered by Ray Train to resume from "
                 "(checkpoints/*/checkpoint_manager_snapshot.json lists them)"
             )
-        if remote:  # the workers read the DeepSpeed state from shared storage, not from staging
-            resume_from = f"{remote}/{resume_from.relative_to(run_dir).as_posix()}"  # type: ignore[assignment]
     cfg = config_from_args(args)
     check_train_config(cfg)  # before a run directory or Ray exists: a bad input leaves nothing behind
     check_replay(cfg)

@@ -30,7 +30,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from aime.run.ray_init import init_ray
+    from dataclasses import replace
+
+    from aime.run.ray_init import check_shared_storage, init_ray, live_nodes
     from aime.tune.check import check_sweep
     from aime.tune.config import load_sweep
     from aime.tune.driver import resumed_sweep, run_sweep
@@ -43,10 +45,12 @@ def run(args: argparse.Namespace) -> int:
         sweep, directory = load_sweep(args.config, args.overrides), None
     base = check_sweep(sweep)  # space, metric and schedule errors before Ray starts
     init_ray(base.ray, address=args.address)
+    # trials, episodes and Tune's state live under the sweep's results_dir
+    check_shared_storage(replace(base, results_dir=sweep.results_dir), live_nodes())
     report = run_sweep(sweep, directory, resume=bool(args.resume), progress=not args.no_progress)
     print("\n".join(report.lines()))
     if report.best_config is None:
-        where = report.experiment_dir / "trials"
+        where = f"{report.experiment_dir}/trials"
         print(f"aime tune: no trial reported {sweep.metric}; see the trials' run directories in {where}")
         return 1
     return 0

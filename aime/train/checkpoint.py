@@ -63,6 +63,21 @@ def resumable_checkpoint(run_dir: str | Path) -> Path | None:
     return chosen
 
 
+def resume_location(run_dir: str | Path) -> str | None:
+    """Where a (re)started run continues from, as its workers read it: ``resumable_checkpoint`` of
+    ``run_dir``, or None. For a staging copy of a run on shared storage (``aime/storage/mirror.py``)
+    the run's checkpoint records are pulled first and the answer is the checkpoint's URI."""
+    from aime.storage.mirror import pull, remote_of
+
+    remote = remote_of(run_dir)
+    if remote is not None:
+        pull(remote)  # into run_dir, the same staging folder: meta and model files, no DeepSpeed states
+    found = resumable_checkpoint(run_dir)
+    if found is None:
+        return None
+    return f"{remote}/{found.relative_to(run_dir).as_posix()}" if remote else str(found)
+
+
 def registered_checkpoints(run_dir: str | Path) -> set[Path]:
     """The checkpoint folders Ray Train's snapshots list (unreadable snapshots list nothing)."""
     found: set[Path] = set()

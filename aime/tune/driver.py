@@ -7,17 +7,24 @@ and write the results.
         tune/                                 Ray Tune's own state (resume)
         trials/<trial id>/                    each trial's aime run directory (config, metrics, checkpoints)
         results.csv, metric.png, best.yaml, best.json   written by report.py
+
+With ``results_dir`` on shared storage (``s3://...``) the experiment directory is there: trials,
+episodes and Tune's state are written there directly; the driver writes sweep.yaml and the report in
+a staging copy (``aime/storage/mirror.py``), pulls the trials' records into it to write the report,
+pushes, and removes it.
 """
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from aime.config import Config, ConfigError, dump_yaml
-from aime.storage import atomic_write_text
+from aime.storage import atomic_write_text, resolve_filesystem
+from aime.storage.mirror import is_uri, pull, push, start_staging
 from aime.tune.check import check_sweep
 from aime.tune.config import SweepConfig, load_sweep
 from aime.tune.report import SweepReport, short_value, write_report
@@ -28,12 +35,24 @@ SWEEP_FILE = "sweep.yaml"
 TUNE_DIR = "tune"
 
 
-def new_experiment_dir(sweep: SweepConfig) -> Path:
-    return Path(sweep.results_dir) / f"{sweep.name}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+NOT_STAGED = ("replay", "tune", "checkpoints")  # what the driver never pulls from a shared experiment
+NOT_PUSHED = ("replay", "tune", "trials")  # written there by the collectors, Tune and the trials
+
+
+def new_experiment_dir(sweep: SweepConfig) -> str:
+    """A path or URI: ``<results_dir>/<name>-<UTC time>``."""
+    return f"{sweep.results_dir.rstrip('/')}/{sweep.name}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
 
 
 def resumed_sweep(experiment_dir: str | Path) -> SweepConfig:
-    path = Path(experiment_dir) / SWEEP_FILE
+    location = str(experiment_dir).rstrip("/")
+    folder = Path(location)
+    if is_uri(location):
+        try:
+            folder = pull(location, skip=(*NOT_STAGED, "trials"))
+        except FileNotFoundError:
+            raise ConfigError(f"{location} does not exist") from None
+    path = folder / SWEEP_FILE
     if not path.exists():
         raise ConfigError(f"{experiment_dir} is not a sweep's experiment directory (no {SWEEP_FILE})")
     return load_sweep(path)
@@ -51,19 +70,25 @@ def run_sweep(
     import ray
     from ray import tune
 
-    experiment_dir = Path(experiment_dir or new_experiment_dir(sweep)).resolve()
+    location = str(experiment_dir or new_experiment_dir(sweep)).rstrip("/")
+    remote = location if is_uri(location) else None
+    local = start_staging(location) if remote else Path(location).resolve()  # sweep.yaml, the report
+    location = remote or str(local)  # trials, episodes and Tune's state
     base = check_sweep(sweep, ray.cluster_resources())
-    experiment_dir.mkdir(parents=True, exist_ok=True)
+    local.mkdir(parents=True, exist_ok=True)
     if not resume:
-        atomic_write_text(experiment_dir / SWEEP_FILE, dump_yaml(sweep))
-    replay_root = base.replay.root or prepare_replay(base, experiment_dir, progress)
-    run = trainable(sweep, experiment_dir, replay_root)
+        atomic_write_text(local / SWEEP_FILE, dump_yaml(sweep))
+        push(local, skip=NOT_PUSHED)
+    replay_root = base.replay.root or prepare_replay(base, location, progress)
+    run = trainable(sweep, location, replay_root)
     lines = trial_lines(sweep.metric, base.train.steps, sweep.total_trials()) if progress else None
+    fs, fs_path = resolve_filesystem(location) if remote else (None, location)
+    state = f"{fs_path}/{TUNE_DIR}"
     if resume:
-        if not tune.Tuner.can_restore(str(experiment_dir / TUNE_DIR)):
-            raise ConfigError(f"{experiment_dir / TUNE_DIR} holds no Tune state to resume")
+        if not tune.Tuner.can_restore(state, storage_filesystem=fs):
+            raise ConfigError(f"{location}/{TUNE_DIR} holds no Tune state to resume")
         tuner = tune.Tuner.restore(
-            str(experiment_dir / TUNE_DIR), run, resume_unfinished=True, resume_errored=True
+            state, run, resume_unfinished=True, resume_errored=True, storage_filesystem=fs
         )
     else:
         tuner = tune.Tuner(
@@ -79,23 +104,33 @@ def run_sweep(
             ),
             run_config=tune.RunConfig(
                 name=TUNE_DIR,
-                storage_path=str(experiment_dir),
+                storage_path=fs_path,
+                storage_filesystem=fs,
                 failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
                 callbacks=[lines] if lines else [],
                 verbose=0,
             ),
         )
     grid = tuner.fit()
-    return write_report(grid, sweep, experiment_dir, replay_root)
+    if not remote:
+        return write_report(grid, sweep, local, replay_root)
+    pull(remote, skip=NOT_STAGED)  # the trials' records, for the report (no checkpoints, no episodes)
+    try:
+        report = write_report(grid, sweep, local, replay_root, location=remote)
+        push(local, skip=NOT_PUSHED)
+    finally:
+        shutil.rmtree(local, ignore_errors=True)
+    return report
 
 
-def prepare_replay(base: Config, experiment_dir: Path, progress: bool) -> str:
+def prepare_replay(base: Config, experiment: str, progress: bool) -> str:
     """The base experiment's data budget, collected once for every trial (offline: collect.episodes +
-    collect.online_episodes), when the base names no replay store. Reused on resume."""
+    collect.online_episodes) into ``<experiment>/replay``, when the base names no replay store.
+    Reused on resume."""
     from aime.actors.collect import collect
     from aime.replay import ReplayStore
 
-    root = experiment_dir / "replay"
+    root = f"{experiment}/replay"
     episodes = base.collect.episodes + base.collect.online_episodes
     have = len({f.meta.episode_id for f in ReplayStore(root).scan()})
     if have < episodes:
@@ -103,7 +138,7 @@ def prepare_replay(base: Config, experiment_dir: Path, progress: bool) -> str:
         if progress:
             print(f"sweep: collecting {episodes} {base.env.task} episodes once for every trial into {root}")
         collect(cfg, progress=progress, episodes=episodes)
-    return str(root)
+    return root
 
 
 def trial_lines(metric: str, steps: int, total: int) -> Any:

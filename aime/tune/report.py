@@ -12,27 +12,30 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from aime.checkpoints import best_checkpoint
+from aime.checkpoints import IncompleteCheckpointError, best_checkpoint, resolve, run_dir_of
 from aime.config import Config, dump_yaml, load_config
 from aime.storage import atomic_save_figure, atomic_write_text
+from aime.storage.mirror import staged_uri
 from aime.tune.config import SweepConfig
 from aime.tune.trial import TRIALS
 
 
 @dataclass(frozen=True)
 class SweepReport:
-    experiment_dir: Path
+    experiment_dir: str  # a path, or a URI on shared storage
     metric: str
     rows: list[dict[str, Any]]  # best first
-    best_config: Path | None
+    best_config: str | None
     best_checkpoint: str | None
 
     def lines(self) -> list[str]:
-        out = [f"sweep {self.experiment_dir.name}: {len(self.rows)} trials, best first by {self.metric}"]
+        name = self.experiment_dir.rstrip("/").rsplit("/", 1)[-1]
+        out = [f"sweep {name}: {len(self.rows)} trials, best first by {self.metric}"]
         for row in self.rows:
             values = ", ".join(f"{k}={v}" for k, v in row["params"].items()) or "(base config)"
             best = "n/a" if row["best"] is None else f"{row['best']:.3f}"
@@ -41,13 +44,16 @@ class SweepReport:
         if self.best_config:
             out.append(f"best config: {self.best_config}  (aime train --config {self.best_config})")
             out.append(f"best checkpoint: {self.best_checkpoint}")
-        out.append(
-            f"table: {self.experiment_dir / 'results.csv'}  plot: {self.experiment_dir / 'metric.png'}"
-        )
+        out.append(f"table: {self.experiment_dir}/results.csv  plot: {self.experiment_dir}/metric.png")
         return out
 
 
-def write_report(grid: Any, sweep: SweepConfig, experiment_dir: Path, replay_root: str | None) -> SweepReport:
+def write_report(
+    grid: Any, sweep: SweepConfig, experiment_dir: Path, replay_root: str | None, location: str | None = None
+) -> SweepReport:
+    """The report files in ``experiment_dir`` (the trials' records under its ``trials/``);
+    ``location`` is where the experiment lives when that is a staging copy of a URI."""
+    location = location or str(experiment_dir)
     rows = [_row(result, sweep, experiment_dir) for result in grid]
     sign = 1.0 if sweep.mode == "max" else -1.0
     rows.sort(key=lambda r: (r["best"] is None, -sign * (r["best"] or 0.0)))
@@ -60,13 +66,29 @@ def write_report(grid: Any, sweep: SweepConfig, experiment_dir: Path, replay_roo
     if best is not None:
         best_yaml = experiment_dir / "best.yaml"
         atomic_write_text(best_yaml, _reproducible(best["run_dir"]))
-        found = best_checkpoint(best["run_dir"])
-        checkpoint = str(found) if found else None
+        checkpoint = _best_checkpoint(best["run_dir"])
         summary = {k: best[k] for k in ("trial_id", "params", "best", "steps")} | {"checkpoint": checkpoint}
         atomic_write_text(
             experiment_dir / "best.json", json.dumps(summary | {"metric": sweep.metric}, indent=2) + "\n"
         )
-    return SweepReport(experiment_dir, sweep.metric, rows, best_yaml, checkpoint)
+    best_config = f"{location}/best.yaml" if best_yaml else None
+    return SweepReport(location, sweep.metric, rows, best_config, checkpoint)
+
+
+def _best_checkpoint(run_dir: Path) -> str | None:
+    """The trial's best checkpoint: a path, or for a trial on shared storage its URI (the staged
+    trial records hold no checkpoints: ``checkpoints.resolve`` reads that run's, then its copy goes)."""
+    remote = staged_uri(run_dir)
+    if remote is None:
+        found = best_checkpoint(run_dir)
+        return str(found) if found else None
+    try:
+        staged = resolve(remote)
+    except IncompleteCheckpointError:
+        return None
+    uri = staged_uri(staged)
+    shutil.rmtree(run_dir_of(staged), ignore_errors=True)
+    return uri
 
 
 def _row(result: Any, sweep: SweepConfig, experiment_dir: Path) -> dict[str, Any]:

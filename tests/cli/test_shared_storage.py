@@ -4,23 +4,17 @@ nothing stays on the local disk."""
 
 import json
 
-import pyarrow.fs as pafs
-
 from aime import checkpoints
 from aime.cli.main import main
 from aime.storage.mirror import finish, staged_uri
 
 
 def _files(s3_server, *parts: str) -> dict[str, int]:
-    """Relative path -> size of every object under s3://<bucket>/<parts>."""
-    fs, root = s3_server.filesystem(), "/".join([s3_server.bucket, *parts])
-    infos = fs.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
-    return {i.path[len(root) + 1 :]: i.size for i in infos if i.type == pafs.FileType.File}
+    return s3_server.files(*parts)
 
 
 def _read_json(s3_server, *parts: str):
-    with s3_server.filesystem().open_input_stream("/".join([s3_server.bucket, *parts])) as stream:
-        return json.loads(stream.read())
+    return json.loads(s3_server.read(*parts))
 
 
 def test_run_resume_and_eval_on_s3_keep_nothing_local(s3_server, ray_local, tmp_path, monkeypatch):
@@ -64,5 +58,4 @@ def test_run_resume_and_eval_on_s3_keep_nothing_local(s3_server, ray_local, tmp_
 
 
 def _read_lines(s3_server, *parts: str) -> list[dict]:
-    with s3_server.filesystem().open_input_stream("/".join([s3_server.bucket, *parts])) as stream:
-        return [json.loads(line) for line in stream.read().decode().splitlines() if line.strip()]
+    return [json.loads(line) for line in s3_server.read(*parts).decode().splitlines() if line.strip()]

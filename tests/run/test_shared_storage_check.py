@@ -42,15 +42,16 @@ cluster.add_node(num_cpus=1)
 cluster.wait_for_nodes()
 os.environ["RAY_ADDRESS"] = cluster.address
 from aime.cli.main import main
-code = main(["collect", "--config", "tiny", "--no-progress", "results_dir=" + sys.argv[1]])
+collect = main(["collect", "--config", "tiny", "--no-progress", "results_dir=" + sys.argv[1]])
+tune = main(["tune", "--config", "lr", "--no-progress", "base=tiny", "results_dir=" + sys.argv[1]])
 import ray
 ray.shutdown()
 cluster.shutdown()
-print(json.dumps({"code": code}))
+print(json.dumps({"collect": collect, "tune": tune}))
 """
 
 
-def test_aime_collect_on_a_two_node_cluster_refuses_a_local_results_dir(tmp_path):
+def test_aime_collect_and_tune_on_a_two_node_cluster_refuse_a_local_results_dir(tmp_path):
     """A real two-node Ray (``ray.cluster_utils.Cluster``, in a subprocess: one Ray per process)."""
     results = tmp_path / "results"
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
@@ -62,6 +63,7 @@ def test_aime_collect_on_a_two_node_cluster_refuses_a_local_results_dir(tmp_path
         timeout=180,
         env=env,
     )
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"code": 2}, done.stderr[-3000:]
-    assert "the Ray cluster has 2 nodes" in done.stderr and "results_dir=s3://" in done.stderr
+    codes = json.loads(done.stdout.strip().splitlines()[-1])
+    assert codes == {"collect": 2, "tune": 2}, done.stderr[-3000:]
+    assert done.stderr.count("the Ray cluster has 2 nodes") == 2 and "results_dir=s3://" in done.stderr
     assert not results.exists()  # refused before a run directory was made

@@ -105,6 +105,41 @@ def test_an_interrupted_sweep_resumes_without_rerunning_finished_trials(store, r
     assert len(rows) == 3 and all(",finished," in row for row in rows), rows
 
 
+def test_a_sweep_on_shared_storage_keeps_everything_there_and_resumes_from_there(
+    s3_server, ray_local, tmp_path, monkeypatch
+):
+    staging = tmp_path / "staging"
+    monkeypatch.setenv("AIME_STAGING_DIR", str(staging))
+    monkeypatch.chdir(tmp_path)
+    sweeps = s3_server.uri("sweeps")
+    grid = "space.model.optim.lr={grid: [1.0e-3, 3.0e-3]}"
+    overrides = f"overrides={json.dumps(list(TRIAL))}"  # no replay.root: the sweep collects its data there
+    args = ["base=tiny", f"results_dir={sweeps}", overrides, grid, "samples=1", "scheduler.name=none"]
+    assert main(["tune", "--config", "lr", "--no-progress", *args]) == 0
+
+    files = s3_server.files("sweeps")
+    (name,) = {f.split("/")[0] for f in files}
+    for report in ("sweep.yaml", "results.csv", "metric.png", "best.yaml", "best.json"):
+        assert files.get(f"{name}/{report}", 0) > 0, (report, sorted(files))
+    assert [f for f in files if f.startswith(f"{name}/replay/") and f.endswith(".parquet")]
+    assert any(f.startswith(f"{name}/tune/") for f in files)  # Tune's state, for --resume
+    trials = {f.split("/")[2] for f in files if f.startswith(f"{name}/trials/")}
+    assert len(trials) == 2, sorted(files)
+    for trial in trials:
+        assert f"{name}/trials/{trial}/checkpoints/train/step00000004/model.safetensors" in files
+    best = json.loads(s3_server.read("sweeps", name, "best.json"))
+    assert best["checkpoint"].startswith(f"{sweeps}/{name}/trials/"), best
+    assert best["checkpoint"].removeprefix(f"{sweeps}/") + "/model.safetensors" in files
+    assert not list(tmp_path.glob("results*")) and not any(staging.iterdir())  # nothing local
+
+    csv_before = s3_server.read("sweeps", name, "results.csv")
+    assert main(["tune", "--resume", f"{sweeps}/{name}", "--no-progress"]) == 0  # nothing left to run
+    rows = s3_server.read("sweeps", name, "results.csv").decode().splitlines()[1:]
+    assert len(rows) == 2 and all(",finished," in row for row in rows), rows
+    assert s3_server.read("sweeps", name, "results.csv") == csv_before
+    assert not any(staging.iterdir())
+
+
 def test_a_bad_sweep_fails_before_any_trial_names_what_is_wrong(tmp_path):
     base = ["base=tiny", "space={}"]
     with pytest.raises(ConfigError, match="unknown config key 'model.optim.lrr'"):
