@@ -70,6 +70,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run_extract(args: argparse.Namespace) -> int:
     from aime import checkpoints
     from aime.lenses.extract import ExtractOptions, extract
+    from aime.storage.mirror import drop
 
     try:  # before Ray starts: a typo fails in a second
         checkpoint = checkpoints.resolve(args.checkpoint)
@@ -79,7 +80,10 @@ def run_extract(args: argparse.Namespace) -> int:
     options = ExtractOptions(
         out=args.out, episodes=args.episodes, actors=args.actors, max_episodes=args.max_episodes
     )
-    manifest = extract(checkpoint, options)
+    try:
+        manifest = extract(checkpoint, options)
+    finally:
+        drop(checkpoints.run_dir_of(checkpoint))  # a run on shared storage: its pulled copy goes
     splits = ", ".join(f"{k} {len(v.episodes)} episodes / {v.rows} rows" for k, v in manifest.splits.items())
     dims = ", ".join(f"{k} {d}" for k, d in manifest.activations.items())
     print(f"activations ({dims}) of step {manifest.step} for concepts {', '.join(manifest.concepts)}")

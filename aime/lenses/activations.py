@@ -23,7 +23,8 @@ import torch
 
 from aime.lenses.fit import LensData
 from aime.replay.schema import CONCEPT_PREFIX
-from aime.storage import atomic_write, atomic_write_text
+from aime.storage import atomic_write, atomic_write_text, resolve_filesystem
+from aime.storage.location import is_file, join, list_files, read_text
 
 MANIFEST = "activations.json"
 SPLITS = ("train", "validation", "test")
@@ -56,17 +57,18 @@ class Manifest:
     format: int = FORMAT
 
     def write(self, directory: str | Path) -> None:
-        atomic_write_text(Path(directory) / MANIFEST, json.dumps(asdict(self), indent=2) + "\n")
+        atomic_write_text(join(directory, MANIFEST), json.dumps(asdict(self), indent=2) + "\n")
 
     @classmethod
     def read(cls, directory: str | Path) -> Manifest:
-        path = Path(directory) / MANIFEST
-        if not path.is_file():
+        """The manifest of the dataset at ``directory`` (a path or a shared-storage URI)."""
+        path = join(directory, MANIFEST)
+        if not is_file(path):
             raise FileNotFoundError(
                 f"{directory} is not an activations dataset (no {MANIFEST}): "
                 "make one with `aime lenses extract <run_dir> --out DIR`"
             )
-        data = json.loads(path.read_text())
+        data = json.loads(read_text(path))
         if data.get("format") != FORMAT:
             raise ValueError(f"{path}: activations format {data.get('format')}, this aime reads {FORMAT}")
         data["splits"] = {name: SplitSummary(**s) for name, s in data["splits"].items()}
@@ -92,7 +94,7 @@ def activation_table(
 
 
 def write_part(directory: str | Path, split: str, block: int, table: pa.Table) -> str:
-    path = Path(directory) / split / f"part-{block:06d}.parquet"
+    path = join(directory, split, f"part-{block:06d}.parquet")
     return atomic_write(path, lambda stream: pq.write_table(table, stream, compression="zstd"))
 
 
@@ -106,12 +108,13 @@ def to_lens_data(table: pa.Table, activations: list[str], concepts: list[str]) -
 
 def read_split(directory: str | Path, split: str, activations: list[str], concepts: list[str]) -> LensData:
     """A whole split in memory (the driver's scoring; workers stream their shard instead)."""
-    folder = Path(directory) / split
     columns = [*activations, *(CONCEPT_PREFIX + c for c in concepts)]
-    files = sorted(folder.glob("part-*.parquet"))
+    files = [
+        f for f in list_files(join(directory, split), ".parquet") if f.rsplit("/", 1)[-1].startswith("part-")
+    ]
     if not files:
         return to_lens_data(_empty(directory, activations, concepts), activations, concepts)
-    table = pa.concat_tables([pq.read_table(f, columns=columns) for f in files])
+    table = pa.concat_tables([_read_part(f, columns) for f in files])
     return to_lens_data(table, activations, concepts)
 
 
@@ -123,6 +126,11 @@ def fixed_size_numpy(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     if not parts:
         return np.zeros((0, size), np.float32)
     return np.concatenate(parts).astype(np.float32, copy=False)
+
+
+def _read_part(location: str, columns: list[str]) -> pa.Table:
+    fs, path = resolve_filesystem(location)
+    return pq.read_table(path, columns=columns, filesystem=fs)
 
 
 def _empty(directory: str | Path, activations: list[str], concepts: list[str]) -> pa.Table:

@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from aime.checkpoints import load_world_model
+from aime import checkpoints
 from aime.lenses.activations import activation_table, write_part
 from aime.replay.schema import CONCEPT_PREFIX
 from aime.replay.store import ReplayStore
@@ -67,7 +67,8 @@ class EncodeEpisodes:
         self, checkpoint: str, root: str, plan: Sequence[EpisodePlan], concepts: Sequence[str], out: str
     ):
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        self.model = load_world_model(checkpoint).to(self.device).eval()
+        # a path or a shared-storage URI (then its model files are pulled to this node's staging)
+        self.model = checkpoints.load(checkpoint, self.device, prefer="newest").model
         self.store = ReplayStore(root)
         self.plan, self.concepts, self.out = list(plan), list(concepts), out
         perception = self.model.cfg.perception

@@ -20,6 +20,7 @@ from aime.lenses.fit import predict
 from aime.lenses.metrics import lens_scores, majority_baseline, per_lens
 from aime.lenses.pack import LensPack
 from aime.storage import atomic_write, atomic_write_text
+from aime.storage.location import join
 
 EVAL_JSON = "lens_eval.json"
 HEATMAP = "f1_heatmap.png"
@@ -53,24 +54,24 @@ def evaluate_pack(
 ) -> dict[str, Any]:
     """Score ``pack_dir`` on its test split; writes lens_eval.json and f1_heatmap.png (into the pack)."""
     pack = LensPack.load(pack_dir)
-    directory = Path(activations or pack.info["training"]["activations"])
+    directory = join(activations or pack.info["training"]["activations"])  # a path or a URI
     manifest = Manifest.read(directory)
     if manifest.config_hash != pack.config_hash:
         pack.check(manifest.config_hash, f"the activations dataset {directory}")
     scores = score_split(pack.bank, directory, "test", manifest)
     lenses = [{**spec.to_dict(), "test": s} for spec, s in zip(pack.bank.specs, scores, strict=True)]
     report = {
-        "pack": str(Path(pack_dir).resolve()),
-        "activations": str(directory.resolve()),
+        "pack": join(pack_dir),
+        "activations": directory,
         "config_hash": pack.config_hash,
         "test_rows": manifest.splits["test"].rows,
         "test_episodes": len(manifest.splits["test"].episodes),
         "lenses": lenses,
         "best_activation": best_activation(lenses),
     }
-    target = Path(out or pack_dir)
-    atomic_write_text(target / EVAL_JSON, json.dumps(report, indent=2) + "\n")
-    plot_heatmap(lenses, target / HEATMAP)
+    target = out or pack_dir
+    atomic_write_text(join(target, EVAL_JSON), json.dumps(report, indent=2) + "\n")
+    plot_heatmap(lenses, join(target, HEATMAP))
     return report
 
 
@@ -102,7 +103,7 @@ def f1_grid(lenses: list[dict[str, Any]]) -> tuple[list[str], list[str], np.ndar
     return concepts, activations, grid
 
 
-def plot_heatmap(lenses: list[dict[str, Any]], path: Path) -> None:
+def plot_heatmap(lenses: list[dict[str, Any]], path: str | Path) -> None:
     import io
 
     import matplotlib

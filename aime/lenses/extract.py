@@ -11,7 +11,6 @@ manifest. Only episode indices and counts cross processes; actors read frames an
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -21,12 +20,15 @@ from pathlib import Path
 import numpy as np
 
 from aime import checkpoints
-from aime.lenses.activations import SPLITS, Manifest, SplitSummary
+from aime.lenses.activations import MANIFEST, SPLITS, Manifest, SplitSummary
 from aime.lenses.encode import EncodeEpisodes, EpisodePlan
 from aime.lenses.split import LensSplit
 from aime.replay.dataset import id_block_dataset
 from aime.replay.split import HeldOutSplit
 from aime.replay.store import EpisodeFile, checkpoint_episodes
+from aime.storage import resolve_filesystem
+from aime.storage.location import join, list_files, remove
+from aime.storage.mirror import staged_uri
 
 log = logging.getLogger(__name__)
 
@@ -60,17 +62,18 @@ def extract(checkpoint: str | Path, options: ExtractOptions) -> Manifest:
         for episode_id in ids
     ]
     plan.sort(key=lambda e: (-e.length, e.episode_id))  # equal lengths meet in one call: one batch
-    out = Path(options.out)
+    out = join(options.out)  # a path or a shared-storage URI, where every encoding actor writes
     for split in SPLITS:  # a re-run replaces the whole dataset, never mixes two
-        shutil.rmtree(out / split, ignore_errors=True)
-    (out / "activations.json").unlink(missing_ok=True)
+        remove(join(out, split))
+    remove(join(out, MANIFEST))
+    model = staged_uri(path) or str(path.resolve())  # what actors on any node load
     log.info(
         "lenses extract: %d episodes (%s)", len(plan), ", ".join(f"{k} {len(v)}" for k, v in assigned.items())
     )
-    counts = _encode_all(str(path), root, plan, concepts, out, options)
+    counts = _encode_all(model, root, plan, concepts, out, options)
     dims = _activation_dims(out)
     manifest = Manifest(
-        checkpoint=str(path.resolve()),
+        checkpoint=model,
         step=int(checkpoints.read_meta(path)["step"]),
         config_hash=checkpoints.config_hash(path),
         task=cfg.env.task,
@@ -110,7 +113,7 @@ def _encode_all(
     root: str,
     plan: list[EpisodePlan],
     concepts: list[str],
-    out: Path,
+    out: str,
     options: ExtractOptions,
 ) -> dict[int, tuple[int, np.ndarray]]:
     """{episode index: (rows, positives (C,))}, every episode encoded exactly once."""
@@ -120,7 +123,7 @@ def _encode_all(
     dataset = id_block_dataset(
         np.arange(len(plan), dtype=np.int64),
         EncodeEpisodes,
-        dict(checkpoint=checkpoint, root=root, plan=plan, concepts=concepts, out=str(out.resolve())),
+        dict(checkpoint=checkpoint, root=root, plan=plan, concepts=concepts, out=out),
         block_size=options.episodes_per_call,
         actors=options.actors or max(1, gpus),
         num_gpus=1 if gpus else None,
@@ -155,11 +158,12 @@ def _summaries(
     }
 
 
-def _activation_dims(out: Path) -> dict[str, int]:
+def _activation_dims(out: str) -> dict[str, int]:
     """Activation name -> dim, read off the first part's schema (what the model really returned)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    first = min(out.glob("*/part-*.parquet"))
-    schema = pq.read_schema(first)
+    first = min(f for split in SPLITS for f in list_files(join(out, split), ".parquet"))
+    fs, path = resolve_filesystem(first)
+    schema = pq.read_schema(path, filesystem=fs)
     return {f.name: f.type.list_size for f in schema if pa.types.is_fixed_size_list(f.type)}

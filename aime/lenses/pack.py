@@ -25,6 +25,7 @@ from torch import Tensor
 from aime import checkpoints
 from aime.lenses.bank import LensBank, LensSpec
 from aime.storage import atomic_write, atomic_write_text
+from aime.storage.location import is_file, join, read_bytes, read_text
 
 PACK_JSON = "pack.json"
 WEIGHTS = "lenses.safetensors"
@@ -93,9 +94,8 @@ class LensPack:
         device: str | torch.device = "cpu",
     ) -> LensPack:
         """The pack; with ``world_model`` (a checkpoint or run directory), checked against it first."""
-        from safetensors.torch import load_file
+        from safetensors.torch import load
 
-        directory = Path(directory)
         info = read_info(directory)
         if world_model is not None:
             checkpoint = checkpoints.resolve(world_model)
@@ -104,7 +104,7 @@ class LensPack:
         specs = [LensSpec(**{k: lens[k] for k in keys}) for lens in info["lenses"]]
         bank = LensBank(specs, dropout=float(info.get("training", {}).get("dropout", 0.1)))
         bank.to(DTYPES[info.get("dtype", "float32")])
-        bank.load_state_dict(load_file(str(directory / WEIGHTS)))  # safetensors: nothing is unpickled
+        bank.load_state_dict(load(read_bytes(join(directory, WEIGHTS))))  # safetensors: nothing is unpickled
         return cls(info, bank.to(device).eval())
 
 
@@ -120,12 +120,13 @@ def check_hash(info: dict[str, Any], world_model_hash: str, world_model: str = "
 
 
 def read_info(directory: str | Path) -> dict[str, Any]:
-    path = Path(directory) / PACK_JSON
-    if not path.is_file():
+    """pack.json of the pack at ``directory`` (a path or a shared-storage URI)."""
+    path = join(directory, PACK_JSON)
+    if not is_file(path):
         raise FileNotFoundError(
             f"{directory} is not a lens pack (no {PACK_JSON}): train one with `aime lenses train`"
         )
-    info = json.loads(path.read_text())
+    info = json.loads(read_text(path))
     if info.get("format") != FORMAT:
         raise ValueError(f"{path}: lens pack format {info.get('format')}, this aime reads {FORMAT}")
     return info

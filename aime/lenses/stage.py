@@ -1,6 +1,6 @@
 """The lens stage of a run: extract -> train -> eval for a run's best checkpoint, in one call.
 
-    run dir --aime.checkpoints.resolve--> checkpoint
+    run dir (a path or a shared-storage URI) --aime.checkpoints.resolve--> checkpoint
         --extract--> <run>/lenses/activations --train_lenses--> <run>/lenses/pack --evaluate_pack-->
         <run>/lenses/pack/lens_eval.json + f1_heatmap.png --> a summary (lenses, graduated, best per concept)
 
@@ -19,6 +19,7 @@ from aime.lenses.evaluate import evaluate_pack
 from aime.lenses.extract import ExtractOptions, extract
 from aime.lenses.fit import FitConfig
 from aime.lenses.train import TrainOptions, train_lenses
+from aime.storage.mirror import staged_uri
 
 LENSES_DIR = "lenses"
 
@@ -36,21 +37,22 @@ def run_lens_stage(
 ) -> dict[str, Any]:
     """Lenses for the run's best checkpoint under ``<run_dir>/lenses``; returns the stage's summary."""
     checkpoint = checkpoints.resolve(run_dir)
-    out = checkpoints.run_dir_of(checkpoint) / LENSES_DIR
-    manifest = extract(checkpoint, ExtractOptions(out=str(out / "activations"), episodes=episodes))
+    run = checkpoints.run_dir_of(checkpoint)
+    out = f"{staged_uri(run) or run}/{LENSES_DIR}"  # a run on shared storage: there, where every node writes
+    manifest = extract(checkpoint, ExtractOptions(out=f"{out}/activations", episodes=episodes))
     options = TrainOptions(
-        out=str(out / "pack"),
+        out=f"{out}/pack",
         concepts=concepts,
         activations=activations,
         fit=FitConfig(epochs=epochs, batch_size=batch_size),
         workers=workers,
         cpus_per_worker=cpus_per_worker,
     )
-    info = train_lenses(out / "activations", options)
-    report = evaluate_pack(out / "pack", out / "activations")
+    info = train_lenses(f"{out}/activations", options)
+    report = evaluate_pack(f"{out}/pack", f"{out}/activations")
     return {
-        "checkpoint": str(checkpoint),
-        "pack": str(out / "pack"),
+        "checkpoint": staged_uri(checkpoint) or str(checkpoint),
+        "pack": f"{out}/pack",
         "rows": {split: s.rows for split, s in manifest.splits.items()},
         "lenses": len(info["lenses"]),
         "graduated": [

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -25,6 +24,9 @@ from aime.lenses.metrics import GRADUATE_F1, GRADUATE_GAP, graduates
 from aime.lenses.pack import LensPack, concept_definitions, now
 from aime.lenses.worker import CHECKPOINT_RESULT, CHECKPOINT_WEIGHTS, train_lenses_worker
 from aime.replay.schema import CONCEPT_PREFIX
+from aime.storage import resolve_filesystem
+from aime.storage.location import join, remove
+from aime.storage.mirror import as_uri, is_uri
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +70,7 @@ def choose_lenses(manifest: Manifest, options: TrainOptions) -> tuple[list[LensS
 def train_lenses(activations_dir: str | Path, options: TrainOptions) -> dict[str, Any]:
     """Train the bank on ``activations_dir`` and write the pack to ``options.out``; returns pack.json."""
     started = time.monotonic()
-    directory = Path(activations_dir).resolve()
+    directory = join(activations_dir)  # a path or a shared-storage URI
     manifest = Manifest.read(directory)
     for split in ("train", "validation"):
         if manifest.splits[split].rows == 0:
@@ -98,7 +100,7 @@ def train_lenses(activations_dir: str | Path, options: TrainOptions) -> dict[str
             }
         )
     info = {
-        "name": options.name or Path(options.out).name,
+        "name": options.name or _name(options.out),
         "world_model": {
             "checkpoint": manifest.checkpoint,
             "checkpoint_id": _checkpoint_id(manifest.checkpoint),
@@ -113,7 +115,7 @@ def train_lenses(activations_dir: str | Path, options: TrainOptions) -> dict[str
         "training": {
             **asdict(options.fit),
             "workers": options.workers,
-            "activations": str(directory),
+            "activations": directory,
             "rows": {k: v.rows for k, v in manifest.splits.items()},
             "episodes": {k: len(v.episodes) for k, v in manifest.splits.items()},
             "epochs_run": fit_result["epochs_run"],
@@ -126,7 +128,7 @@ def train_lenses(activations_dir: str | Path, options: TrainOptions) -> dict[str
 
 
 def _fit(
-    directory: Path, manifest: Manifest, specs: list[LensSpec], options: TrainOptions
+    directory: str, manifest: Manifest, specs: list[LensSpec], options: TrainOptions
 ) -> tuple[dict, dict]:
     """The Ray Train job; returns (the bank's state dict, fit_bank's result as a dict)."""
     import ray
@@ -138,8 +140,9 @@ def _fit(
     activations = sorted({s.activation for s in specs})
     concepts = sorted({s.concept for s in specs})
     columns = [*activations, *(CONCEPT_PREFIX + c for c in concepts)]
+    fs, path = resolve_filesystem(directory)
     datasets: dict[str, Any] = {
-        split: ray.data.read_parquet(str(directory / split)).select_columns(columns)
+        split: ray.data.read_parquet(f"{path}/{split}", filesystem=fs).select_columns(columns)
         for split in ("train", "validation")
     }
     train = manifest.splits["train"]
@@ -147,7 +150,8 @@ def _fit(
     use_gpu = options.use_gpu
     if use_gpu is None:
         use_gpu = ray.cluster_resources().get("GPU", 0) >= options.workers
-    storage = directory.parent / f".{Path(options.out).name}.ray_train"
+    # Ray Train's checkpoints beside the activations: on shared storage when they are (every node)
+    storage = f"{path.rsplit('/', 1)[0]}/.{_name(options.out)}.ray_train"
     trainer = TorchTrainer(
         train_lenses_worker,
         train_loop_config={
@@ -167,7 +171,8 @@ def _fit(
         ),
         run_config=RunConfig(  # type: ignore[call-arg]
             name="lenses",
-            storage_path=str(storage),
+            storage_path=storage,
+            storage_filesystem=fs if is_uri(directory) else None,
             logging_config=LoggingConfig(log_level="WARNING"),  # the console is aime's summary
         ),
     )
@@ -180,8 +185,13 @@ def _fit(
             weights = load_file(str(Path(checkpoint) / CHECKPOINT_WEIGHTS))
             fit_result = json.loads((Path(checkpoint) / CHECKPOINT_RESULT).read_text())
     finally:
-        shutil.rmtree(storage, ignore_errors=True)
+        remove(as_uri(directory, storage) if is_uri(directory) else storage)
     return weights, fit_result
+
+
+def _name(location: str) -> str:
+    """The last part of a path or URI."""
+    return str(location).rstrip("/").rsplit("/", 1)[-1]
 
 
 def check_cpu_budget(options: TrainOptions, cluster_cpus: float) -> None:

@@ -6,9 +6,11 @@ A run whose directory is a URI is worked on in a local staging folder and mirror
         config.yaml, metrics.jsonl, ...   pushed from staging (at checkpoints and when a command ends)
         checkpoints/                      written there directly by Ray Train (storage_filesystem)
         replay/                           written there directly by the rollout actors
+        lenses/                           written there directly by the lens stage's actors and workers
     <staging>/<name>-<hash>/              the driver's working copy: what the driver writes, and the
         .aime-remote                      checkpoints it pulled to read (model files, never DeepSpeed
-                                          states or episodes); removed when the command ends
+                                          states, episodes or lens activations); removed when the
+                                          command ends
 
 Nothing a worker needs is in staging: workers read and write the URI. Staging is
 ``$AIME_STAGING_DIR`` (default: the system temp folder's ``aime-staging``).
@@ -31,7 +33,7 @@ from aime.storage.atomic import atomic_write, atomic_write_bytes, resolve_filesy
 
 MARKER = ".aime-remote"  # in a staging folder: the URI it mirrors
 NOT_PUSHED = ("checkpoints", "replay")  # written at the URI directly by Ray Train and the actors
-NOT_PULLED = ("replay", "deepspeed")  # episodes and DeepSpeed states stay remote (workers read them)
+NOT_PULLED = ("replay", "deepspeed", "activations")  # episodes, DeepSpeed states, lens activations
 
 
 def is_uri(location: str | Path) -> bool:
@@ -116,6 +118,13 @@ def pull(uri: str, skip: Collection[str] = NOT_PULLED) -> Path:
 def _download(fs: pafs.FileSystem, path: str, stream: IO[bytes]) -> None:
     with fs.open_input_stream(path) as source:
         shutil.copyfileobj(source, stream)
+
+
+def drop(run_dir: str | Path) -> None:
+    """Remove a staging folder that was only read (nothing is pushed back); a local run directory
+    stays. Pushing a read-only copy could overwrite what a live run wrote there since the pull."""
+    if remote_of(run_dir) is not None:
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def finish(run_dir: str | Path) -> None:

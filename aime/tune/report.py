@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from typing import Any
 from aime.checkpoints import IncompleteCheckpointError, best_checkpoint, resolve, run_dir_of
 from aime.config import Config, dump_yaml, load_config
 from aime.storage import atomic_save_figure, atomic_write_text
-from aime.storage.mirror import staged_uri
+from aime.storage.mirror import drop, staged_uri
 from aime.tune.config import SweepConfig
 from aime.tune.trial import TRIALS
 
@@ -87,7 +86,7 @@ def _best_checkpoint(run_dir: Path) -> str | None:
     except IncompleteCheckpointError:
         return None
     uri = staged_uri(staged)
-    shutil.rmtree(run_dir_of(staged), ignore_errors=True)
+    drop(run_dir_of(staged))
     return uri
 
 

@@ -1,11 +1,14 @@
-"""A run directory on shared storage (issue 15): ``aime run``, ``aime train --resume`` and ``aime eval``
-against a real S3-compatible server on 127.0.0.1. The store, checkpoints and run files are there;
-nothing stays on the local disk."""
+"""A run directory on shared storage (issue 15): ``aime run``, ``aime train --resume``, ``aime eval``,
+the lens commands and the replay tools against a real S3-compatible server on 127.0.0.1. The store,
+checkpoints, run files, activations and lens pack are there; nothing stays on the local disk."""
 
 import json
 
+import numpy as np
+
 from aime import checkpoints
 from aime.cli.main import main
+from aime.replay.importers.testing import dreamer_arrays, rlds_episode
 from aime.storage.mirror import finish, staged_uri
 
 
@@ -17,7 +20,7 @@ def _read_json(s3_server, *parts: str):
     return json.loads(s3_server.read(*parts))
 
 
-def test_run_resume_and_eval_on_s3_keep_nothing_local(s3_server, ray_local, tmp_path, monkeypatch):
+def test_run_resume_and_eval_on_s3_keep_nothing_local(s3_server, ray_local, tmp_path, monkeypatch, capsys):
     staging = tmp_path / "staging"
     monkeypatch.setenv("AIME_STAGING_DIR", str(staging))
     monkeypatch.chdir(tmp_path)
@@ -55,6 +58,39 @@ def test_run_resume_and_eval_on_s3_keep_nothing_local(s3_server, ray_local, tmp_
     assert not (staged_uri(loaded.path) and (loaded.path / "deepspeed").exists())  # model files only
     finish(checkpoints.run_dir_of(loaded.path))
     assert not list(tmp_path.glob("results*")) and not any(staging.iterdir())
+
+    # The lens commands read the run and write their dataset and pack in the bucket (every node's).
+    lenses = f"{runs}/shared/lenses"
+    assert main(["lenses", "extract", f"{runs}/shared", "--out", f"{lenses}/activations"]) == 0
+    train = ["lenses", "train", f"{lenses}/activations", "--out", f"{lenses}/pack", "--workers", "1"]
+    assert main([*train, "--epochs", "2"]) == 0
+    assert main(["lenses", "eval", f"{lenses}/pack"]) == 0
+    files = _files(s3_server, "runs", "shared", "lenses")
+    assert "activations/activations.json" in files, sorted(files)
+    assert any(f.startswith("activations/train/part-") for f in files), sorted(files)
+    pack_files = {"pack/pack.json", "pack/lenses.safetensors", "pack/lens_eval.json", "pack/f1_heatmap.png"}
+    assert pack_files <= set(files), sorted(files)
+    assert not [f for f in files if ".ray_train" in f]  # the lens job's own checkpoints are removed
+    pack = _read_json(s3_server, "runs", "shared", "lenses", "pack", "pack.json")
+    assert pack["world_model"]["checkpoint"].startswith(f"{runs}/shared/checkpoints/train/step")
+    assert pack["training"]["activations"] == f"{lenses}/activations"
+    assert not list(tmp_path.glob("results*")) and not any(staging.iterdir())
+
+    # The replay tools: stats of the bucket's store, an import into the bucket.
+    capsys.readouterr()
+    assert main(["replay", "stats", f"{runs}/shared/replay", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["episodes"] == 4
+    npz = tmp_path / "npz"
+    npz.mkdir()
+    np.savez(npz / "ep0.npz", **dreamer_arrays(rlds_episode(0, task="cheetah-run", steps=9, image_size=8)))
+    imported = s3_server.uri("imported")
+    assert (
+        main(
+            ["replay", "import", "npz", str(npz), "--task", "cheetah-run", "--out", imported, "--no-progress"]
+        )
+        == 0
+    )
+    assert [f for f in s3_server.files("imported") if f.endswith(".parquet")], s3_server.files("imported")
 
 
 def _read_lines(s3_server, *parts: str) -> list[dict]:
