@@ -67,31 +67,40 @@ def run(args: argparse.Namespace) -> int:
     from aime import checkpoints
     from aime.eval import runner
     from aime.eval.report import EVAL_JSON, PSNR_PLOT, summary_lines
-    from aime.run.ray_init import init_ray
-    from aime.storage.mirror import finish, remote_of
+    from aime.run.ray_init import check_shared_locations, init_ray, live_nodes
+    from aime.storage.mirror import drop, finish, remote_of, staged_uri
 
     try:  # before Ray starts: a typo fails in a second
         checkpoint = checkpoints.resolve(args.checkpoint)
     except checkpoints.IncompleteCheckpointError as error:
         raise ValueError(str(error)) from None
-    cfg = checkpoints.checkpoint_config(checkpoint)
-    if args.windows < 1:
-        raise ValueError(f"--windows must be >= 1, got {args.windows}")
-    options = runner.EvalOptions(
-        open_loop=runner.default_open_loop(cfg, args.context, args.horizon, args.temperature, args.samples),
-        episodes=args.episodes,
-        windows=args.windows,
-        eval_fraction=args.eval_fraction,
-        split_seed=args.split_seed,
-        all_episodes=args.all_episodes,
-        actors=args.actors,
-        out=args.out,
-        progress=not args.no_progress,
-    )
-    init_ray(cfg.ray, address=args.address)
-    report = runner.evaluate(checkpoint, options)
-    for line in summary_lines(report):
-        print(line)
+    try:
+        cfg = checkpoints.checkpoint_config(checkpoint)
+        if args.windows < 1:
+            raise ValueError(f"--windows must be >= 1, got {args.windows}")
+        options = runner.EvalOptions(
+            open_loop=runner.default_open_loop(
+                cfg, args.context, args.horizon, args.temperature, args.samples
+            ),
+            episodes=args.episodes,
+            windows=args.windows,
+            eval_fraction=args.eval_fraction,
+            split_seed=args.split_seed,
+            all_episodes=args.all_episodes,
+            actors=args.actors,
+            out=args.out,
+            progress=not args.no_progress,
+        )
+        init_ray(cfg.ray, address=args.address)
+        read_by_actors: dict[str, str | None] = {"checkpoint": staged_uri(checkpoint) or str(checkpoint)}
+        read_by_actors["episodes"] = args.episodes or cfg.replay.root
+        check_shared_locations(live_nodes(), read_by_actors, shared_paths=cfg.ray.shared_paths)
+        report = runner.evaluate(checkpoint, options)
+        for line in summary_lines(report):
+            print(line)
+    except BaseException:
+        drop(checkpoints.run_dir_of(checkpoint))  # a pulled copy of a run on shared storage goes
+        raise
     out = args.out or checkpoints.run_dir_of(checkpoint)
     shown = remote_of(out) or out  # a checkpoint on shared storage: the report goes back there
     finish(out)

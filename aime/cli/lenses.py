@@ -70,17 +70,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run_extract(args: argparse.Namespace) -> int:
     from aime import checkpoints
     from aime.lenses.extract import ExtractOptions, extract
-    from aime.storage.mirror import drop
+    from aime.run.ray_init import check_shared_locations, live_nodes
+    from aime.storage.mirror import drop, staged_uri
 
     try:  # before Ray starts: a typo fails in a second
         checkpoint = checkpoints.resolve(args.checkpoint)
     except checkpoints.IncompleteCheckpointError as error:
         raise ValueError(str(error)) from None
-    _init_ray(args.address, checkpoints.checkpoint_config(checkpoint).ray)
-    options = ExtractOptions(
-        out=args.out, episodes=args.episodes, actors=args.actors, max_episodes=args.max_episodes
-    )
     try:
+        cfg = checkpoints.checkpoint_config(checkpoint)
+        _init_ray(args.address, cfg.ray)
+        shared: dict[str, str | None] = {"checkpoint": staged_uri(checkpoint) or str(checkpoint)}
+        shared |= {"--out": args.out, "episodes": args.episodes or cfg.replay.root}  # actors read, write
+        check_shared_locations(live_nodes(), shared, shared_paths=cfg.ray.shared_paths)
+        options = ExtractOptions(
+            out=args.out, episodes=args.episodes, actors=args.actors, max_episodes=args.max_episodes
+        )
         manifest = extract(checkpoint, options)
     finally:
         drop(checkpoints.run_dir_of(checkpoint))  # a run on shared storage: its pulled copy goes
@@ -96,6 +101,7 @@ def run_train(args: argparse.Namespace) -> int:
     from aime.lenses.activations import Manifest
     from aime.lenses.fit import FitConfig
     from aime.lenses.train import TrainOptions, choose_lenses, train_lenses
+    from aime.run.ray_init import check_shared_locations, live_nodes
 
     fit = FitConfig(
         epochs=args.epochs,
@@ -110,6 +116,8 @@ def run_train(args: argparse.Namespace) -> int:
     )
     choose_lenses(Manifest.read(args.activations), options)  # unknown names fail before Ray starts
     _init_ray(args.address, None)
+    # the lens workers read the activations; their checkpoints go beside them
+    check_shared_locations(live_nodes(), {"activations": args.activations, "--out": args.out})
     info = train_lenses(args.activations, options)
     graduated = [lens for lens in info["lenses"] if lens["graduated"]]
     for lens in info["lenses"]:

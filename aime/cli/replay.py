@@ -86,7 +86,7 @@ def run_stats(args: argparse.Namespace) -> int:
 def run_import_command(args: argparse.Namespace) -> int:
     from aime.config import RayConfig
     from aime.replay.importers import DmcvbImporter, NpzImporter, WriteSettings, run_import
-    from aime.run.ray_init import init_ray
+    from aime.run.ray_init import check_shared_locations, init_ray, live_nodes
 
     importer: DmcvbImporter | NpzImporter
     if args.import_format == "dmcvb":
@@ -94,6 +94,8 @@ def run_import_command(args: argparse.Namespace) -> int:
     else:
         importer = NpzImporter(args.source, args.task)
     init_ray(RayConfig(address=args.address))
+    # the import workers read the source and write the store
+    check_shared_locations(live_nodes(), {"source": args.source, "--out": args.out})
     settings = WriteSettings(out=args.out, chunk_steps=args.chunk_steps)
     summary = run_import(
         importer, settings, workers=args.workers, force=args.force, progress=not args.no_progress

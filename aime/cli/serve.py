@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
 
     from aime.checkpoints import IncompleteCheckpointError
     from aime.config import RayConfig
-    from aime.run.ray_init import init_ray
+    from aime.run.ray_init import check_shared_locations, init_ray, live_nodes
     from aime.serve.app import APP_NAME, build_app
 
     try:
@@ -56,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     except IncompleteCheckpointError as error:
         raise ValueError(str(error)) from None
     init_ray(RayConfig(), address=args.address)
+    check_shared_locations(live_nodes(), {"checkpoint": args.checkpoint})  # replicas load it on any node
     logging.getLogger("ray.serve").setLevel(logging.WARNING)  # deployment chatter: aime prints the URL
     serve.start(http_options={"host": args.host, "port": args.port})
     serve.run(application, name=APP_NAME, route_prefix="/", blocking=False)

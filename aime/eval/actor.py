@@ -14,11 +14,12 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from aime.checkpoints import load_world_model
+from aime import checkpoints
 from aime.eval.open_loop import OpenLoopConfig, open_loop_batch
 from aime.replay.store import ReplayStore
 from aime.replay.windows import Window, read_model_inputs
 from aime.run.seeding import derive_seed
+from aime.storage.mirror import private_staging
 
 
 class EvaluateWindows:
@@ -26,7 +27,8 @@ class EvaluateWindows:
         self, checkpoint: str, root: str, plan: Sequence[Window], open_loop: OpenLoopConfig, seed: int
     ):
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        self.model = load_world_model(checkpoint).to(self.device).eval()
+        with private_staging():  # a shared-storage URI: its model files are read, then removed
+            self.model = checkpoints.load(checkpoint, self.device, prefer="newest").model
         self.store = ReplayStore(root)
         self.plan, self.open_loop, self.seed = list(plan), open_loop, seed
 

@@ -26,6 +26,7 @@ from aime.replay.dataset import id_block_dataset
 from aime.replay.split import HeldOutSplit
 from aime.replay.store import checkpoint_episodes
 from aime.replay.windows import Window, plan_windows
+from aime.storage.mirror import staged_uri
 
 log = logging.getLogger(__name__)
 
@@ -77,12 +78,13 @@ def evaluate(checkpoint: str | Path, options: EvalOptions) -> dict[str, Any]:
         )
     plan = plan_windows(held, options.open_loop.length, options.windows)
     log.info("eval: %d windows from %d held-out of %d episode files", len(plan), len(held), len(files))
-    totals = _score(str(path), root, plan, options, seed=cfg.seed)
+    model = staged_uri(path) or str(path.resolve())  # what actors on any node load
+    totals = _score(model, root, plan, options, seed=cfg.seed)
     report = build_report(
         totals.means(),
         windows=len(plan),
         episodes=len({w.episode_id for w in plan}),
-        checkpoint=str(path.resolve()),
+        checkpoint=model,
         step=step,
         episodes_root=root,
         open_loop=options.open_loop,

@@ -25,6 +25,7 @@ from aime.lenses.activations import activation_table, write_part
 from aime.replay.schema import CONCEPT_PREFIX
 from aime.replay.store import ReplayStore
 from aime.replay.windows import Window, model_inputs, read_windows
+from aime.storage.mirror import private_staging
 
 
 @dataclass(frozen=True)
@@ -67,8 +68,8 @@ class EncodeEpisodes:
         self, checkpoint: str, root: str, plan: Sequence[EpisodePlan], concepts: Sequence[str], out: str
     ):
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        # a path or a shared-storage URI (then its model files are pulled to this node's staging)
-        self.model = checkpoints.load(checkpoint, self.device, prefer="newest").model
+        with private_staging():  # a shared-storage URI: its model files are read, then removed
+            self.model = checkpoints.load(checkpoint, self.device, prefer="newest").model
         self.store = ReplayStore(root)
         self.plan, self.concepts, self.out = list(plan), list(concepts), out
         perception = self.model.cfg.perception

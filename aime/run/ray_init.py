@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from aime import console
@@ -62,18 +63,31 @@ def live_nodes() -> int:
     return sum(1 for node in ray.nodes() if node.get("Alive"))
 
 
+SHARED_PATHS_ENV = "AIME_SHARED_PATHS"  # =1: local paths are a folder every node mounts (no config)
+
+
 def check_shared_storage(cfg: Config, nodes: int) -> None:
     """On a cluster of several nodes, a local ``results_dir`` or ``replay.root`` would be a different
     folder on every node (actors write episodes where the trainers never look): refuse it up front."""
-    if nodes < 2 or cfg.ray.shared_paths:
-        return
     paths = {"results_dir": cfg.results_dir, "replay.root": cfg.replay.root or cfg.results_dir}
-    local = [f"{key}={value}" for key, value in paths.items() if not is_uri(value)]
+    check_shared_locations(nodes, paths, shared_paths=cfg.ray.shared_paths)
+
+
+def check_shared_locations(
+    nodes: int, locations: Mapping[str, str | None], *, shared_paths: bool = False
+) -> None:
+    """``check_shared_storage`` for any named locations (a command's ``--out``, a checkpoint): on
+    several nodes each must be a URI, unless ``shared_paths`` (``ray.shared_paths=true``) or
+    ``AIME_SHARED_PATHS=1`` says the local paths are a folder every node mounts."""
+    if nodes < 2 or shared_paths or os.environ.get(SHARED_PATHS_ENV) == "1":
+        return
+    local = [f"{key}={value}" for key, value in locations.items() if value and not is_uri(value)]
     if local:
         raise ValueError(
             f"the Ray cluster has {nodes} nodes but {' and '.join(local)} "
             f"{'are local paths' if len(local) > 1 else 'is a local path'}: each node "
             "would read and write its own disk. Use shared storage: results_dir=s3://<bucket>/runs "
-            "(the replay store and checkpoints follow; gs:// and other pyarrow URIs work too), or a "
-            "folder every node mounts, then say so with ray.shared_paths=true"
+            "(the replay store and checkpoints follow; gs:// and other pyarrow URIs work too) and "
+            "URIs for a command's paths, or a folder every node mounts, then say so with "
+            f"ray.shared_paths=true ({SHARED_PATHS_ENV}=1 for commands without a config)"
         )

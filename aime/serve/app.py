@@ -24,7 +24,7 @@ from aime.lenses.stage import LENSES_DIR
 from aime.serve.config import ServeConfig, serve_config
 from aime.serve.http import create_api
 from aime.serve.model import EncodeItem, ImagineItem, ServedModel
-from aime.storage.mirror import staged_uri
+from aime.storage.mirror import is_uri, staged_uri
 
 APP_NAME = "aime"
 INGRESS_CPUS = 0.1  # the ingress parses JSON and PNGs; the model replicas hold the reserved CPUs
@@ -124,7 +124,7 @@ def _lens_pack(setting: str, checkpoint: Path) -> str:
     from aime.lenses.pack import LensPack
 
     LensPack.load(setting, world_model=checkpoint)  # PackMismatchError names both config hashes
-    return str(Path(setting).resolve())
+    return setting if is_uri(setting) else str(Path(setting).resolve())
 
 
 def _replicas(cfg: ServeConfig) -> dict[str, Any]:

@@ -22,7 +22,8 @@ import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import IO
@@ -32,7 +33,7 @@ import pyarrow.fs as pafs
 from aime.storage.atomic import atomic_write, atomic_write_bytes, resolve_filesystem
 
 MARKER = ".aime-remote"  # in a staging folder: the URI it mirrors
-NOT_PUSHED = ("checkpoints", "replay")  # written at the URI directly by Ray Train and the actors
+NOT_PUSHED = ("checkpoints", "replay", "lenses")  # written at the URI directly by workers and actors
 NOT_PULLED = ("replay", "deepspeed", "activations")  # episodes, DeepSpeed states, lens activations
 
 
@@ -118,6 +119,24 @@ def pull(uri: str, skip: Collection[str] = NOT_PULLED) -> Path:
 def _download(fs: pafs.FileSystem, path: str, stream: IO[bytes]) -> None:
     with fs.open_input_stream(path) as source:
         shutil.copyfileobj(source, stream)
+
+
+@contextmanager
+def private_staging() -> Iterator[Path]:
+    """Pulls inside the block go to a staging root of this process's own, removed after it: an
+    actor loading a model from shared storage never writes into (or later deletes) the staging
+    folder a driver on the same node works in, and leaves nothing behind on its node."""
+    root = tempfile.mkdtemp(prefix="aime-private-staging-")
+    before = os.environ.get("AIME_STAGING_DIR")
+    os.environ["AIME_STAGING_DIR"] = root
+    try:
+        yield Path(root)
+    finally:
+        if before is None:
+            os.environ.pop("AIME_STAGING_DIR", None)
+        else:
+            os.environ["AIME_STAGING_DIR"] = before
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def drop(run_dir: str | Path) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 
 from aime.config import Config, ConfigError, dump_yaml
 from aime.storage import atomic_write_text, resolve_filesystem
-from aime.storage.mirror import is_uri, pull, push, start_staging
+from aime.storage.mirror import drop, is_uri, pull, push, start_staging
 from aime.tune.check import check_sweep
 from aime.tune.config import SweepConfig, load_sweep
 from aime.tune.report import SweepReport, short_value, write_report
@@ -52,10 +52,13 @@ def resumed_sweep(experiment_dir: str | Path) -> SweepConfig:
             folder = pull(location, skip=(*NOT_STAGED, "trials"))
         except FileNotFoundError:
             raise ConfigError(f"{location} does not exist") from None
-    path = folder / SWEEP_FILE
-    if not path.exists():
-        raise ConfigError(f"{experiment_dir} is not a sweep's experiment directory (no {SWEEP_FILE})")
-    return load_sweep(path)
+    try:
+        path = folder / SWEEP_FILE
+        if not path.exists():
+            raise ConfigError(f"{experiment_dir} is not a sweep's experiment directory (no {SWEEP_FILE})")
+        return load_sweep(path)
+    finally:
+        drop(folder)  # a URI's copy: run_sweep stages its own
 
 
 def run_sweep(
@@ -67,12 +70,20 @@ def run_sweep(
 ) -> SweepReport:
     """Run (or, with ``resume``, continue) the sweep; Ray must be initialised. Finished trials of a
     resumed sweep are kept, unfinished and errored ones run again."""
-    import ray
-    from ray import tune
-
     location = str(experiment_dir or new_experiment_dir(sweep)).rstrip("/")
     remote = location if is_uri(location) else None
     local = start_staging(location) if remote else Path(location).resolve()  # sweep.yaml, the report
+    try:
+        return _run(sweep, local, remote, resume=resume, progress=progress)
+    finally:
+        if remote:
+            shutil.rmtree(local, ignore_errors=True)  # pushed (or failed): the staging copy goes
+
+
+def _run(sweep: SweepConfig, local: Path, remote: str | None, *, resume: bool, progress: bool) -> SweepReport:
+    import ray
+    from ray import tune
+
     location = remote or str(local)  # trials, episodes and Tune's state
     base = check_sweep(sweep, ray.cluster_resources())
     local.mkdir(parents=True, exist_ok=True)
@@ -115,11 +126,8 @@ def run_sweep(
     if not remote:
         return write_report(grid, sweep, local, replay_root)
     pull(remote, skip=NOT_STAGED)  # the trials' records, for the report (no checkpoints, no episodes)
-    try:
-        report = write_report(grid, sweep, local, replay_root, location=remote)
-        push(local, skip=NOT_PUSHED)
-    finally:
-        shutil.rmtree(local, ignore_errors=True)
+    report = write_report(grid, sweep, local, replay_root, location=remote)
+    push(local, skip=NOT_PUSHED)
     return report
 
 

@@ -19,7 +19,7 @@ from typing import Any
 from aime.checkpoints import IncompleteCheckpointError, best_checkpoint, resolve, run_dir_of
 from aime.config import Config, dump_yaml, load_config
 from aime.storage import atomic_save_figure, atomic_write_text
-from aime.storage.mirror import drop, staged_uri
+from aime.storage.mirror import drop, is_uri, staged_uri
 from aime.tune.config import SweepConfig
 from aime.tune.trial import TRIALS
 
@@ -41,7 +41,9 @@ class SweepReport:
             status = f"{row['status']:<13} step {row['steps']:<6}"
             out.append(f"  {row['rank']:>2}. {row['trial_id']}  {best}  {status} {values}")
         if self.best_config:
-            out.append(f"best config: {self.best_config}  (aime train --config {self.best_config})")
+            local = self.best_config.rsplit("/", 1)[-1] if is_uri(self.best_config) else self.best_config
+            fetch = "copy it here, then " if is_uri(self.best_config) else ""
+            out.append(f"best config: {self.best_config}  ({fetch}aime train --config {local})")
             out.append(f"best checkpoint: {self.best_checkpoint}")
         out.append(f"table: {self.experiment_dir}/results.csv  plot: {self.experiment_dir}/metric.png")
         return out
@@ -148,7 +150,7 @@ def _write_csv(rows: list[dict[str, Any]], sweep: SweepConfig, path: Path) -> No
         writer.writerow(
             [row["rank"], row["trial_id"], row["status"], row["steps"], row["best"], row["last"]]
             + [row["params"].get(k) for k in keys]
-            + [str(row["run_dir"])]
+            + [staged_uri(row["run_dir"]) or str(row["run_dir"])]  # on shared storage: where it lives
         )
     atomic_write_text(path, buffer.getvalue())
 

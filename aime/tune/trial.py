@@ -12,6 +12,7 @@ retries after a failure continues from that directory's newest checkpoint Ray Tr
 from __future__ import annotations
 
 import json
+import shutil
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,7 @@ def run_trial(
     from ray import tune
 
     from aime.run.rundir import create_run_dir
-    from aime.storage.mirror import finish
+    from aime.storage.mirror import finish, is_uri, staging_dir
     from aime.train.checkpoint import resume_location
     from aime.train.driver import train
 
@@ -54,6 +55,8 @@ def run_trial(
     params = dict(config["params"])
     # Quoted: YAML would read an id such as 54664_00000 as the integer 5466400000.
     extra = [f"results_dir={experiment_dir}/{TRIALS}", f"run_id='{trial_id}'"]
+    if is_uri(experiment_dir):  # a copy an earlier attempt left on this node (stopped, killed) is stale
+        shutil.rmtree(staging_dir(f"{experiment_dir}/{TRIALS}/{trial_id}"), ignore_errors=True)
     if replay_root:
         extra.append(f"replay.root={replay_root}")
     cfg, run_dir = create_run_dir(sweep.trial_config(params, tuple(extra)))
