@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     from aime.eval import runner
     from aime.eval.report import EVAL_JSON, PSNR_PLOT, summary_lines
     from aime.run.ray_init import check_shared_locations, init_ray, live_nodes
-    from aime.storage.mirror import drop, finish, remote_of, staged_uri
+    from aime.storage.mirror import drop, finish, remote_of, shared_location
 
     try:  # before Ray starts: a typo fails in a second
         checkpoint = checkpoints.resolve(args.checkpoint)
@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
         )
         init_ray(cfg.ray, address=args.address)
-        read_by_actors: dict[str, str | None] = {"checkpoint": staged_uri(checkpoint) or str(checkpoint)}
+        read_by_actors: dict[str, str | None] = {"checkpoint": shared_location(checkpoint)}
         read_by_actors["episodes"] = args.episodes or cfg.replay.root
         check_shared_locations(live_nodes(), read_by_actors, shared_paths=cfg.ray.shared_paths)
         report = runner.evaluate(checkpoint, options)

@@ -71,7 +71,7 @@ def run_extract(args: argparse.Namespace) -> int:
     from aime import checkpoints
     from aime.lenses.extract import ExtractOptions, extract
     from aime.run.ray_init import check_shared_locations, live_nodes
-    from aime.storage.mirror import drop, staged_uri
+    from aime.storage.mirror import drop, shared_location
 
     try:  # before Ray starts: a typo fails in a second
         checkpoint = checkpoints.resolve(args.checkpoint)
@@ -80,7 +80,7 @@ def run_extract(args: argparse.Namespace) -> int:
     try:
         cfg = checkpoints.checkpoint_config(checkpoint)
         _init_ray(args.address, cfg.ray)
-        shared: dict[str, str | None] = {"checkpoint": staged_uri(checkpoint) or str(checkpoint)}
+        shared: dict[str, str | None] = {"checkpoint": shared_location(checkpoint)}
         shared |= {"--out": args.out, "episodes": args.episodes or cfg.replay.root}  # actors read, write
         check_shared_locations(live_nodes(), shared, shared_paths=cfg.ray.shared_paths)
         options = ExtractOptions(

@@ -26,7 +26,7 @@ from aime.replay.dataset import id_block_dataset
 from aime.replay.split import HeldOutSplit
 from aime.replay.store import checkpoint_episodes
 from aime.replay.windows import Window, plan_windows
-from aime.storage.mirror import staged_uri
+from aime.storage.mirror import shared_location
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ def evaluate(checkpoint: str | Path, options: EvalOptions) -> dict[str, Any]:
         )
     plan = plan_windows(held, options.open_loop.length, options.windows)
     log.info("eval: %d windows from %d held-out of %d episode files", len(plan), len(held), len(files))
-    model = staged_uri(path) or str(path.resolve())  # what actors on any node load
+    model = shared_location(path)  # what actors on any node load
     totals = _score(model, root, plan, options, seed=cfg.seed)
     report = build_report(
         totals.means(),

@@ -28,7 +28,7 @@ from aime.replay.split import HeldOutSplit
 from aime.replay.store import EpisodeFile, checkpoint_episodes
 from aime.storage import resolve_filesystem
 from aime.storage.location import join, list_files, remove
-from aime.storage.mirror import staged_uri
+from aime.storage.mirror import shared_location
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def extract(checkpoint: str | Path, options: ExtractOptions) -> Manifest:
     for split in SPLITS:  # a re-run replaces the whole dataset, never mixes two
         remove(join(out, split))
     remove(join(out, MANIFEST))
-    model = staged_uri(path) or str(path.resolve())  # what actors on any node load
+    model = shared_location(path)  # what actors on any node load
     log.info(
         "lenses extract: %d episodes (%s)", len(plan), ", ".join(f"{k} {len(v)}" for k, v in assigned.items())
     )

@@ -19,7 +19,7 @@ from aime.lenses.evaluate import evaluate_pack
 from aime.lenses.extract import ExtractOptions, extract
 from aime.lenses.fit import FitConfig
 from aime.lenses.train import TrainOptions, train_lenses
-from aime.storage.mirror import staged_uri
+from aime.storage.mirror import shared_location
 
 LENSES_DIR = "lenses"
 
@@ -38,7 +38,7 @@ def run_lens_stage(
     """Lenses for the run's best checkpoint under ``<run_dir>/lenses``; returns the stage's summary."""
     checkpoint = checkpoints.resolve(run_dir)
     run = checkpoints.run_dir_of(checkpoint)
-    out = f"{staged_uri(run) or run}/{LENSES_DIR}"  # a run on shared storage: there, where every node writes
+    out = f"{shared_location(run)}/{LENSES_DIR}"  # a run on shared storage: there, where every node writes
     manifest = extract(checkpoint, ExtractOptions(out=f"{out}/activations", episodes=episodes))
     options = TrainOptions(
         out=f"{out}/pack",
@@ -51,7 +51,7 @@ def run_lens_stage(
     info = train_lenses(f"{out}/activations", options)
     report = evaluate_pack(f"{out}/pack", f"{out}/activations")
     return {
-        "checkpoint": staged_uri(checkpoint) or str(checkpoint),
+        "checkpoint": shared_location(checkpoint),
         "pack": f"{out}/pack",
         "rows": {split: s.rows for split, s in manifest.splits.items()},
         "lenses": len(info["lenses"]),

@@ -24,7 +24,7 @@ from aime.lenses.stage import LENSES_DIR
 from aime.serve.config import ServeConfig, serve_config
 from aime.serve.http import create_api
 from aime.serve.model import EncodeItem, ImagineItem, ServedModel
-from aime.storage.mirror import is_uri, staged_uri
+from aime.storage.mirror import shared_location
 
 APP_NAME = "aime"
 INGRESS_CPUS = 0.1  # the ingress parses JSON and PNGs; the model replicas hold the reserved CPUs
@@ -100,10 +100,9 @@ def build_app(args: dict[str, Any]) -> Any:
     cfg = serve_config(dict(args))
     checkpoint = checkpoints.resolve(cfg.checkpoint, cfg.prefer)  # replicas load exactly this one
     # On shared storage replicas (on any node) read the URI; locally, the path.
-    shared = staged_uri(checkpoint)
-    args = dict(args, checkpoint=shared or str(Path(checkpoint).resolve()), prefer="newest")
+    args = dict(args, checkpoint=shared_location(checkpoint), prefer="newest")
     pack = _lens_pack(cfg.lens_pack, checkpoint)
-    args["lens_pack"] = (staged_uri(pack) or pack) if pack != "none" else pack
+    args["lens_pack"] = shared_location(pack) if pack != "none" else pack
     model = WorldModelServer.options(  # type: ignore[attr-defined]
         ray_actor_options={"num_cpus": cfg.num_cpus, "num_gpus": cfg.num_gpus},
         max_ongoing_requests=cfg.max_ongoing_requests,
@@ -124,7 +123,7 @@ def _lens_pack(setting: str, checkpoint: Path) -> str:
     from aime.lenses.pack import LensPack
 
     LensPack.load(setting, world_model=checkpoint)  # PackMismatchError names both config hashes
-    return setting if is_uri(setting) else str(Path(setting).resolve())
+    return setting
 
 
 def _replicas(cfg: ServeConfig) -> dict[str, Any]:

@@ -76,6 +76,14 @@ def staged_uri(path: str | Path) -> str | None:
     return None
 
 
+def shared_location(path: str | Path) -> str:
+    """What a process on any node reads for ``path``: its URI when it lies in a staging folder (a run
+    on shared storage), a URI as it is, else the absolute path."""
+    if is_uri(path):
+        return str(path)
+    return staged_uri(path) or str(Path(path).resolve())
+
+
 def as_uri(remote: str, fs_path: str) -> str:
     """A path within ``remote``'s filesystem (as Ray Train reports it) as a URI of that filesystem."""
     return f"{remote.split('://', 1)[0]}://{fs_path.lstrip('/')}"

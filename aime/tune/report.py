@@ -19,7 +19,7 @@ from typing import Any
 from aime.checkpoints import IncompleteCheckpointError, best_checkpoint, resolve, run_dir_of
 from aime.config import Config, dump_yaml, load_config
 from aime.storage import atomic_save_figure, atomic_write_text
-from aime.storage.mirror import drop, is_uri, staged_uri
+from aime.storage.mirror import drop, is_uri, shared_location, staged_uri
 from aime.tune.config import SweepConfig
 from aime.tune.trial import TRIALS
 
@@ -150,7 +150,7 @@ def _write_csv(rows: list[dict[str, Any]], sweep: SweepConfig, path: Path) -> No
         writer.writerow(
             [row["rank"], row["trial_id"], row["status"], row["steps"], row["best"], row["last"]]
             + [row["params"].get(k) for k in keys]
-            + [staged_uri(row["run_dir"]) or str(row["run_dir"])]  # on shared storage: where it lives
+            + [shared_location(row["run_dir"])]  # on shared storage: where it lives
         )
     atomic_write_text(path, buffer.getvalue())
 
