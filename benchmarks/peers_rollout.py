@@ -15,7 +15,7 @@ rllib: an ``EnvRunnerGroup`` of N remote ``SingleAgentEnvRunner``s (no local one
     (what an RLlib algorithm does with them), written nowhere;
 rllib_npz: the same, but each env runner writes its episodes itself with ``np.savez_compressed``
     (Dreamer-style npz: pixels, state, actions, rewards) and returns only counts;
-gym_async: a gymnasium ``AsyncVectorEnv`` of N envs in this process (one subprocess per env),
+gym_async: a gymnasium ``AsyncVectorEnv`` of N envs in this process (one spawned subprocess per env),
     stepped ``--episodes-per-worker`` episodes' worth of steps, nothing written.
 
 "steady" excludes start-up: aime's is the slope of the actors' step counters, rllib's the frames of
@@ -35,6 +35,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -143,17 +144,26 @@ def run_rllib(args: argparse.Namespace, workers: int, write_to: str | None) -> R
 
 
 # ---- gymnasium AsyncVectorEnv ----------------------------------------------------------------
+def _make_gym_env(task: str, seed: int, kwargs: dict[str, Any]) -> Any:
+    import gymnasium as gym
+
+    import aime.envs  # noqa: F401  (a spawned subprocess registers aime's ids here)
+
+    return gym.make(gym_id(task), seed=seed, **kwargs)
+
+
 def run_gym_async(args: argparse.Namespace, workers: int) -> Row:
     import gymnasium as gym
 
-    import aime.envs  # noqa: F401  (registers the ids in this process; the subprocesses fork)
+    import aime.envs  # noqa: F401  (registers the ids in this process and, spawned, in each subprocess)
 
     steps = args.episodes_per_worker * EPISODE_FRAMES
-    make = [
-        (lambda seed=i: gym.make(gym_id(args.task), seed=seed, **env_kwargs(args))) for i in range(workers)
-    ]
+    make = [partial(_make_gym_env, args.task, seed, env_kwargs(args)) for seed in range(workers)]
     begin = time.perf_counter()
-    envs = gym.vector.AsyncVectorEnv(make)
+    # Spawned, not forked: the vector env makes one env in this process first (for its spaces), and a
+    # forked child cannot use the EGL context it leaves behind on an NVIDIA driver (the H200 run's
+    # children failed at reset; Mesa on the CPU happens to survive the fork).
+    envs = gym.vector.AsyncVectorEnv(make, context="spawn")
     try:
         envs.reset(seed=0)
         for step in range(steps):

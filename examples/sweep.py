@@ -34,6 +34,7 @@ tuner = tune.Tuner(
         mode="max",
         num_samples=args.trials,
         scheduler=ASHAScheduler(max_t=4),
+        max_concurrent_trials=1,  # a trial holds no CPU itself (its workers do): Tune would start all
     ),
 )
 best = tuner.fit().get_best_result()

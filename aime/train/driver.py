@@ -109,9 +109,12 @@ def train(
     resume_from: str | None = None,
     progress: bool = True,
     callbacks: Sequence[Any] = (),
+    run_name: str = "train",
 ) -> TrainSummary:
-    """Train on ``cfg.replay.root``; ``resume_from`` is a checkpoint directory of this run.
-    ``callbacks`` are extra Ray Train callbacks (aime tune passes its reporter to Tune)."""
+    """Train on ``cfg.replay.root``; ``resume_from`` is a checkpoint directory of this run (or, for
+    PBT, another trial's). ``callbacks`` are extra Ray Train callbacks (aime tune forwards periodic
+    evaluations to Tune); ``run_name`` names the checkpoints' folder (``checkpoints/<run_name>``), under
+    which Ray Train restores its own newest checkpoint first."""
     import ray
     import ray.train
     from ray.train import ScalingConfig
@@ -140,7 +143,7 @@ def train(
         scaling_config=ScalingConfig(
             num_workers=t.num_workers, use_gpu=use_gpu, resources_per_worker={"CPU": t.cpus_per_worker}
         ),
-        run_config=_run_config(cfg, run_dir, scored=bool(eval_plan), callbacks=callbacks),
+        run_config=_run_config(cfg, run_dir, run_name, scored=bool(eval_plan), callbacks=callbacks),
     )
     try:
         result, to_first_step = _fit_with_progress(
@@ -174,7 +177,7 @@ def train(
     return summary
 
 
-def _run_config(cfg: Config, run_dir: Path, *, scored: bool, callbacks: Sequence[Any]) -> Any:
+def _run_config(cfg: Config, run_dir: Path, name: str, *, scored: bool, callbacks: Sequence[Any]) -> Any:
     """Where Ray Train keeps checkpoints and which, how often it restarts, what it tells the driver."""
     from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig
 
@@ -190,7 +193,7 @@ def _run_config(cfg: Config, run_dir: Path, *, scored: bool, callbacks: Sequence
         else CheckpointConfig(num_to_keep=t.keep_checkpoints)
     )
     return RunConfig(  # type: ignore[call-arg]
-        name="train",
+        name=name,
         **_checkpoint_storage(run_dir),
         checkpoint_config=checkpoints,
         failure_config=FailureConfig(max_failures=t.max_failures),

@@ -46,3 +46,16 @@ def build_optimizer(
         ),
     )
     return optimizer, schedule
+
+
+def apply_peak_rates(schedule: torch.optim.lr_scheduler.LambdaLR, peaks: list[float]) -> None:
+    """Make ``peaks`` (each group's rate from the run's config) the schedule's peak rates at its
+    current step. A resumed run takes its rates from its config, not from the checkpoint it loaded:
+    the same values for a plain resume, the perturbed ones when PBT continues another trial's
+    checkpoint (aime/tune/trial.py)."""
+    if len(peaks) != len(schedule.optimizer.param_groups):
+        raise ValueError(f"{len(peaks)} peak rates for {len(schedule.optimizer.param_groups)} groups")
+    schedule.base_lrs = list(peaks)
+    for group, peak, factor in zip(schedule.optimizer.param_groups, peaks, schedule.lr_lambdas, strict=True):
+        group["initial_lr"] = peak
+        group["lr"] = peak * factor(schedule.last_epoch)

@@ -29,7 +29,7 @@ from aime.train.deepspeed_config import deepspeed_config, resolve_bf16, resolve_
 from aime.train.distributed import all_reduce_mean, all_reduce_sum
 from aime.train.periodic_eval import PeriodicEval
 from aime.train.profiling import profiled_step
-from aime.train.schedule import build_optimizer
+from aime.train.schedule import apply_peak_rates, build_optimizer
 from aime.train.stages import prepare_model, stage_losses
 from aime.train.zero3 import check_zero3_supported, evaluation_model, expose_dataclass_outputs
 
@@ -61,8 +61,10 @@ def train_worker(loop_config: dict[str, Any]) -> None:
         filesystem, path = resolve_filesystem(loop_config["resume_from"])  # local, or shared storage
         checkpoint = ray.train.Checkpoint(path, filesystem=filesystem)
     if checkpoint is not None:
+        peaks = list(engine.lr_scheduler.base_lrs)  # this run's config, before the checkpoint's replace them
         with checkpoint.as_directory() as directory:
             state = load_engine_state(engine, Path(directory))
+        apply_peak_rates(engine.lr_scheduler, peaks)
         step = int(state["step"])
         if state.get("balancer") is not None:
             balancer.load_state_dict(state["balancer"])

@@ -7,7 +7,7 @@ from typing import Any
 from aime.config import Config, ConfigError
 from aime.train.driver import check_cpu_budget, check_replay, check_train_config
 from aime.train.periodic_eval import REPORTED
-from aime.tune.config import Dimension, SweepConfig
+from aime.tune.config import PBT_MUTABLE, Dimension, SweepConfig
 
 
 def check_sweep(sweep: SweepConfig, cluster: dict[str, float] | None = None) -> Config:
@@ -33,6 +33,8 @@ def check_sweep(sweep: SweepConfig, cluster: dict[str, float] | None = None) -> 
             f"each trial reports {sweep.metric} once, so scheduler {sweep.scheduler.name} cannot compare "
             "trials early; lower checkpoint_every or use scheduler.name=none"
         )
+    if sweep.scheduler.name == "pbt":
+        check_pbt(sweep, dimensions, cluster)
     if base.replay.root:
         check_replay(base)  # the store every trial trains on has training episodes
     if cluster is not None:
@@ -43,6 +45,42 @@ def check_sweep(sweep: SweepConfig, cluster: dict[str, float] | None = None) -> 
                 f"{cluster.get('GPU', 0.0):g} GPUs"
             )
     return base
+
+
+def check_pbt(sweep: SweepConfig, dimensions: dict[str, Dimension], cluster: dict[str, float] | None) -> None:
+    """PBT perturbs keys in the middle of a trial, so only keys a checkpoint does not fix; it compares
+    a population, so trials must run at the same time, and more than one perturbation must fit."""
+    mutated = [key for key, dim in dimensions.items() if dim.kind != "grid"]
+    if not mutated:
+        raise ConfigError("scheduler pbt needs a space key to perturb (uniform, loguniform, randint, choice)")
+    for key in mutated:
+        if not key.startswith(PBT_MUTABLE):
+            raise ConfigError(
+                f"space.{key}: PBT cannot change it in the middle of a trial (a checkpoint fixes it); "
+                f"keys PBT may perturb: {', '.join(k + '*' if k.endswith('.') else k for k in PBT_MUTABLE)}"
+            )
+    population = min(sweep.total_trials(), sweep.max_concurrent_trials)
+    if population < 2:
+        raise ConfigError(
+            f"scheduler pbt compares trials that run together, but at most {population} runs at once "
+            f"(samples x grids = {sweep.total_trials()}, "
+            f"max_concurrent_trials = {sweep.max_concurrent_trials})"
+        )
+    t = sweep.trial_config({}).train
+    evaluations = sweep.evaluations_per_trial()
+    if sweep.scheduler.perturbation_interval >= evaluations:
+        raise ConfigError(
+            f"scheduler.perturbation_interval ({sweep.scheduler.perturbation_interval}) must be below the "
+            f"{evaluations} periodic evaluations a trial reports (train.steps / train.checkpoint_every)"
+        )
+    if cluster is not None:
+        per_trial = t.num_workers * (t.cpus_per_worker + t.sampler_workers * t.sampler_cpus)
+        if population * per_trial > cluster.get("CPU", 0.0) + 1e-9:
+            raise ConfigError(
+                f"scheduler pbt runs {population} trials at once (max_concurrent_trials) of {per_trial:g} "
+                f"CPUs each, but the Ray cluster has {cluster.get('CPU', 0.0):g}: lower "
+                "max_concurrent_trials or the trial's train.cpus_per_worker / train.sampler_cpus"
+            )
 
 
 def _representatives(dimension: Dimension) -> list[Any]:

@@ -32,11 +32,35 @@ class Dimension:
     values: tuple[Any, ...]
 
 
+# Keys PBT may change in the middle of a trial: what a checkpoint does not fix (the optimizer's rates,
+# gradient clipping, the loss weights). Shapes (latent_dim, prior.components, ...) cannot change.
+PBT_MUTABLE = (
+    "model.optim.lr",
+    "model.optim.grad_clip",
+    "model.optim.perception_lr_scale",
+    "model.optim.tokenizer_lr_scale",
+    "model.loss.",
+)
+
+
 @dataclass(frozen=True)
 class SchedulerConfig:
-    name: Literal["asha", "none"] = "asha"  # PBT: not yet (see README.md)
-    grace_period: int = 1  # periodic evaluations before ASHA may stop a trial
-    reduction_factor: float = 2.0
+    name: Literal["asha", "pbt", "none"] = "asha"
+    grace_period: int = 1  # asha: periodic evaluations before a trial may be stopped
+    reduction_factor: float = 2.0  # asha
+    # pbt: every perturbation_interval periodic evaluations, a trial in the bottom quantile continues
+    # from a top trial's checkpoint with that trial's values perturbed (x0.8 / x1.2, or resampled).
+    perturbation_interval: int = 1
+    quantile_fraction: float = 0.25
+    resample_probability: float = 0.25
+
+    def __post_init__(self) -> None:
+        if self.perturbation_interval < 1:
+            raise ValueError(f"perturbation_interval must be >= 1, got {self.perturbation_interval}")
+        if not 0.0 < self.quantile_fraction <= 0.5:
+            raise ValueError(f"quantile_fraction must be in (0, 0.5], got {self.quantile_fraction}")
+        if not 0.0 <= self.resample_probability <= 1.0:
+            raise ValueError(f"resample_probability must be in [0, 1], got {self.resample_probability}")
 
 
 @dataclass(frozen=True)
@@ -51,6 +75,7 @@ class SweepConfig:
     mode: Literal["max", "min"] = "max"
     samples: int = 1  # draws of the space (each grid point is drawn this many times)
     search: Literal["random", "optuna"] = "random"  # random covers grid; optuna is an extra
+    seed: int = 0  # of the search's draws: the same sweep draws the same trials
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     max_concurrent_trials: int = 1
     max_failures: int = 1  # retries of a failed trial; the sweep goes on either way
@@ -77,6 +102,11 @@ class SweepConfig:
         for dim in self.dimensions().values():
             total *= len(dim.values) if dim.kind == "grid" else 1
         return total
+
+    def evaluations_per_trial(self) -> int:
+        """Periodic evaluations a full trial reports: one per checkpoint, the last at the final step."""
+        t = self.trial_config({}).train
+        return -(-t.steps // t.checkpoint_every)
 
     def trial_overrides(self, params: dict[str, Any]) -> list[str]:
         """The overrides of one trial: the sweep's own, then its sampled values (as YAML, which keeps

@@ -83,6 +83,7 @@ def run_sweep(
 def _run(sweep: SweepConfig, local: Path, remote: str | None, *, resume: bool, progress: bool) -> SweepReport:
     import ray
     from ray import tune
+    from ray.tune.search.basic_variant import BasicVariantGenerator
 
     location = remote or str(local)  # trials, episodes and Tune's state
     base = check_sweep(sweep, ray.cluster_resources())
@@ -102,6 +103,7 @@ def _run(sweep: SweepConfig, local: Path, remote: str | None, *, resume: bool, p
             state, run, resume_unfinished=True, resume_errored=True, storage_filesystem=fs
         )
     else:
+        search = searcher(sweep)
         tuner = tune.Tuner(
             run,
             param_space=param_space(sweep),
@@ -110,8 +112,11 @@ def _run(sweep: SweepConfig, local: Path, remote: str | None, *, resume: bool, p
                 mode=sweep.mode,
                 num_samples=sweep.samples,
                 scheduler=scheduler(sweep),
-                search_alg=searcher(sweep),
-                max_concurrent_trials=sweep.max_concurrent_trials,
+                search_alg=search,
+                # Tune limits a Searcher's concurrency itself, but not a BasicVariantGenerator's.
+                max_concurrent_trials=None
+                if isinstance(search, BasicVariantGenerator)
+                else sweep.max_concurrent_trials,
             ),
             run_config=tune.RunConfig(
                 name=TUNE_DIR,

@@ -6,7 +6,7 @@ import pytest
 
 from aime.config import Config, ConfigError, load_config
 from aime.train.deepspeed_config import deepspeed_config, resolve_bf16, resolve_compile_rollout
-from aime.train.schedule import warmup_cosine
+from aime.train.schedule import apply_peak_rates, build_optimizer, warmup_cosine
 
 
 @pytest.mark.parametrize("stage", [0, 1, 2, 3])
@@ -45,6 +45,40 @@ def test_warmup_then_cosine_to_the_floor():
     assert all(a >= b for a, b in zip(lr[10:], lr[11:], strict=False))  # then never rising
     assert lr[60] == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)))
     assert lr[110] == pytest.approx(0.1) and lr[119] == pytest.approx(0.1)
+
+
+def test_a_resumed_schedule_takes_its_peak_rates_from_its_config_not_the_checkpoint():
+    import torch
+
+    class OneGroup(torch.nn.Linear):
+        def param_groups(self, lr: float) -> list[dict]:
+            return [{"params": list(self.parameters()), "lr": lr}]
+
+    def config(lr: float) -> Config:
+        return load_config(Config, "tiny", [f"model.optim.lr={lr}", "train.warmup_steps=2", "train.steps=20"])
+
+    def rate(cfg: Config, step: int) -> float:
+        t = cfg.train
+        factor = warmup_cosine(step, warmup_steps=2, total_steps=20, min_lr_ratio=t.min_lr_ratio)
+        return cfg.model.optim.lr * factor
+
+    _, donor = build_optimizer(OneGroup(2, 2), config(1e-3))
+    for _ in range(5):
+        donor.optimizer.step()
+        donor.step()
+    perturbed = config(4e-3)  # PBT: the donor's checkpoint, a perturbed rate
+    _, resumed = build_optimizer(OneGroup(2, 2), perturbed)
+    peaks = list(resumed.base_lrs)
+    resumed.optimizer.load_state_dict(donor.optimizer.state_dict())
+    resumed.load_state_dict(donor.state_dict())
+    assert resumed.base_lrs == [pytest.approx(1e-3)]  # what loading alone leaves: the donor's rate
+    apply_peak_rates(resumed, peaks)
+    assert resumed.optimizer.param_groups[0]["lr"] == pytest.approx(rate(perturbed, 5))
+    resumed.optimizer.step()
+    resumed.step()  # the schedule goes on from the donor's step, at the new peak
+    assert resumed.optimizer.param_groups[0]["lr"] == pytest.approx(rate(perturbed, 6))
+    with pytest.raises(ValueError, match="2 peak rates for 1 groups"):
+        apply_peak_rates(resumed, [1.0, 2.0])
 
 
 def test_compile_rollout_auto_uses_cuda_graphs_only_where_they_are_safe():

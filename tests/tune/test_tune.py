@@ -18,6 +18,7 @@ import pytest
 from aime.checkpoints import run_dir_of
 from aime.cli.main import main
 from aime.config import Config, ConfigError, load_config
+from aime.train.schedule import warmup_cosine
 from aime.tune.check import check_sweep
 from aime.tune.config import load_sweep
 
@@ -62,6 +63,41 @@ def test_asha_stops_weak_trials_and_the_best_config_reproduces(store, ray_local,
     assert again.model.optim.lr == best["params"]["model.optim.lr"]
     rerun = ["train", "--config", str(experiment / "best.yaml"), "--no-progress", "train.steps=2"]
     assert main([*rerun, f"results_dir={tmp_path / 'again'}"]) == 0
+
+
+def test_pbt_moves_the_weaker_trial_onto_the_stronger_ones_checkpoint_at_its_perturbed_rate(
+    store, ray_local, tmp_path
+):
+    # Two trials at once, three evaluations each: at an evaluation where both have scores, the one
+    # behind continues from the other's checkpoint with the other's rate x 0.8 or x 1.2 (the seeded
+    # draws start them 50x apart).
+    lrs = "space.model.optim.lr={loguniform: [1.0e-6, 3.0e-3]}"
+    pbt = ["scheduler.name=pbt", "scheduler.quantile_fraction=0.5", "scheduler.resample_probability=0"]
+    args = _args(store, tmp_path / "sweeps", lrs, "samples=2", "max_concurrent_trials=2", *pbt)
+    longer = ["train.steps=6", "train.keep_checkpoints=3"]
+    args[2] = "overrides=" + json.dumps([*json.loads(args[2].split("=", 1)[1]), *longer])
+    assert main(["tune", "--config", "lr", "--no-progress", *args]) == 0
+    experiment = _experiment(tmp_path / "sweeps")
+    adopters = [t for t in (experiment / "trials").iterdir() if (t / "lineage.jsonl").exists()]
+    params = [(t / "params.json").read_text() for t in (experiment / "trials").iterdir()]
+    assert adopters, f"no trial continued from another's checkpoint: {params}"
+    trial = adopters[0]
+    entry = [json.loads(line) for line in (trial / "lineage.jsonl").read_text().splitlines()][-1]
+    assert (
+        entry["checkpoint"].startswith(str(experiment / "trials")) and trial.name not in entry["checkpoint"]
+    )
+    donor_lr, lr = entry["perturbed"]["model.optim.lr"]
+    assert lr / donor_lr == pytest.approx(0.8) or lr / donor_lr == pytest.approx(1.2), entry
+    assert any(d.name.startswith("adopted-") for d in (trial / "checkpoints").iterdir())
+    # The first step after adopting ran at this trial's peak rate on the donor's schedule position.
+    records = [json.loads(line) for line in (trial / "metrics.jsonl").read_text().splitlines()]
+    step = entry["step"] + 1
+    first = [r for r in records if r.get("step") == step and "train/lr/main" in r][-1]
+    assert first["train/lr/main"] == pytest.approx(
+        lr * warmup_cosine(step, warmup_steps=1, total_steps=6, min_lr_ratio=0.1)
+    )
+    rows = (experiment / "results.csv").read_text().splitlines()[1:]
+    assert len(rows) == 2 and all(",finished," in row for row in rows), rows
 
 
 def test_a_trial_that_fails_once_is_retried_and_the_sweep_finishes(store, ray_local, tmp_path, capsys):
@@ -153,3 +189,20 @@ def test_a_bad_sweep_fails_before_any_trial_names_what_is_wrong(tmp_path):
     with pytest.raises(ConfigError, match="named sweeps: .*lr"):
         load_sweep("no-such-sweep")
     assert main(["tune", "--config", "lr", "metric=eval/psnr"]) == 2
+
+
+def test_a_pbt_sweep_that_cannot_work_fails_before_any_trial_and_says_why():
+    pbt = ["base=tiny", "scheduler.name=pbt", "samples=2", "max_concurrent_trials=2", "space={}"]
+    steps = ["overrides=[train.steps=6, train.checkpoint_every=2, train.num_workers=1]"]
+    lr = "space.model.optim.lr={loguniform: [1.0e-4, 1.0e-2]}"
+    with pytest.raises(ConfigError, match="space.model.latent_dim: PBT cannot change it"):
+        check_sweep(load_sweep("lr", [*pbt, *steps, "space.model.latent_dim={choice: [8, 16]}"]))
+    with pytest.raises(ConfigError, match="at most 1 runs at once"):
+        check_sweep(load_sweep("lr", [*pbt, *steps, lr, "max_concurrent_trials=1"]))
+    with pytest.raises(ConfigError, match=r"perturbation_interval \(3\) must be below the 3 periodic"):
+        check_sweep(load_sweep("lr", [*pbt, *steps, lr, "scheduler.perturbation_interval=3"]))
+    with pytest.raises(ConfigError, match="runs 2 trials at once .* but the Ray cluster has 1"):
+        check_sweep(load_sweep("lr", [*pbt, *steps, lr]), {"CPU": 1.0})
+    with pytest.raises(ConfigError, match="quantile_fraction must be in"):
+        load_sweep("lr", [*pbt, "scheduler.quantile_fraction=0.9"])
+    check_sweep(load_sweep("lr", [*pbt, *steps, lr]), {"CPU": 2.0})  # this one is fine
