@@ -67,6 +67,11 @@ def check_pbt(sweep: SweepConfig, dimensions: dict[str, Dimension], cluster: dic
             f"max_concurrent_trials = {sweep.max_concurrent_trials})"
         )
     t = sweep.trial_config({}).train
+    if t.keep_checkpoints < 3:  # the newest, the best, and the one another trial is adopting
+        raise ConfigError(
+            f"train.keep_checkpoints ({t.keep_checkpoints}) must be >= 3 under scheduler pbt: a trial's "
+            "checkpoint must outlive the moment another trial adopts it"
+        )
     evaluations = sweep.evaluations_per_trial()
     if sweep.scheduler.perturbation_interval >= evaluations:
         raise ConfigError(

@@ -193,7 +193,9 @@ def test_a_bad_sweep_fails_before_any_trial_names_what_is_wrong(tmp_path):
 
 def test_a_pbt_sweep_that_cannot_work_fails_before_any_trial_and_says_why():
     pbt = ["base=tiny", "scheduler.name=pbt", "samples=2", "max_concurrent_trials=2", "space={}"]
-    steps = ["overrides=[train.steps=6, train.checkpoint_every=2, train.num_workers=1]"]
+    steps = [
+        "overrides=[train.steps=6, train.checkpoint_every=2, train.num_workers=1, train.keep_checkpoints=3]"
+    ]
     lr = "space.model.optim.lr={loguniform: [1.0e-4, 1.0e-2]}"
     with pytest.raises(ConfigError, match="space.model.latent_dim: PBT cannot change it"):
         check_sweep(load_sweep("lr", [*pbt, *steps, "space.model.latent_dim={choice: [8, 16]}"]))
@@ -203,6 +205,8 @@ def test_a_pbt_sweep_that_cannot_work_fails_before_any_trial_and_says_why():
         check_sweep(load_sweep("lr", [*pbt, *steps, lr, "scheduler.perturbation_interval=3"]))
     with pytest.raises(ConfigError, match="runs 2 trials at once .* but the Ray cluster has 1"):
         check_sweep(load_sweep("lr", [*pbt, *steps, lr]), {"CPU": 1.0})
+    with pytest.raises(ConfigError, match=r"train.keep_checkpoints \(2\) must be >= 3"):
+        check_sweep(load_sweep("lr", [*pbt, lr, "overrides=[train.steps=6, train.checkpoint_every=2]"]))
     with pytest.raises(ConfigError, match="quantile_fraction must be in"):
         load_sweep("lr", [*pbt, "scheduler.quantile_fraction=0.9"])
     check_sweep(load_sweep("lr", [*pbt, *steps, lr]), {"CPU": 2.0})  # this one is fine
