@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import subprocess
 import time
@@ -60,14 +61,7 @@ def parameter_count(weights: Path) -> int:
     from safetensors import safe_open
 
     with safe_open(str(weights), framework="pt") as tensors:
-        return sum(_numel(tensors.get_slice(name).get_shape()) for name in tensors.keys())  # noqa: SIM118
-
-
-def _numel(shape: list[int]) -> int:
-    count = 1
-    for size in shape:
-        count *= size
-    return count
+        return sum(math.prod(tensors.get_slice(name).get_shape()) for name in tensors.keys())  # noqa: SIM118
 
 
 def record(experiments: list[Path], results: Path) -> dict[str, Any]:

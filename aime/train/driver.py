@@ -80,13 +80,19 @@ def check_cpu_budget(cfg: Config, cluster_cpus: float, *, online_collection: boo
         parts[f"collect.workers x collect.cpus_per_worker = {c.workers} x {c.cpus_per_worker:g}"] = (
             c.workers * c.cpus_per_worker
         )
-    needed = sum(parts.values())
+    needed = sum(parts.values())  # training_cpus(cfg), plus the online actors
     if needed > cluster_cpus + 1e-9:
         raise ValueError(
             f"training needs {needed:g} CPUs but the Ray cluster has {cluster_cpus:g}: "
             + " + ".join(parts)
             + "; lower one of these (fractions are fine: they are reservations, not cores)"
         )
+
+
+def training_cpus(cfg: Config) -> float:
+    """The CPUs one training run reserves: its Ray Train workers and each rank's sampler actors."""
+    t = cfg.train
+    return t.num_workers * (t.cpus_per_worker + t.sampler_workers * t.sampler_cpus)
 
 
 def resolve_use_gpu(cfg: Config, cluster_gpus: float) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aime.config import Config, ConfigError
-from aime.train.driver import check_cpu_budget, check_replay, check_train_config
+from aime.train.driver import check_cpu_budget, check_replay, check_train_config, training_cpus
 from aime.train.periodic_eval import REPORTED
 from aime.tune.config import PBT_MUTABLE, Dimension, SweepConfig
 
@@ -79,7 +79,7 @@ def check_pbt(sweep: SweepConfig, dimensions: dict[str, Dimension], cluster: dic
             f"{evaluations} periodic evaluations a trial reports (train.steps / train.checkpoint_every)"
         )
     if cluster is not None:
-        per_trial = t.num_workers * (t.cpus_per_worker + t.sampler_workers * t.sampler_cpus)
+        per_trial = training_cpus(sweep.trial_config({}))
         if population * per_trial > cluster.get("CPU", 0.0) + 1e-9:
             raise ConfigError(
                 f"scheduler pbt runs {population} trials at once (max_concurrent_trials) of {per_trial:g} "
