@@ -33,6 +33,10 @@ TRAIN_SAMPLES_PER_SECOND = "train/samples_per_second"
 TRAIN_GPU_MEMORY_GB = "train/gpu_memory_gb"
 TRAIN_CHECKPOINT = "train/checkpoint"
 
+# A training worker's start-up, on its first step's report (aime/train/startup.py): seconds per phase.
+STARTUP = "startup/"  # + engine, restore, periodic_eval, first_batch, first_step
+STARTUP_WORKER_STARTED_AT = "startup/worker_started_at"  # Unix time the worker's loop began
+
 # Evaluation (aime/eval, and the periodic evaluation during training).
 EVAL = "eval/"  # + a summary name (psnr_one_step/model, ssim_mean/baseline, neg_elbo, ...)
 EVAL_WINDOWS = "eval/windows"

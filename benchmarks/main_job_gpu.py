@@ -8,7 +8,7 @@ the run directory:
 
 - whole job: wall seconds from the command's start to its exit, and the phases (collection, training
   from the trainer's start to its last report, evaluation and figures after it);
-- start-up: seconds from the trainer's start to its first step (``train.json``);
+- start-up: seconds from the trainer's start to its first step and where they went (``train.json``);
 - online collection: the trainer's samples/s in the log intervals that ended while the online actors
   were writing, against those that ended after the last online episode (the trainer alone, same run,
   same store); the first step's interval (compilation) and the intervals that held a checkpoint's
@@ -18,7 +18,8 @@ the run directory:
   CUDA_VISIBLE_DEVICES, else the host's; where there are more of them than trainer workers, the
   busiest stand in (``selection`` says so): pin the job with CUDA_VISIBLE_DEVICES on a shared host;
 - quality: the held-out open-loop report (``eval.json``): PSNR and SSIM at one step and averaged over
-  the first 10 predicted steps, model against copy-last-frame.
+  the first 10 predicted steps, model against copy-last-frame; and the periodic evaluation's PSNR
+  gains at each checkpoint (the learning curve).
 
 Targets (issue 16): samples/s during online collection >= 0.8x after it; the first step <= 60 s after
 the trainer starts; GPU utilisation over the training phase (from the trainer's start) >= 80%; the
@@ -123,6 +124,16 @@ def quality(run_dir: Path, horizon: int = 10) -> dict[str, Any]:
     return out
 
 
+def learning_curve(run_dir: Path) -> list[dict[str, float]]:
+    """The periodic held-out evaluation at each checkpoint: PSNR gains over copy-last-frame (dB)."""
+    keys = {"psnr_gain_one_step": "eval/psnr_gain_one_step", "psnr_gain_mean_h10": "eval/psnr_gain_mean"}
+    return [
+        {"step": r["step"]} | {name: round(r[key], 3) for name, key in keys.items()}
+        for r in records(run_dir / "metrics.jsonl")
+        if keys["psnr_gain_one_step"] in r
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -160,12 +171,14 @@ def main() -> None:
             "eval_and_figures": round(job["ended"] - train_end, 1),
         },
         "seconds_to_first_step": first_step,
+        "startup": summary.get("train", {}).get("startup"),  # where they went (aime/train/startup.py)
         "online": online_contention(run_dir, cfg_checkpoint_every),
         "gpu_utilisation": {
             "from_trainer_start": gpu.mean([(train_start, train_end)], assigned, workers),
             "from_first_step": gpu.mean([(train_start + (first_step or 0), train_end)], assigned, workers),
         },
         "quality": quality(run_dir) if (run_dir / "eval.json").exists() else None,
+        "learning_curve": learning_curve(run_dir),  # periodic eval: its own windows, also H=10
         "collect": summary.get("collect"),
         "online_collect": summary.get("online_collect"),
         "gpu": ", ".join(gpu_names()) or "none",

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+import pyarrow.fs as pafs
 import torch
 
 from aime.metrics import EVAL_SCORE
@@ -57,11 +58,17 @@ def write_model_files(
     atomic_write_text(directory / META, json.dumps(meta) + "\n")
 
 
-def read_meta(directory: str | Path) -> dict[str, Any]:
-    """The checkpoint's meta.json; IncompleteCheckpointError when it is missing or unreadable."""
-    path = Path(directory) / META
+def read_meta(directory: str | Path, filesystem: pafs.FileSystem | None = None) -> dict[str, Any]:
+    """The checkpoint's meta.json; IncompleteCheckpointError when it is missing or unreadable.
+    With ``filesystem`` (a Ray Train checkpoint's), ``directory`` is a path within it."""
+    path = f"{directory}/{META}" if filesystem is not None else str(Path(directory) / META)
     try:
-        meta = json.loads(path.read_text())
+        if filesystem is None:
+            text = Path(path).read_text()
+        else:
+            with filesystem.open_input_stream(path) as stream:
+                text = stream.read().decode()
+        meta = json.loads(text)
     except FileNotFoundError:
         raise IncompleteCheckpointError(f"{directory} has no {META}: the save did not complete") from None
     except (OSError, ValueError) as error:

@@ -93,6 +93,7 @@ def _pipeline(cfg: Config, run_dir: Path, args: argparse.Namespace) -> int:
             "steps": trained.steps,
             "checkpoint": trained.checkpoint,
             "seconds_to_first_step": trained.seconds_to_first_step,
+            "startup": trained.startup,
         }
         summary["train"] |= {k: v for k, v in trained.metrics.items() if k.startswith(TRAIN_TASK)}
         print(f"trained to step {trained.steps}; loss {trained.metrics.get('train/total', float('nan')):.4g}")

@@ -34,6 +34,10 @@ class TrainSummary:
     # From train() being called to the first step's report: Ray Train's workers, DeepSpeed, the data
     # stream's first batch and compilation (None when no step ran).
     seconds_to_first_step: float | None = None
+    # Where those seconds went (rank 0's worker; aime/train/startup.py): "workers" until its loop began,
+    # then engine, restore, periodic_eval, first_batch (what the overlapped stream still took) and
+    # first_step (compilation and CUDA-graph recording).
+    startup: dict[str, float] | None = None
 
 
 def check_train_config(cfg: Config) -> None:
@@ -152,7 +156,7 @@ def train(
         run_config=_run_config(cfg, run_dir, run_name, scored=bool(eval_plan), callbacks=callbacks),
     )
     try:
-        result, to_first_step = _fit_with_progress(
+        result, startup = _fit_with_progress(
             trainer, run_dir / "metrics.jsonl", start, t.steps, progress, started, cfg.run_id or ""
         )
         if result.error is not None:
@@ -171,7 +175,8 @@ def train(
         steps=int(metrics.get("step", t.steps)),
         checkpoint=checkpoint,
         metrics=metrics,
-        seconds_to_first_step=to_first_step,
+        seconds_to_first_step=startup.get("total"),
+        startup=startup or None,
     )
     if summary.checkpoint:
         from aime.train.figures import write_figures
@@ -226,10 +231,10 @@ def _checkpoint_storage(run_dir: Path) -> dict[str, Any]:
 
 def _fit_with_progress(
     trainer: Any, metrics_path: Path, start: int, steps: int, progress: bool, started: float, run_id: str
-) -> tuple[Any, float | None]:
+) -> tuple[Any, dict[str, float]]:
     """``trainer.fit()`` in a thread while the driver shows a progress bar fed by metrics.jsonl (and
-    the Ray dashboard's training series). Returns the result and the seconds from ``started`` to the
-    first step's report."""
+    the Ray dashboard's training series). Returns the result and the start-up breakdown
+    (``startup_breakdown``; empty when no step ran)."""
     import threading
 
     from tqdm import tqdm
@@ -246,23 +251,42 @@ def _fit_with_progress(
     thread.start()
     bar = tqdm(total=steps, initial=start, unit="step", disable=not progress, dynamic_ncols=True)
     seen = 0
-    to_first_step: float | None = None
+    startup: dict[str, float] = {}
     while thread.is_alive():
         thread.join(timeout=1.0)
         records, seen = complete_records(metrics_path, seen)
         for record in records:
             ray_metrics.training_record(run_id, record)  # the driver outlives the run's last report
             if M.TRAIN_TOTAL in record:
-                if to_first_step is None and record["time"] >= started:  # not a resumed run's old lines
-                    to_first_step = round(record["time"] - started, 1)
-                    bar.write(f"first training step {to_first_step:.0f} s after the trainer started")
+                if not startup and record["time"] >= started:  # not a resumed run's old lines
+                    startup = startup_breakdown(record, started)
+                    bar.write(describe_startup(startup))
                 bar.update(max(0, record["step"] - bar.n))
                 loss, wait = record[M.TRAIN_TOTAL], record.get(M.TRAIN_DATA_WAIT, 0.0)
                 bar.set_postfix_str(f"loss {loss:.4g}  data wait {wait:.0%}", refresh=False)
     bar.close()
     if "error" in outcome:
         raise outcome["error"]
-    return outcome["result"], to_first_step
+    return outcome["result"], startup
+
+
+def startup_breakdown(first_report: dict[str, Any], started: float) -> dict[str, float]:
+    """Seconds from ``started`` to the first step's report ("total") and per phase: "workers" (until
+    the worker's loop began: Ray Train's worker group, imports) and the worker's own phases."""
+    out = {"total": round(first_report["time"] - started, 1)}
+    began = first_report.get(M.STARTUP_WORKER_STARTED_AT)
+    if began is not None:
+        out["workers"] = round(began - started, 1)
+    phases = {k[len(M.STARTUP) :]: v for k, v in first_report.items() if k.startswith(M.STARTUP)}
+    return out | {k: round(v, 1) for k, v in phases.items() if k != "worker_started_at"}
+
+
+def describe_startup(startup: dict[str, float]) -> str:
+    """One console line: "first training step 62 s after the trainer started (workers 20 s, ...)"."""
+    parts = ", ".join(f"{k.replace('_', ' ')} {v:.0f} s" for k, v in startup.items() if k != "total")
+    return f"first training step {startup['total']:.0f} s after the trainer started" + (
+        f" ({parts})" if parts else ""
+    )
 
 
 def complete_records(metrics_path: Path, seen: int) -> tuple[list[dict[str, Any]], int]:

@@ -18,6 +18,7 @@ import torch
 from torch.profiler import record_function
 
 from aime import metrics as M
+from aime.checkpoints import IncompleteCheckpointError, read_meta
 from aime.config import Config, build
 from aime.replay import ReplayBuffer
 from aime.replay.split import HeldOutSplit
@@ -31,6 +32,7 @@ from aime.train.periodic_eval import PeriodicEval
 from aime.train.profiling import profiled_step
 from aime.train.schedule import apply_peak_rates, build_optimizer
 from aime.train.stages import prepare_model, stage_losses
+from aime.train.startup import FirstBatchPrefetch, StartupClock
 from aime.train.zero3 import check_zero3_supported, evaluation_model, expose_dataclass_outputs
 
 
@@ -47,30 +49,30 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     rank, world = context.get_world_rank(), context.get_world_size()
     device = ray.train.torch.get_device()
     bf16 = resolve_bf16(t, device.type == "cuda")
+    clock = StartupClock()
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is None and loop_config.get("resume_from"):
+        filesystem, path = resolve_filesystem(loop_config["resume_from"])  # local, or shared storage
+        checkpoint = ray.train.Checkpoint(path, filesystem=filesystem)
+    step = read_meta(checkpoint.path, checkpoint.filesystem)["step"] if checkpoint is not None else 0
+    # The stream depends only on the step it starts from: its first batch arrives while the engine builds.
+    batches = FirstBatchPrefetch(iter(replay_batches(cfg, first_step=step, rank=rank, world_size=world)))
     engine, optimizer = build_engine(cfg, device, world)
+    clock.mark("engine")
     _remove_stale_saves(cfg.run_id, rank)
     # The tokenizer stage has one task: nothing to balance.
     balancing = cfg.model.optim.balancing
     balancer = GradientBalancer(
         balancing if t.stage == "world_model" else replace(balancing, mode="sum"), reduce=all_reduce_mean
     )
-
-    step = 0
-    checkpoint = ray.train.get_checkpoint()
-    if checkpoint is None and loop_config.get("resume_from"):
-        filesystem, path = resolve_filesystem(loop_config["resume_from"])  # local, or shared storage
-        checkpoint = ray.train.Checkpoint(path, filesystem=filesystem)
     if checkpoint is not None:
-        peaks = list(engine.lr_scheduler.base_lrs)  # this run's config, before the checkpoint's replace them
-        with checkpoint.as_directory() as directory:
-            state = load_engine_state(engine, Path(directory))
-        apply_peak_rates(engine.lr_scheduler, peaks)
-        step = int(state["step"])
-        if state.get("balancer") is not None:
-            balancer.load_state_dict(state["balancer"])
-
-    batches = iter(replay_batches(cfg, first_step=step, rank=rank, world_size=world))
+        _restore(engine, balancer, checkpoint, step)
+        clock.mark("restore")
     periodic = PeriodicEval(cfg, loop_config.get("eval_plan", []), rank=rank, world_size=world, device=device)
+    clock.mark("periodic_eval")  # its held-out windows
+    batches.wait()
+    clock.mark("first_batch")
+    batches_iter = iter(batches)
     params = [p for p in engine.module.parameters() if p.requires_grad]
     wait = busy = 0.0
     since_log = 0
@@ -87,7 +89,7 @@ def train_worker(loop_config: dict[str, Any]) -> None:
             for _ in range(t.grad_accum):
                 fetched = time.perf_counter()
                 with record_function("fetch"):
-                    batch = next(batches)
+                    batch = next(batches_iter)
                 wait += time.perf_counter() - fetched
                 model_batch = {k: v.to(device, non_blocking=True) for k, v in model_inputs(batch).items()}
                 losses, balanced = train_microbatch(
@@ -101,6 +103,9 @@ def train_worker(loop_config: dict[str, Any]) -> None:
             torch.cuda.synchronize(device)
         busy += time.perf_counter() - started
         metrics: dict[str, float] = {"step": step}
+        if step == first_step:
+            clock.mark("first_step")  # compilation and CUDA-graph recording happen here
+            metrics |= clock.metrics()
         if log_now:
             samples = since_log * t.grad_accum * t.batch_size * world
             metrics |= _metrics(losses, balanced.stats, optimizer, engine, wait, busy, samples)
@@ -180,6 +185,20 @@ def train_microbatch(
 def _stage_save(run_id: str | None, rank: int) -> Path:
     """A fresh local folder for one save of this rank; Ray Train deletes it once persisted."""
     return Path(tempfile.mkdtemp(prefix=f"aime-ckpt-{run_id}-{rank}-"))
+
+
+def _restore(engine: Any, balancer: Any, checkpoint: Any, step: int) -> None:
+    """Engine, optimizer, schedule and balancer from a Ray Train checkpoint saved at ``step``."""
+    peaks = list(engine.lr_scheduler.base_lrs)  # this run's config, before the checkpoint's replace them
+    with checkpoint.as_directory() as directory:
+        state = load_engine_state(engine, Path(directory))
+    apply_peak_rates(engine.lr_scheduler, peaks)
+    if int(state["step"]) != step:
+        raise IncompleteCheckpointError(
+            f"{checkpoint.path}: meta.json says step {step}, the DeepSpeed state step {state['step']}"
+        )
+    if state.get("balancer") is not None:
+        balancer.load_state_dict(state["balancer"])
 
 
 def _remove_stale_saves(run_id: str | None, rank: int) -> None:

@@ -1,0 +1,76 @@
+"""A training worker's start-up: the first batch fetched while the engine is built, and where the
+seconds to the first step went.
+
+Before the first step a worker builds the DeepSpeed engine (model, optimizer, compilation set-up),
+restores a checkpoint when resuming, and waits for its replay stream's first batch (Ray Data starts
+the sampler actors then). The stream does not depend on the engine, only on the step it starts
+from, so ``FirstBatchPrefetch`` starts it in a thread before the engine is built and the two
+overlap. ``StartupClock`` times the phases; the first step's report carries them (``startup/*``)
+and the driver prints them beside "first training step N s after the trainer started".
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from aime import metrics as M
+
+
+class FirstBatchPrefetch:
+    """Iterates ``batches`` unchanged, but its first item is fetched in a thread started at once.
+
+    Iterating waits for that thread; an error it met is raised there, in the caller's thread.
+    """
+
+    def __init__(self, batches: Iterator[Any]) -> None:
+        self._batches = batches
+        self._first: list[Any] = []
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._fetch, name="aime-first-batch", daemon=True)
+        self._thread.start()
+
+    def _fetch(self) -> None:
+        try:
+            self._first.extend(_first_or_nothing(self._batches))
+        except BaseException as error:  # re-raised in the iterating thread
+            self._error = error
+
+    def wait(self) -> None:
+        """Block until the first batch is here (or the stream has ended or failed)."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def __iter__(self) -> Iterator[Any]:
+        self.wait()
+        yield from self._first
+        yield from self._batches
+
+
+def _first_or_nothing(batches: Iterator[Any]) -> list[Any]:
+    for batch in batches:
+        return [batch]
+    return []
+
+
+class StartupClock:
+    """Seconds per start-up phase, in the order marked, plus the worker's wall-clock start."""
+
+    def __init__(self) -> None:
+        self.started_at = time.time()
+        self._last = time.perf_counter()
+        self.phases: dict[str, float] = {}
+
+    def mark(self, phase: str) -> None:
+        """The phase that has just ended: the seconds since the previous mark (or the start)."""
+        now = time.perf_counter()
+        self.phases[phase] = now - self._last
+        self._last = now
+
+    def metrics(self) -> dict[str, float]:
+        """``startup/<phase>`` seconds and ``startup/worker_started_at`` (Unix time)."""
+        out = {M.STARTUP + phase: round(seconds, 3) for phase, seconds in self.phases.items()}
+        return out | {M.STARTUP_WORKER_STARTED_AT: self.started_at}

@@ -1,0 +1,57 @@
+"""The worker's start-up helpers: the first batch fetched in a thread, the phase clock."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from aime.train.driver import describe_startup, startup_breakdown
+from aime.train.startup import FirstBatchPrefetch, StartupClock
+
+
+def test_the_first_batch_is_fetched_before_iteration_and_the_stream_is_unchanged():
+    fetched_in: list[str] = []
+    first_taken = threading.Event()
+
+    def batches():
+        fetched_in.append(threading.current_thread().name)
+        first_taken.set()
+        yield 0
+        fetched_in.append(threading.current_thread().name)
+        yield from range(1, 5)
+
+    prefetch = FirstBatchPrefetch(batches())
+    assert first_taken.wait(timeout=10), "the first batch was not fetched before iterating"
+    assert list(prefetch) == [0, 1, 2, 3, 4]
+    assert fetched_in == ["aime-first-batch", threading.current_thread().name]
+
+
+def test_a_failing_or_empty_stream_is_seen_by_the_caller():
+    def failing():
+        raise OSError("store unreadable")
+        yield  # pragma: no cover
+
+    prefetch = FirstBatchPrefetch(failing())
+    with pytest.raises(OSError, match="store unreadable"):
+        prefetch.wait()
+    assert list(FirstBatchPrefetch(iter([]))) == []
+
+
+def test_the_clock_marks_phases_in_order_and_the_driver_adds_the_workers_start():
+    clock = StartupClock()
+    time.sleep(0.05)
+    clock.mark("engine")
+    clock.mark("first_step")
+    metrics = clock.metrics()
+    assert list(clock.phases) == ["engine", "first_step"] and clock.phases["engine"] >= 0.05
+    report = {"time": clock.started_at + 3.0, **metrics}
+    breakdown = startup_breakdown(report, started=clock.started_at - 2.0)
+    assert list(breakdown) == ["total", "workers", "engine", "first_step"]
+    assert (breakdown["total"], breakdown["workers"]) == (5.0, 2.0)
+    assert breakdown["engine"] == round(clock.phases["engine"], 1)
+    line = describe_startup({"total": 62.4, "workers": 20.0, "engine": 9.2, "first_step": 30.6})
+    assert line == (
+        "first training step 62 s after the trainer started (workers 20 s, engine 9 s, first step 31 s)"
+    )
