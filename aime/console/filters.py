@@ -29,6 +29,9 @@ def quiet_known_noise() -> None:
         return
     deprecated = r"`torch\.distributed\.\w+` is deprecated"
     warnings.filterwarnings("ignore", message=deprecated, category=FutureWarning)
+    # Inductor, compiling the rollout on a GPU: a multi-line performance note about its own choice.
+    softmax = r"\s*Online softmax is disabled on the fly"
+    warnings.filterwarnings("ignore", message=softmax, category=UserWarning)
     loggers = [logging.getLogger(), logging.getLogger("absl"), logging.getLogger("DeepSpeed")]
     loggers += [
         logger

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aime import console
 from aime import metrics as M
 from aime.checkpoints import read_meta, resolve
 from aime.config import Config, to_dict
@@ -149,6 +150,7 @@ def train(
             "resume_from": resume_from,
             "run_dir": str(run_dir.resolve()),
             "eval_plan": eval_plan,
+            "quiet": console.filtering(),
         },
         scaling_config=ScalingConfig(
             num_workers=t.num_workers, use_gpu=use_gpu, resources_per_worker={"CPU": t.cpus_per_worker}

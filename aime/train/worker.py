@@ -20,6 +20,7 @@ from torch.profiler import record_function
 from aime import metrics as M
 from aime.checkpoints import IncompleteCheckpointError, read_meta
 from aime.config import Config, build
+from aime.console import quiet_known_noise
 from aime.replay import ReplayBuffer
 from aime.replay.split import HeldOutSplit
 from aime.replay.windows import model_inputs
@@ -43,6 +44,8 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     from aime.models.balancing.balancer import GradientBalancer
 
     _quiet_report_logging()
+    if loop_config.get("quiet", True):  # the driver's console filters (off under aime -v)
+        quiet_known_noise()
     cfg = build(Config, loop_config["config"])
     t = cfg.train
     context = ray.train.get_context()
