@@ -10,7 +10,10 @@ uniformly drawn windows of T steps, B per batch:
     exactly the row groups the window overlaps (pixels only) and copies the window into a numpy
     (B, T, 3, 64, 64) batch. ``plain_pyarrow_all_columns`` reads every column the sampler reads, so
     the sampler's own overhead and the cost of its extra columns can be told apart;
-(b) sampler: ``WindowSampler.sample`` in-process, with per-batch latency p50/p99;
+(b) sampler: ``WindowSampler.sample`` in-process, with per-batch latency p50/p99, from the page
+    cache (the rows above and below read from it: ``page_cache_resident_*``, measured with fincore,
+    says how much of the store was there) and, as ``sampler_cold_page_cache``, after the store's
+    files were dropped from it (posix_fadvise DONTNEED), so its reads come from the disk;
 (c) ray_data: ``window_dataset`` consumed with ``iter_torch_batches``, 1 and 2 sampler actors, steady
     state: the first ``--warmup-batches`` batches (actor start-up, the first blocks), rounded up to
     whole blocks of ``--windows-per-read``, are discarded;
@@ -23,7 +26,8 @@ reads one span per episode per call, so windows that share an episode share read
 often in small stores and in Ray Data's calls of 64 windows, and rarely in large ones.
 "flatness" is each path's per-batch cost at the largest size over the smallest (1.0 is flat). Reads
 come from the page cache whenever the store fits in memory ("store_fits_in_memory"), as on a
-training node whose replay is local; the comparison is between read paths, not disks.
+training node whose replay is local; the comparison is between read paths, not disks, except for
+the cold row, which is this machine's disk.
 
 Target: the sampler's memory flat in store size: RSS after sampling at the largest size <= 1.1x
 that at the smallest (checked with two sizes or more).
@@ -36,6 +40,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import subprocess
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -123,20 +128,64 @@ def plain_pyarrow(root: str, B: int, T: int, batches: int, warmup: int, columns:
     }
 
 
-# ---- (b) the sampler in-process --------------------------------------------------------------
-def sampler_in_process(root: str, B: int, T: int, batches: int, warmup: int) -> dict:
+# ---- (b) the sampler in-process, from the page cache and from a cold one ---------------------
+def sampler_in_process(root: str, B: int, T: int, batches: int, warmup: int, *, cold: bool = False) -> dict:
+    """With ``cold``, the store's files are dropped from the page cache after the index is built
+    (``evict_from_page_cache``) and nothing is discarded as warm-up: every timed read that is not a
+    repeat of an earlier one comes from the disk."""
     sampler = WindowSampler(root, T, seed=2)
     sampler.refresh(force=True)
+    if cold:
+        evict_from_page_cache(root)
+        warmup = 0
+    resident = page_cache_resident(root)
     latencies = []
     for i in range(warmup + batches):
         begin = time.perf_counter()
         batch = sampler.sample(np.arange(i * B, (i + 1) * B))
         latencies.append(time.perf_counter() - begin)
         assert batch["pixels"].shape == (B, T, 3, IMAGE_SIZE, IMAGE_SIZE), batch["pixels"].shape
-    return _rates(latencies[warmup:], B) | {
+    out = _rates(latencies[warmup:], B) | {
+        "page_cache_resident_before": resident,
+        "page_cache_resident_after": page_cache_resident(root),
+    }
+    if cold:
+        return out
+    return out | {
         "row_groups_per_window": sampler_row_groups_per_window(root, T, B),
         "row_groups_per_window_in_reads_of_64": sampler_row_groups_per_window(root, T, 64),
     }
+
+
+def evict_from_page_cache(root: str) -> None:
+    """Ask the kernel to drop the store's files from the page cache: fsync (dirty pages stay), then
+    posix_fadvise(DONTNEED). Needs no root, unlike /proc/sys/vm/drop_caches, and touches nothing else."""
+    for path in ReplayStore(root).list_names():
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
+def page_cache_resident(root: str) -> float | None:
+    """The fraction of the store's bytes in the page cache (util-linux ``fincore``; None without it)."""
+    paths = ReplayStore(root).list_names()
+    if not shutil.which("fincore") or not paths:
+        return None
+    resident = size = 0
+    for i in range(0, len(paths), 500):
+        done = subprocess.run(
+            ["fincore", "--bytes", "--noheadings", "--raw", "--output", "RES,SIZE", *paths[i : i + 500]],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        for line in done.stdout.splitlines():
+            res, total = line.split()
+            resident, size = resident + int(res), size + int(total)
+    return round(resident / size, 3) if size else None
 
 
 def sampler_row_groups_per_window(root: str, T: int, windows_per_call: int, calls: int = 10) -> float:
@@ -272,6 +321,7 @@ def measure_size(root: str, S: int, args: argparse.Namespace) -> dict:
         "plain_pyarrow": plain_pyarrow(root, B, T, n, w, ["pixels"]),
         "plain_pyarrow_all_columns": plain_pyarrow(root, B, T, n, w, all_columns),
         "sampler": sampler_in_process(root, B, T, n, w),
+        "sampler_cold_page_cache": sampler_in_process(root, B, T, n, w, cold=True),
         "ray_data": {f"workers_{k}": ray_data(root, B, T, n, w, k, args) for k in args.sampler_workers},
         "sampler_rss_mb": sampler_rss_in_fresh_process(root, B, T),
     }
@@ -280,6 +330,8 @@ def measure_size(root: str, S: int, args: argparse.Namespace) -> dict:
         "sampler_over_plain_pyarrow": out["sampler"]["sequences_per_second"] / floor,
         "sampler_over_plain_pyarrow_all_columns": out["sampler"]["sequences_per_second"]
         / out["plain_pyarrow_all_columns"]["sequences_per_second"],
+        "sampler_cold_over_warm": out["sampler_cold_page_cache"]["sequences_per_second"]
+        / out["sampler"]["sequences_per_second"],
     }
     for key, result in out["ray_data"].items():
         ratios[f"ray_data_{key}_over_plain_pyarrow"] = result["sequences_per_second"] / floor
