@@ -12,7 +12,8 @@ Every benchmark here prints one JSON object on stdout. The runs are merged leaf 
   merges its value, and ``passed`` holds only if it passed in every run (null if any run could not
   say), with ``passed_runs`` ("2/3") beside it.
 
-Each run's wall seconds are in ``seconds``; its stderr goes to this process's stderr. A run that
+Each run's wall seconds are in ``seconds``; its stderr goes to this process's stderr; its result is
+the last JSON object it printed on stdout. A run that
 fails stops the whole command: a merge of fewer runs than asked would read as a full repeat.
 """
 
@@ -81,10 +82,26 @@ def run_once(command: list[str]) -> tuple[Any, float]:
     seconds = round(time.perf_counter() - started, 1)
     if done.returncode != 0:
         raise SystemExit(f"repeat: {' '.join(command)} exited {done.returncode}")
-    try:
-        return json.loads(done.stdout[done.stdout.index("{") :]), seconds
-    except ValueError as error:
-        raise SystemExit(f"repeat: {' '.join(command)} printed no JSON object on stdout ({error})") from None
+    result = last_json_object(done.stdout)
+    if result is None:
+        raise SystemExit(f"repeat: {' '.join(command)} printed no JSON object on stdout")
+    return result, seconds
+
+
+def last_json_object(text: str) -> dict[str, Any] | None:
+    """The last top-level JSON object in ``text`` (a benchmark's result comes last; anything before
+    it, progress lines included, is passed over)."""
+    decoder, found, at = json.JSONDecoder(), None, 0
+    while (at := text.find("{", at)) != -1:
+        try:
+            value, end = decoder.raw_decode(text, at)
+        except ValueError:
+            at += 1
+            continue
+        if isinstance(value, dict):
+            found = value
+        at = end
+    return found
 
 
 def main() -> None:

@@ -60,6 +60,7 @@ import math
 import os
 import platform
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -265,7 +266,8 @@ def main() -> None:
         for run in range(args.bare_runs):
             bare_runs.append(bare_loop(cfg, batches, device))
             load[f"after_bare_{run}"] = os.getloadavg()[0]
-            print(json.dumps({"bare_run": run, "final_loss": bare_runs[-1]["final_loss"]}), flush=True)
+            progress = {"bare_run": run, "final_loss": bare_runs[-1]["final_loss"]}
+            print(json.dumps(progress), file=sys.stderr, flush=True)  # stdout holds the result only
             if run == 0:
                 torch.set_num_threads(driver_threads)
                 ray_result = ray_train(cfg)

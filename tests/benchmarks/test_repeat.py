@@ -37,6 +37,12 @@ def test_a_target_passes_only_if_it_passed_in_every_run():
     assert unknown["passed"] is None and unknown["passed_runs"] == "1/2"
 
 
+def test_the_result_is_the_last_json_object_printed():
+    text = 'starting\n{"progress": 1}\n{"rate": {"a": [1, 2]}, "text": "}{"}\ndone\n'
+    assert repeat.last_json_object(text) == {"rate": {"a": [1, 2]}, "text": "}{"}
+    assert repeat.last_json_object("no result {") is None
+
+
 def test_the_command_runs_in_fresh_processes_and_a_failure_stops_it(tmp_path):
     counter = tmp_path / "count"
     script = tmp_path / "bench.py"
@@ -46,6 +52,7 @@ def test_the_command_runs_in_fresh_processes_and_a_failure_stops_it(tmp_path):
         "n = int(p.read_text()) + 1 if p.exists() else 1\n"
         "p.write_text(str(n))\n"
         "print('log line', file=sys.stderr)\n"
+        "print(json.dumps({'progress': n}))\n"
         "print(json.dumps({'pid': os.getpid(), 'run': n, 'fixed': 7}))\n"
         "sys.exit(3 if n == 4 else 0)\n"
     )
