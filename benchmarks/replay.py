@@ -40,7 +40,6 @@ import json
 import multiprocessing
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -50,6 +49,8 @@ os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
 
 import numpy as np  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
+from page_cache import evict_from_page_cache, page_cache_resident  # noqa: E402
+from sampler_memory import sampler_rss_in_fresh_process  # noqa: E402
 from targets import check, only  # noqa: E402
 
 from aime.replay.sampler import STEP_COLUMNS, VECTOR_COLUMNS, WindowSampler  # noqa: E402
@@ -60,7 +61,6 @@ from aime.replay.synthetic import write_synthetic_episodes  # noqa: E402
 EPISODE_STEPS = 501  # a 1000-step dm_control episode at action repeat 2, plus the final observation
 IMAGE_SIZE = 64
 CONCEPTS = ("a", "b", "c", "d")
-RSS_BATCHES = 20
 
 
 # ---- the store -------------------------------------------------------------------------------
@@ -135,10 +135,11 @@ def sampler_in_process(root: str, B: int, T: int, batches: int, warmup: int, *, 
     repeat of an earlier one comes from the disk."""
     sampler = WindowSampler(root, T, seed=2)
     sampler.refresh(force=True)
+    files = ReplayStore(root).list_names()
     if cold:
-        evict_from_page_cache(root)
+        evict_from_page_cache(files)
         warmup = 0
-    resident = page_cache_resident(root)
+    resident = page_cache_resident(files)
     latencies = []
     for i in range(warmup + batches):
         begin = time.perf_counter()
@@ -147,7 +148,7 @@ def sampler_in_process(root: str, B: int, T: int, batches: int, warmup: int, *, 
         assert batch["pixels"].shape == (B, T, 3, IMAGE_SIZE, IMAGE_SIZE), batch["pixels"].shape
     out = _rates(latencies[warmup:], B) | {
         "page_cache_resident_before": resident,
-        "page_cache_resident_after": page_cache_resident(root),
+        "page_cache_resident_after": page_cache_resident(files),
     }
     if cold:
         return out
@@ -155,37 +156,6 @@ def sampler_in_process(root: str, B: int, T: int, batches: int, warmup: int, *, 
         "row_groups_per_window": sampler_row_groups_per_window(root, T, B),
         "row_groups_per_window_in_reads_of_64": sampler_row_groups_per_window(root, T, 64),
     }
-
-
-def evict_from_page_cache(root: str) -> None:
-    """Ask the kernel to drop the store's files from the page cache: fsync (dirty pages stay), then
-    posix_fadvise(DONTNEED). Needs no root, unlike /proc/sys/vm/drop_caches, and touches nothing else."""
-    for path in ReplayStore(root).list_names():
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        finally:
-            os.close(fd)
-
-
-def page_cache_resident(root: str) -> float | None:
-    """The fraction of the store's bytes in the page cache (util-linux ``fincore``; None without it)."""
-    paths = ReplayStore(root).list_names()
-    if not shutil.which("fincore") or not paths:
-        return None
-    resident = size = 0
-    for i in range(0, len(paths), 500):
-        done = subprocess.run(
-            ["fincore", "--bytes", "--noheadings", "--raw", "--output", "RES,SIZE", *paths[i : i + 500]],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        for line in done.stdout.splitlines():
-            res, total = line.split()
-            resident, size = resident + int(res), size + int(total)
-    return round(resident / size, 3) if size else None
 
 
 def sampler_row_groups_per_window(root: str, T: int, windows_per_call: int, calls: int = 10) -> float:
@@ -264,46 +234,6 @@ def ray_data(
         "first_batch_seconds": round(arrivals[0] - begin, 2),
         "cpus_per_sampler": cpus_per_sampler,
     }
-
-
-# ---- (d) the sampler's memory ----------------------------------------------------------------
-def sampler_rss(root: str, B: int, T: int) -> dict:
-    """Runs in a fresh process, so that nothing the parent allocated is counted. RSS includes what
-    Arrow's allocator keeps for reuse after decoding; ``index_mb`` is the Python memory the index
-    itself holds (tracemalloc over ``refresh()``), the part that grows with the number of episodes."""
-    import tracemalloc
-
-    import psutil
-    import pyarrow as pa
-
-    process = psutil.Process()
-    sampler = WindowSampler(root, T, seed=4)
-    before = process.memory_info().rss
-    tracemalloc.start()
-    sampler.refresh(force=True)
-    index_bytes = tracemalloc.get_traced_memory()[0]
-    tracemalloc.stop()
-    highest = 0
-    for i in range(RSS_BATCHES):
-        sampler.sample(np.arange(i * B, (i + 1) * B))
-        highest = max(highest, process.memory_info().rss)
-    after = process.memory_info().rss
-    mb = 1 / 2**20
-    return {
-        "before": round(before * mb, 1),
-        "after": round(after * mb, 1),
-        "growth": round((after - before) * mb, 1),
-        "highest_while_sampling": round(highest * mb, 1),
-        "index_mb": round(index_bytes * mb, 2),
-        "arrow_allocated_after": round(pa.total_allocated_bytes() * mb, 1),
-        "arrow_pool_peak": round(pa.default_memory_pool().max_memory() * mb, 1),
-        "episodes_indexed": len(sampler.episodes),
-    }
-
-
-def sampler_rss_in_fresh_process(root: str, B: int, T: int) -> dict:
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(sampler_rss, root, B, T).result()
 
 
 # ---- the run ---------------------------------------------------------------------------------
