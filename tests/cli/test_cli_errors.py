@@ -10,7 +10,9 @@ from aime.cli.main import main
 from aime.train.driver import complete_records
 
 
-def test_an_error_is_one_line_and_minus_v_adds_the_traceback(tmp_path, capsys):
+def test_an_error_is_one_line_and_minus_v_adds_the_traceback(tmp_path, capsys, monkeypatch):
+    # -v turns the console filters off for the rest of the process: give the value back afterwards.
+    monkeypatch.setattr("aime.console.noise._enabled", True)
     missing = str(tmp_path / "no-such-run")
     assert main(["eval", missing]) == 2
     err = capsys.readouterr().err

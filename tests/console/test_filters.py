@@ -12,7 +12,8 @@ INDUCTOR_NOTE = (
 )
 
 
-def test_known_warnings_are_dropped_and_others_kept():
+def test_known_warnings_are_dropped_and_others_kept(monkeypatch):
+    monkeypatch.setattr("aime.console.noise._enabled", True)  # as in a process started without -v
     with warnings.catch_warnings(record=True) as shown:
         warnings.simplefilter("always")
         quiet_known_noise()  # filters go in front of "always"
@@ -24,3 +25,12 @@ def test_known_warnings_are_dropped_and_others_kept():
         "a user's own warning",
         "Online softmax is disabled on the fly",
     ]
+
+
+def test_minus_v_installs_no_filter(monkeypatch):
+    monkeypatch.setattr("aime.console.noise._enabled", False)  # what `aime -v` sets
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        quiet_known_noise()
+        warnings.warn(INDUCTOR_NOTE, UserWarning, stacklevel=1)
+    assert [str(w.message) for w in shown] == [INDUCTOR_NOTE]
