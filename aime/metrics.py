@@ -32,6 +32,9 @@ TRAIN_DATA_WAIT = "train/data_wait_fraction"
 TRAIN_SAMPLES_PER_SECOND = "train/samples_per_second"
 TRAIN_GPU_MEMORY_GB = "train/gpu_memory_gb"
 TRAIN_CHECKPOINT = "train/checkpoint"
+# Unix time on rank 0 at the end of each log interval, the GPU synchronised: utilisation windows are cut
+# by it (the records' own "time" is when Ray Train's controller polled the report, up to ~2 s later).
+TRAIN_INTERVAL_END = "train/interval_end"
 
 # A training worker's start-up, on its first step's report (aime/train/startup.py): seconds per phase.
 STARTUP = "startup/"  # + engine, restore, periodic_eval, first_batch, first_step

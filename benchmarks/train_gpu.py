@@ -18,6 +18,9 @@ compilation and the final save included). MFU is the model FLOPs of the steady s
 peak; with ``--profile-step`` the profiled step's GPU busy fraction (torch.profiler) stands beside
 them. Scaling efficiency is samples/s on N GPUs over N x 1 GPU's.
 
+Log intervals are cut by the worker's own clock (``train/interval_end``, stamped after synchronising the
+GPU), not by the records' arrival at Ray Train's controller, which polls about every 2 s.
+
 Targets (issue 17, README): 2 GPUs >= 1.8x the samples/s of 1; utilisation >= 90% in the steady state.
 """
 
@@ -67,6 +70,8 @@ def run_one(args: argparse.Namespace, workers: int, replay: Path, results: Path,
     import torch
 
     from aime.config import Config, load_config
+    from aime.metrics import STARTUP_WORKER_STARTED_AT, TRAIN_INTERVAL_END
+    from aime.metrics import TRAIN_SAMPLES_PER_SECOND as SAMPLES
     from aime.run.rundir import create_run_dir
     from aime.train.driver import train
 
@@ -104,12 +109,16 @@ def run_one(args: argparse.Namespace, workers: int, replay: Path, results: Path,
         train(cfg, run_dir, progress=False, callbacks=[callback] if callback else [])
         seconds = time.time() - started
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    records = [r for r in records if "train/samples_per_second" in r]
+    # Whole log intervals only: the first step's record (its start-up figures) stands alone.
+    records = [r for r in records if SAMPLES in r and STARTUP_WORKER_STARTED_AT not in r]
     # Steady state: every log interval after the first (start-up, compilation, CUDA graph recording)
     # but the last (it ends with the final checkpoint's save) and the profiled one (profiler overhead).
-    # Each interval runs from the previous record to its own, both stamped by the driver on arrival.
+    # Each interval runs from the previous record's end to its own, on the worker's clock.
+    def end(record: dict) -> float:  # the worker's stamp; the controller's where a run predates it
+        return record.get(TRAIN_INTERVAL_END, record["time"])
+
     windows = [
-        (before["time"], r)
+        (end(before), r)
         for before, r in zip(records[:-2], records[1:-1], strict=True)
         if not (args.profile_step and r["step"] - args.log_every < args.profile_step <= r["step"])
     ]
@@ -117,9 +126,9 @@ def run_one(args: argparse.Namespace, workers: int, replay: Path, results: Path,
         raise SystemExit(f"no steady interval: raise --steps above {3 * args.log_every}")
     steady = [r for _, r in windows]
     indices = read_assigned_gpus(assigned)
-    utilisation = gpus.mean([(start, r["time"]) for start, r in windows], indices, workers)
-    whole_phase = gpus.mean([(started, records[-1]["time"])], indices, workers)
-    samples_per_second = sum(r["train/samples_per_second"] for r in steady) / len(steady)
+    utilisation = gpus.mean([(start, end(r)) for start, r in windows], indices, workers)
+    whole_phase = gpus.mean([(started, end(records[-1]))], indices, workers)
+    samples_per_second = sum(r[SAMPLES] for r in steady) / len(steady)
     peak = bf16_peak_tflops(torch.cuda.get_device_name(0))
     profile = run_dir / "profile" / f"step{args.profile_step}.json"
     if args.profile_dir and profile.exists():

@@ -144,14 +144,18 @@ def ray_train(cfg: Config) -> tuple[list[dict], float, Path]:
 
 
 def ray_figures(records: list[dict], cfg: Config, warmup_intervals: int) -> dict:
+    """The worker's steady-state figures over the same steps the bare loop times: every record after
+    step ``warmup_intervals * log_every``. Skipped by step, not by record: the first step has a record
+    of its own (its start-up figures), which would otherwise count as a whole warm-up interval."""
     t = cfg.train
+    warmup_steps = warmup_intervals * t.log_every
     per_step_samples = t.batch_size * t.grad_accum * t.num_workers
     busy = wait = 0.0
     all_busy = all_wait = 0.0
     steps = 0
     previous = 0
     intervals, kept_ms = [], []
-    for i, record in enumerate(records):
+    for record in records:
         interval_steps = record["step"] - previous
         previous = record["step"]
         seconds = interval_steps * per_step_samples / record["train/samples_per_second"]
@@ -164,18 +168,19 @@ def ray_figures(records: list[dict], cfg: Config, warmup_intervals: int) -> dict
         )
         all_busy += seconds
         all_wait += record["train/data_wait_fraction"] * seconds
-        if i < warmup_intervals:
+        if record["step"] <= warmup_steps:
             continue
         busy += seconds
         wait += record["train/data_wait_fraction"] * seconds
         steps += interval_steps
         kept_ms.append(1e3 * seconds / interval_steps)
-    assert steps > 0, f"no log interval after the first {warmup_intervals}: raise --steps"
+    assert steps > 0, f"no log interval after step {warmup_steps}: raise --steps"
     step_s = busy / steps
     # Report-to-report wall time, from the record that ends the warm-up up to the last record
     # without a checkpoint (the final one's stamp also covers the checkpoint's save).
     plain = [r for r in records if "train/checkpoint" not in r]
-    first = records[warmup_intervals - 1] if warmup_intervals > 0 else None
+    warm = [r for r in records if r["step"] <= warmup_steps]
+    first = warm[-1] if warm else None
     report_step_ms = None
     if first is not None and plain and plain[-1]["step"] > first["step"]:
         span = plain[-1]["time"] - first["time"]
@@ -283,6 +288,8 @@ def main() -> None:
     skip = args.warmup_intervals * args.log_every
     bare = bare_figures(bare_runs, skip, args.log_every, t.batch_size)
     ray_side = ray_figures(records, cfg, args.warmup_intervals)
+    # Both sides time steps skip+1 .. steps (before 2026-12-03 the Ray side also timed 2 .. skip).
+    assert ray_side["steps_timed"] == t.steps - skip, (ray_side["steps_timed"], t.steps - skip)
     ratio = ray_side["step_ms"] / bare["step_ms"]
     bare_losses = [r["final_loss"] for r in bare_runs]
     ray_loss = ray_side["final_loss"]

@@ -112,6 +112,7 @@ def train_worker(loop_config: dict[str, Any]) -> None:
         if log_now:
             samples = since_log * t.grad_accum * t.batch_size * world
             metrics |= _metrics(losses, balanced.stats, optimizer, engine, wait, busy, samples)
+            metrics[M.TRAIN_INTERVAL_END] = time.time()
             wait = busy = 0.0
             since_log = 0
         if step % t.checkpoint_every == 0 or last:

@@ -47,6 +47,9 @@ def test_zero2_on_two_workers_trains_logs_and_checkpoints_the_trainers_weights(
     assert [r["step"] for r in records] == [1, 2]
     for name in ("train/total", "train/task/elbo", "train/lr/main", "train/samples_per_second"):
         assert all(name in r for r in records), name
+    # Each interval's end on the worker's clock, before the controller stamped the record's arrival.
+    ends = [r["train/interval_end"] for r in records]
+    assert ends == sorted(ends) and all(r["train/interval_end"] <= r["time"] + 1e-3 for r in records)
     diagnostics = (
         "train/elbo/kl_z_per_dim",
         "train/prior/effective_components",
