@@ -79,6 +79,9 @@ class TrainConfig:
     num_workers: int = 2  # Ray Train workers: one per GPU on a GPU cluster, CPU processes otherwise
     cpus_per_worker: float = 1.0
     use_gpu: Literal["auto"] | bool = "auto"  # auto: GPUs when the cluster has them
+    # GPUs each worker reserves when it uses one: a fraction (0.25) lets several trials of a sweep
+    # share one GPU, a whole number gives a worker several (its model still runs on one).
+    gpus_per_worker: float = 1.0
     zero_stage: int = 2  # DeepSpeed ZeRO stage, 0-3
     bf16: Literal["auto"] | bool = "auto"  # auto: bf16 on GPUs, fp32 on CPUs
     # torch.compile mode of the model's per-frame rollout step (its launch-bound loop); auto:

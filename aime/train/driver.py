@@ -101,17 +101,24 @@ def training_cpus(cfg: Config) -> float:
 
 
 def resolve_use_gpu(cfg: Config, cluster_gpus: float) -> bool:
-    """``train.use_gpu``: auto means GPUs when the cluster has one per worker."""
+    """``train.use_gpu``: auto means GPUs when the cluster has ``train.gpus_per_worker`` for each worker."""
     t = cfg.train
+    needed = t.num_workers * t.gpus_per_worker
     if t.use_gpu == "auto":
-        return cluster_gpus >= t.num_workers
-    if t.use_gpu and cluster_gpus < t.num_workers:
+        return cluster_gpus >= needed
+    if t.use_gpu and cluster_gpus < needed:
         raise ValueError(
-            f"train.use_gpu=true with train.num_workers={t.num_workers} needs {t.num_workers} GPUs, but "
-            f"the Ray cluster has {cluster_gpus:g}: lower train.num_workers, or set train.use_gpu=auto "
-            "(CPU workers when GPUs are missing)"
+            f"train.use_gpu=true with train.num_workers={t.num_workers} x train.gpus_per_worker="
+            f"{t.gpus_per_worker:g} needs {needed:g} GPUs, but the Ray cluster has {cluster_gpus:g}: lower "
+            "train.num_workers, or set train.use_gpu=auto (CPU workers when GPUs are missing)"
         )
     return bool(t.use_gpu)
+
+
+def worker_resources(cfg: Config, use_gpu: bool) -> dict[str, float]:
+    """What each Ray Train worker reserves: its CPUs, and its share of a GPU when it uses one."""
+    t = cfg.train
+    return {"CPU": t.cpus_per_worker, **({"GPU": t.gpus_per_worker} if use_gpu else {})}
 
 
 def train(
@@ -153,7 +160,7 @@ def train(
             "quiet": console.filtering(),
         },
         scaling_config=ScalingConfig(
-            num_workers=t.num_workers, use_gpu=use_gpu, resources_per_worker={"CPU": t.cpus_per_worker}
+            num_workers=t.num_workers, use_gpu=use_gpu, resources_per_worker=worker_resources(cfg, use_gpu)
         ),
         run_config=_run_config(cfg, run_dir, run_name, scored=bool(eval_plan), callbacks=callbacks),
     )

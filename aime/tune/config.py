@@ -81,7 +81,14 @@ class SweepConfig:
     max_failures: int = 1  # retries of a failed trial; the sweep goes on either way
     cpus_per_trial: float | None = None  # None: what the trial's training reserves (see check_sweep)
     gpus_per_trial: float = 0.0
+    # Wall-clock seconds for the whole sweep: Tune stops every trial still running when it is spent
+    # (their last periodic evaluation stands in the table). None: trials run to train.steps.
+    time_budget_s: float | None = None
     results_dir: str = "results/sweeps"
+
+    def __post_init__(self) -> None:
+        if self.time_budget_s is not None and not self.time_budget_s > 0:
+            raise ValueError(f"time_budget_s must be > 0 seconds (or null), got {self.time_budget_s}")
 
     def dimensions(self) -> dict[str, Dimension]:
         out = {}

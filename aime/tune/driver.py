@@ -117,6 +117,7 @@ def _run(sweep: SweepConfig, local: Path, remote: str | None, *, resume: bool, p
                 max_concurrent_trials=None
                 if isinstance(search, BasicVariantGenerator)
                 else sweep.max_concurrent_trials,
+                time_budget_s=sweep.time_budget_s,
             ),
             run_config=tune.RunConfig(
                 name=TUNE_DIR,

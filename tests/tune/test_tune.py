@@ -190,6 +190,8 @@ def test_a_bad_sweep_fails_before_any_trial_names_what_is_wrong(tmp_path):
         check_sweep(load_sweep("lr", ["base=tiny", "metric=eval/psnr"]))
     with pytest.raises(ConfigError, match="unknown config key 'sampels'"):
         load_sweep("lr", ["sampels=3"])
+    with pytest.raises(ConfigError, match="time_budget_s must be > 0"):
+        load_sweep("lr", ["time_budget_s=0"])
     with pytest.raises(ConfigError, match="named sweeps: .*lr"):
         load_sweep("no-such-sweep")
     assert main(["tune", "--config", "lr", "metric=eval/psnr"]) == 2
