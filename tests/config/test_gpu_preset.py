@@ -1,7 +1,7 @@
 """The ``gpu`` experiment preset (``aime run --config gpu``): it loads, passes the checks ``aime run``
 makes before starting, fits one 16-core GPU node with its online actors, packs the online phase into
-one rendering actor, and its world model (the default preset with the preset's loss options) trains a
-step on the CPU."""
+one rendering actor, and its world model (the small model at 64x64 with the preset's loss options)
+trains a step on the CPU."""
 
 import torch
 
@@ -15,6 +15,8 @@ from aime.train.driver import check_cpu_budget, check_train_config
 def test_gpu_preset_fits_one_gpu_node_and_renders_online_in_one_actor():
     cfg = load_config(Config, "gpu", [])
     assert (cfg.env.image_size, cfg.model.image_size, cfg.train.batch_size) == (64, 64, 48)
+    # The options the GPU quality sweep chose (README, "The main job on a GPU").
+    assert (cfg.model.vae.output, cfg.model.optim.lr, cfg.model.vae.residual) == ("gaussian", 1e-3, True)
     assert cfg.collect.online_episodes > 0 and cfg.train.num_workers == 1
     check_train_config(cfg)
     check_cpu_budget(cfg, 16, online_collection=True)  # one H200 node: 16 cores
