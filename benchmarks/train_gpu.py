@@ -21,7 +21,8 @@ them. Scaling efficiency is samples/s on N GPUs over N x 1 GPU's.
 Log intervals are cut by the worker's own clock (``train/interval_end``, stamped after synchronising the
 GPU), not by the records' arrival at Ray Train's controller, which polls about every 2 s.
 
-Targets (issue 17, README): 2 GPUs >= 1.8x the samples/s of 1; utilisation >= 90% in the steady state.
+Targets (issue 17, README): 2, 4 and 8 GPUs >= 1.8x, 3.6x and 7x the samples/s of 1; utilisation >= 90%
+in the steady state.
 """
 
 from __future__ import annotations
@@ -172,10 +173,17 @@ def model_step_flops(args: argparse.Namespace) -> float:
     return flops["forward"] + backward_passes * flops["backward"]
 
 
+# Samples/s on N GPUs over 1 GPU's (issue 17): near-linear with ZeRO-2 on one host.
+SCALING_TARGETS = {2: 1.8, 4: 3.6, 8: 7.0}
+
+
 def scaling_and_utilisation_targets(runs: list[dict]) -> dict:
     by_gpus = {run["gpus"]: run for run in runs}
-    scaling = by_gpus[2].get("scaling_vs_1_gpu") if 2 in by_gpus else None
-    out = {"scaling_2_gpus": (scaling, ">=", 1.8, only(scaling is not None, "needs runs on 1 and 2 GPUs"))}
+    out = {}
+    for gpus, threshold in SCALING_TARGETS.items():
+        scaling = by_gpus[gpus].get("scaling_vs_1_gpu") if gpus in by_gpus else None
+        reason = f"needs runs on 1 and {gpus} GPUs"
+        out[f"scaling_{gpus}_gpus"] = (scaling, ">=", threshold, only(scaling is not None, reason))
     for run in runs:
         out[f"gpu_utilisation_percent_{run['gpus']}_gpus"] = (run["gpu_utilisation_percent"], ">=", 90)
     return check(out)
