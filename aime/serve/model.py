@@ -61,7 +61,6 @@ class ServedModel:
         self.buckets = tuple(sorted(buckets))
         self.config_hash = checkpoints.config_hash(self.path)
         self.lenses = None if lens_pack is None else _load_pack(lens_pack, self.path, self.device)
-        self.lenses = None if lens_pack is None else _load_pack(lens_pack, self.path, self.device)
         S, A = self.cfg.model.image_size, self.cfg.model.action_dim
         probe = EncodeItem(np.zeros((1, S, S, 3), np.uint8), np.zeros((1, A), np.float32), np.ones(1, bool))
         self.activation_names = sorted(self.encode([probe])[0])  # also warms the model up
