@@ -1,12 +1,18 @@
 """Where a rollout actor's start-up goes (prints JSON): it bounds short collections end to end.
 
-    python benchmarks/actor_startup.py [--workers 15] [--envs 10]
+    python benchmarks/actor_startup.py [--workers 15] [--envs 10] [--runtime-env none job both]
 
 In this process, one after another: importing ray, the actor's modules, dm_control's suite, building
 the first environment, cloning one, making the EGL renderer. Then a fresh local Ray starts
 ``--workers`` RolloutWorker actors at once, as ``aime collect`` does, and each reports its own
 start-up (process start to ``__init__``, ``__init__`` itself) beside the driver's creation-to-ready
 time. Seconds throughout.
+
+``--runtime-env`` says how the workers get their environment: ``none`` as ``aime.run.ray_init``
+starts a local Ray (inherited from this process; Ray prestarts one worker per CPU), ``job`` as it did
+before (the same variables as a job runtime_env, which Ray's prestarted workers do not serve), ``both``
+one after the other in this call. The actors are created right after ``ray.init`` returns, as
+``aime collect`` creates them.
 """
 
 from __future__ import annotations
@@ -54,7 +60,7 @@ def in_process(envs: int) -> dict[str, float]:
     return out
 
 
-def actors(workers: int, envs: int) -> dict:
+def actors(workers: int, envs: int, runtime_env: str) -> dict:
     import ray
 
     from aime.actors.policy import make_policy
@@ -66,7 +72,12 @@ def actors(workers: int, envs: int) -> dict:
     cfg = load_config(Config, None, [f"results_dir={tempfile.mkdtemp()}", "env.image_size=64"])
     cfg = create_run_dir(cfg)[0]
     start = time.perf_counter()
-    ray.init(num_cpus=workers, include_dashboard=False)
+    variables = {"MUJOCO_GL": os.environ["MUJOCO_GL"], "LP_NUM_THREADS": "1"}
+    if runtime_env == "job":
+        ray.init(num_cpus=workers, include_dashboard=False, runtime_env={"env_vars": variables})
+    else:
+        os.environ.update(variables)
+        ray.init(num_cpus=workers, include_dashboard=False)
     init = time.perf_counter() - start
     kwargs = dict(
         make_env=functools.partial(make_env_from_config, cfg.env),
@@ -90,6 +101,7 @@ def actors(workers: int, envs: int) -> dict:
     ray.shutdown()
     keys = ("process_to_init_seconds", "init_seconds", "creation_to_ready_seconds")
     return {
+        "runtime_env": runtime_env,
         "ray_init_seconds": round(init, 3),
         **{f"{k}_min_max": [min(r[k] for r in reports), max(r[k] for r in reports)] for k in keys},
         "gl": reports[0]["gl"],
@@ -102,8 +114,11 @@ def main() -> None:
     )
     parser.add_argument("--workers", type=int, default=15)
     parser.add_argument("--envs", type=int, default=10)
+    parser.add_argument("--runtime-env", choices=("none", "job", "both"), default="none")
     args = parser.parse_args()
-    out = {"in_process": in_process(args.envs), "actors": actors(args.workers, args.envs)}
+    modes = ["job", "none"] if args.runtime_env == "both" else [args.runtime_env]
+    out: dict = {"in_process": in_process(args.envs)}
+    out["actors"] = [actors(args.workers, args.envs, mode) for mode in modes]
     out["workers"], out["envs"] = args.workers, args.envs
     print(json.dumps(out, indent=1))
 

@@ -32,8 +32,8 @@ def ray_local(s3_server):
 
     if not ray.is_initialized():
         # "local": never a cluster another test started (ray start, cluster_utils) and left behind.
-        env = {"env_vars": {"MUJOCO_GL": "egl"}}
-        ray.init(address="local", num_cpus=2, include_dashboard=True, runtime_env=env)
+        # MUJOCO_GL reaches the workers from os.environ (above), as aime.run.ray_init does it.
+        ray.init(address="local", num_cpus=2, include_dashboard=True)
     yield ray
     ray.shutdown()
 

@@ -1,5 +1,7 @@
 """init_ray starts a local Ray whose processes, and the driver, leave Ray Data's progress bars off
-(aime's own bar and closing summary stay readable) unless the user asks for them."""
+(aime's own bar and closing summary stay readable) unless the user asks for them. The workers get
+that environment by inheritance, with no job runtime_env, so the workers Ray prestarts serve aime's
+actors."""
 
 from __future__ import annotations
 
@@ -16,15 +18,17 @@ from aime.run.ray_init import init_ray
 @ray.remote(num_cpus=0)
 def worker_view():
     import ray.data
-    return ray.data.DataContext.get_current().enable_progress_bars
+    return ray.data.DataContext.get_current().enable_progress_bars, os.environ.get("LP_NUM_THREADS")
 
 seen = {}
 for setting in (None, "0"):  # the default, then a user who asks for Ray Data's bars
     if setting is not None:
         os.environ["RAY_DATA_DISABLE_PROGRESS_BARS"] = setting
     init_ray(RayConfig(num_cpus=1, include_dashboard=False))
+    bars, threads = ray.get(worker_view.remote())
     seen[str(setting)] = {"driver": ray.data.DataContext.get_current().enable_progress_bars,
-                          "worker": ray.get(worker_view.remote())}
+                          "worker": bars, "worker_lp_threads": threads,
+                          "job_runtime_env": ray.get_runtime_context().get_runtime_env_string()}
     ray.shutdown()
 print(json.dumps(seen))
 """
@@ -36,4 +40,8 @@ def test_ray_data_progress_bars_follow_the_setting_in_driver_and_workers():
         [sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=240, check=True
     )
     seen = json.loads(out.stdout.strip().splitlines()[-1])
-    assert seen == {"None": {"driver": False, "worker": False}, "0": {"driver": True, "worker": True}}
+    same = {"worker_lp_threads": "1", "job_runtime_env": "{}"}
+    assert seen == {
+        "None": {"driver": False, "worker": False, **same},
+        "0": {"driver": True, "worker": True, **same},
+    }
