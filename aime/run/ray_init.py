@@ -49,8 +49,8 @@ def init_ray(cfg: RayConfig, address: str | None = None) -> Any:
         # A local Ray's raylet and workers inherit this process's environment, so the variables go
         # there rather than into a job runtime_env: Ray prestarts one worker per CPU at start-up only
         # for jobs without a runtime environment, and an actor placed in such a warm worker skips the
-        # interpreter start and `import ray` (actors ready 0.6 s after creation instead of 2.4 s,
-        # benchmarks/actor_startup.py --runtime-env both).
+        # interpreter start and `import ray` (on 2 cores: actors ready 2.0-2.1 s after creation instead
+        # of 3.7-3.9, `aime collect`'s first frames at 2.5 s instead of 4.0-5.5; README, "Rollout").
         os.environ.update(env_vars)
         # "local": a new instance, never one that `ray start` (or a dead cluster's leftover address
         # file) advertises on this machine: joining a cluster is what an address is for.
