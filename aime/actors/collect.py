@@ -21,12 +21,13 @@ import logging
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from tqdm import tqdm
 
 from aime import metrics as M
+from aime.actors.lockstep_size import envs_per_worker, resolve_envs_per_worker
 from aime.actors.policy import make_policy
 from aime.actors.remote import CALLS_IN_FLIGHT, rollout_actor
 from aime.actors.rollout import EpisodeRecord
@@ -90,16 +91,17 @@ def collect(
     """
     import ray
 
-    c = cfg.collect
+    c = resolve_envs_per_worker(cfg.collect, cfg.env)
+    cfg = replace(cfg, collect=c)
     episodes = c.episodes if episodes is None else episodes
     assert cfg.replay.root and cfg.run_id, "collect() needs a config resolved by create_run_dir()"
-    if episodes < 1 or c.workers < 1 or c.envs_per_worker < 1:
+    if episodes < 1 or c.workers < 1 or envs_per_worker(c) < 1:
         raise ValueError(f"collect needs episodes, workers and envs_per_worker >= 1, got {c}")
     check_env_config(cfg.env.task, cfg.env.image_size, cfg.env.camera)
     actors = _Actors(cfg, phase)
     end = first_episode + episodes
     # Fewer episodes than environments: spread them over all actors rather than fill a few.
-    size = min(c.envs_per_worker, -(-episodes // c.workers))
+    size = min(envs_per_worker(c), -(-episodes // c.workers))
     queue = deque([list(range(s, min(s + size, end))) for s in range(first_episode, end, size)])
     attempts: dict[int, int] = {}
     in_flight: dict[Any, tuple[int, int, list[int]]] = {}  # ref -> (actor index, generation, slots)
@@ -159,7 +161,7 @@ class _Actors:
             run_id=cfg.run_id,
             seed=cfg.seed,
             task=cfg.env.task,
-            num_envs=c.envs_per_worker,
+            num_envs=envs_per_worker(c),
         )
         self.generation = [0] * c.workers
         self.handles = [self._start(i) for i in range(c.workers)]

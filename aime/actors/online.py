@@ -21,17 +21,21 @@ actors stay as configured.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from dataclasses import replace
 from pathlib import Path
 
 from aime.actors.collect import CollectSummary, collect
+from aime.actors.lockstep_size import (
+    ENVS_PER_GPU_ACTOR,
+    envs_per_worker,
+    renders_on_nvidia_gpu,
+    resolve_envs_per_worker,
+)
 from aime.config import CollectConfig, Config
 from aime.run.rundir import MetricsWriter
 
 log = logging.getLogger(__name__)
-ENVS_PER_GPU_ACTOR = 16  # one read-back renders them all; more gains little (render_scaling.py)
 
 
 class OnlineCollection:
@@ -50,9 +54,10 @@ class OnlineCollection:
 
     def _run(self) -> None:
         metrics = MetricsWriter(self.metrics_path)
-        on_gpu = self.cfg.env.egl_device != "cpu" and _driver_sees_nvidia_gpu()
-        cfg = replace(self.cfg, collect=online_actors(self.cfg.collect, on_gpu))
-        if cfg.collect != self.cfg.collect:
+        on_gpu = renders_on_nvidia_gpu(self.cfg.env)
+        configured = resolve_envs_per_worker(self.cfg.collect, self.cfg.env, on_gpu)
+        cfg = replace(self.cfg, collect=online_actors(configured, on_gpu))
+        if cfg.collect != configured:
             log.info(
                 "online collection: %d actors x %d environments",
                 cfg.collect.workers,
@@ -86,15 +91,6 @@ def online_actors(c: CollectConfig, on_gpu: bool) -> CollectConfig:
     """The online phase's actors: on a GPU the same environments in as few actors as possible."""
     if not on_gpu:
         return c
-    envs = c.workers * c.envs_per_worker
+    envs = c.workers * envs_per_worker(c)
     workers = -(-envs // ENVS_PER_GPU_ACTOR)
     return replace(c, workers=workers, envs_per_worker=-(-envs // workers))
-
-
-def _driver_sees_nvidia_gpu() -> bool:
-    """Whether this node has an NVIDIA GPU, which EGL then renders on (``aime/envs/egl.py``). The
-    driver's node stands for the actors' on a single node, where trainer and actors share the GPU."""
-    try:
-        return bool(os.listdir("/proc/driver/nvidia/gpus"))
-    except OSError:
-        return False

@@ -14,8 +14,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="collect episodes into a replay store",
         description="Run dm_control episodes in Ray actors and write them as Parquet to the replay store.",
         epilog="example: aime collect --task cheetah-run --episodes 20 --workers 2 --out results/replay\n"
-        "on a GPU node: aime collect --episodes 480 --workers 15 --envs-per-worker 16 (frames rendered\n"
-        "as tiles, one GPU read-back per lockstep step; a frame is one rendered observation)",
+        "on a GPU node: aime collect --episodes 480 --workers 15 (16 environments per actor there by\n"
+        "default, their frames rendered as tiles with one GPU read-back per lockstep step; a frame is\n"
+        "one rendered observation)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--task", help="dm_control task, domain-task (env.task)")
@@ -24,7 +25,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--envs-per-worker",
         type=int,
-        help="environments each actor steps in lockstep (collect.envs_per_worker)",
+        help="environments each actor steps in lockstep (collect.envs_per_worker; default auto: 16 where "
+        "EGL renders on an NVIDIA GPU, else 1)",
     )
     parser.add_argument("--out", help="replay root: a directory or a pyarrow URI (replay.root)")
     add_config_arguments(parser)

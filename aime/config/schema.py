@@ -29,7 +29,9 @@ class CollectConfig:
     # aime run only: further episodes collected while training samples the store (online mode)
     online_episodes: int = 0
     workers: int = 2  # rollout actors
-    envs_per_worker: int = 1  # environments each actor steps together
+    # environments each actor steps in lockstep; auto: 16 where EGL renders on an NVIDIA GPU, else 1
+    # (aime/actors/lockstep_size.py)
+    envs_per_worker: Literal["auto"] | int = "auto"
     policy: Literal["random"] = "random"
     cpus_per_worker: float = 1.0
     max_restarts: int = 3  # per actor, before the collection gives up on it
