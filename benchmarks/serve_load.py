@@ -3,9 +3,10 @@
     python benchmarks/serve_load.py [--preset default] [--clients 1 8 32] [--requests 200] [--seconds 60]
     python benchmarks/serve_load.py --checkpoint results/<run_id>      # a trained model instead
 
-One run starts a local Ray and two copies of the aime application on 127.0.0.1: one with dynamic
-batching (max_batch_size = the largest client count) and one without (max_batch_size 1), each with
-one model replica. For /v1/imagine (context 5, horizon 10) and /v1/encode (T 16), at each client
+One run starts a local Ray and, one after the other, two copies of the aime application on
+127.0.0.1: one with dynamic batching (max_batch_size = the largest client count) and one without
+(max_batch_size 1), each with one model replica, each deleted before the next is deployed (so one
+GPU serves both in turn). For /v1/imagine (context 5, horizon 10) and /v1/encode (T 16), at each client
 count, every client sends requests back to back until ``--requests`` are done (or ``--seconds``
 pass): p50/p95/p99 latency, requests/s and the count of 5xx answers. The floor is the model call
 in-process (ServedModel, batch of one, no HTTP); Serve's overhead per request is p50 at one client
@@ -169,6 +170,32 @@ def _model_info(checkpoint: str) -> dict[str, Any]:
     return {"image_size": cfg.model.image_size, "action_dim": cfg.model.action_dim}
 
 
+def measure_app(
+    name: str, extra: dict[str, Any], base: str, requests: dict[str, Any], checkpoint: str, args: Any
+) -> dict[str, Any]:
+    """Deploy one copy of the application under ``/name``, load each route at each client count, then
+    delete it: one application at a time, so each has the replica's GPU (or cores) to itself."""
+    from ray import serve
+
+    from aime.serve.app import build_app
+
+    started = time.perf_counter()
+    batch = max(args.clients)
+    app = build_app(
+        {"checkpoint": checkpoint, "num_gpus": args.num_gpus, "max_ongoing_requests": 2 * batch, **extra}
+    )
+    serve.run(app, name=name, route_prefix=f"/{name}")
+    import httpx
+
+    model = httpx.get(f"{base}/{name}/v1/model", timeout=60).json()
+    out: dict[str, Any] = {"startup_seconds": time.perf_counter() - started, "model": model}
+    for kind, body in requests.items():
+        url = f"{base}/{name}/v1/{kind}"
+        out[kind] = [asyncio.run(load(url, body, c, args.requests, args.seconds)) for c in args.clients]
+    serve.delete(name)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -188,8 +215,6 @@ def main() -> None:
     import ray
     from ray import serve
 
-    from aime.serve.app import build_app
-
     started = time.perf_counter()
     folder = Path(tempfile.mkdtemp(prefix="aime-serve-bench-"))
     checkpoint = args.checkpoint or untrained_checkpoint(args.preset, args.image_size, folder)
@@ -208,24 +233,14 @@ def main() -> None:
         "batched": {"max_batch_size": batch, "batch_buckets": buckets},
         "unbatched": {"max_batch_size": 1},
     }
-    for name, extra in settings.items():
-        app = build_app(
-            {"checkpoint": checkpoint, "num_gpus": args.num_gpus, "max_ongoing_requests": 2 * batch, **extra}
-        )
-        serve.run(app, name=name, route_prefix=f"/{name}")
     base = f"http://127.0.0.1:{port}"
-    import httpx
-
-    info = httpx.get(f"{base}/batched/v1/model", timeout=60).json()
-    startup_s = time.perf_counter() - started - setup_s
+    measured = {n: measure_app(n, extra, base, requests, checkpoint, args) for n, extra in settings.items()}
+    startup_s = sum(m.pop("startup_seconds") for m in measured.values())  # deploy until /v1/model answers
+    info = measured["batched"].pop("model")
+    measured["unbatched"].pop("model")
     results: dict[str, Any] = {}
-    for kind, body in requests.items():
-        results[kind] = {"floor_in_process": floors[kind]}
-        for name in settings:
-            url = f"{base}/{name}/v1/{kind}"
-            results[kind][name] = [
-                asyncio.run(load(url, body, c, args.requests, args.seconds)) for c in args.clients
-            ]
+    for kind in requests:
+        results[kind] = {"floor_in_process": floors[kind]} | {n: measured[n][kind] for n in settings}
         single = results[kind]["unbatched"][0] if args.clients[0] == 1 else None
         if single:
             results[kind]["serve_overhead_p50_ms"] = round(
