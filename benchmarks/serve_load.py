@@ -196,7 +196,25 @@ def measure_app(
     return out
 
 
-def main() -> None:
+def compare(
+    measured: dict[str, dict[str, Any]], floors: dict[str, dict[str, float]], clients: list[int]
+) -> dict[str, Any]:
+    """Per route: the floor, both applications' cells, Serve's overhead at one client (p50 minus the
+    floor) and batching's speed-up in requests/s at the largest client count."""
+    results: dict[str, Any] = {}
+    for kind, floor in floors.items():
+        results[kind] = {"floor_in_process": floor} | {name: cells[kind] for name, cells in measured.items()}
+        if clients[0] == 1:
+            single = results[kind]["unbatched"][0]
+            results[kind]["serve_overhead_p50_ms"] = round(single["p50_ms"] - floor["p50_ms"], 2)
+        top = {name: results[kind][name][-1]["requests_per_second"] for name in measured}
+        results[kind][f"batching_speedup_at_{clients[-1]}_clients"] = round(
+            top["batched"] / top["unbatched"], 2
+        )
+    return results
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -210,7 +228,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="time limit per cell")
     parser.add_argument("--num-gpus", type=float, default=0.0, help="per model replica")
     parser.add_argument("--out", help="also write the JSON here")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
 
     import ray
     from ray import serve
@@ -238,18 +260,7 @@ def main() -> None:
     startup_s = sum(m.pop("startup_seconds") for m in measured.values())  # deploy until /v1/model answers
     info = measured["batched"].pop("model")
     measured["unbatched"].pop("model")
-    results: dict[str, Any] = {}
-    for kind in requests:
-        results[kind] = {"floor_in_process": floors[kind]} | {n: measured[n][kind] for n in settings}
-        single = results[kind]["unbatched"][0] if args.clients[0] == 1 else None
-        if single:
-            results[kind]["serve_overhead_p50_ms"] = round(
-                single["p50_ms"] - results[kind]["floor_in_process"]["p50_ms"], 2
-            )
-        top = {n: results[kind][n][-1]["requests_per_second"] for n in settings}
-        results[kind][f"batching_speedup_at_{args.clients[-1]}_clients"] = round(
-            top["batched"] / top["unbatched"], 2
-        )
+    results = compare(measured, floors, args.clients)
     serve.shutdown()
     ray.shutdown()
     report = {
