@@ -10,7 +10,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,11 +47,9 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     if loop_config.get("quiet", True):  # the driver's console filters (off under aime -v)
         quiet_known_noise()
     cfg = build(Config, loop_config["config"])
-    t = cfg.train
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     device = ray.train.torch.get_device()
-    bf16 = resolve_bf16(t, device.type == "cuda")
     clock = StartupClock()
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is None and loop_config.get("resume_from"):
@@ -66,7 +64,8 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     # The tokenizer stage has one task: nothing to balance.
     balancing = cfg.model.optim.balancing
     balancer = GradientBalancer(
-        balancing if t.stage == "world_model" else replace(balancing, mode="sum"), reduce=all_reduce_mean
+        balancing if cfg.train.stage == "world_model" else replace(balancing, mode="sum"),
+        reduce=all_reduce_mean,
     )
     if checkpoint is not None:
         _restore(engine, balancer, checkpoint, step)
@@ -75,61 +74,109 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     clock.mark("periodic_eval")  # its held-out windows
     batches.wait()
     clock.mark("first_batch")
-    batches_iter = iter(batches)
-    params = [p for p in engine.module.parameters() if p.requires_grad]
-    wait = busy = 0.0
-    since_log = 0
-    first_step = step + 1  # reported on its own: the driver times start-up to it (train.json)
-    while step < t.steps:
-        if since_log == 0 and device.type == "cuda":  # interval edges only: queued work counted where it ran
-            torch.cuda.synchronize(device)
-        started = time.perf_counter()
-        if t.inject_failure_at_step == step + 1 and rank == world - 1:
-            _fail_once(Path(loop_config["run_dir"]), step + 1)
-        torch.manual_seed(derive_seed(cfg.seed, "step", step, rank))  # z samples etc.: resumable too
-        profiling = t.profile_step == step + 1 and rank == 0
-        with profiled_step(profiling, Path(loop_config["run_dir"]) / "profile", step + 1, device):
+    loop = TrainLoop(
+        cfg, engine, optimizer, balancer, periodic, device, rank, world, Path(loop_config["run_dir"])
+    )
+    loop.run(iter(batches), step, clock)
+
+
+@dataclass
+class TrainLoop:
+    """The steps from where the worker starts to ``train.steps``: each step's micro-batches, the
+    interval metrics every ``log_every`` steps, a checkpoint (with its held-out score) every
+    ``checkpoint_every``, all reported to Ray Train."""
+
+    cfg: Config
+    engine: Any
+    optimizer: torch.optim.Optimizer
+    balancer: Any
+    periodic: PeriodicEval
+    device: torch.device
+    rank: int
+    world: int
+    run_dir: Path
+
+    def run(self, batches: Iterator[dict[str, Any]], step: int, clock: StartupClock) -> None:
+        t, cuda = self.cfg.train, self.device.type == "cuda"
+        params = [p for p in self.engine.module.parameters() if p.requires_grad]
+        bf16 = resolve_bf16(t, cuda)
+        wait = busy = 0.0
+        since_log = 0
+        first_step = step + 1  # reported on its own: the driver times start-up to it (train.json)
+        while step < t.steps:
+            if since_log == 0 and cuda:  # interval edges only: queued work counted where it ran
+                torch.cuda.synchronize(self.device)
+            started = time.perf_counter()
+            if t.inject_failure_at_step == step + 1 and self.rank == self.world - 1:
+                _fail_once(self.run_dir, step + 1)
+            losses, balanced, waited = self._step(batches, params, step, bf16)
+            step += 1
+            since_log += 1
+            last = step == t.steps
+            log_now = step % t.log_every == 0 or last or step == first_step
+            if log_now and cuda:
+                torch.cuda.synchronize(self.device)
+            busy += time.perf_counter() - started
+            wait += waited
+            metrics: dict[str, float] = {"step": step}
+            if step == first_step:
+                clock.mark("first_step")  # compilation and CUDA-graph recording happen here
+                metrics |= clock.metrics()
+            if log_now:
+                samples = since_log * t.grad_accum * t.batch_size * self.world
+                metrics |= _metrics(losses, balanced.stats, self.optimizer, self.engine, wait, busy, samples)
+                metrics[M.TRAIN_INTERVAL_END] = time.time()
+                wait = busy = 0.0
+                since_log = 0
+            self._report(step, metrics, checkpoint=step % t.checkpoint_every == 0 or last)
+
+    def _step(
+        self, batches: Iterator[dict[str, Any]], params: list[torch.nn.Parameter], step: int, bf16: bool
+    ) -> tuple[Any, Any, float]:
+        """One optimizer step over ``grad_accum`` micro-batches: the last losses, the balancer's result
+        and the seconds spent waiting for batches."""
+        t = self.cfg.train
+        torch.manual_seed(
+            derive_seed(self.cfg.seed, "step", step, self.rank)
+        )  # z samples etc.: resumable too
+        waited = 0.0
+        profiling = t.profile_step == step + 1 and self.rank == 0
+        with profiled_step(profiling, self.run_dir / "profile", step + 1, self.device):
             for _ in range(t.grad_accum):
                 fetched = time.perf_counter()
                 with record_function("fetch"):
-                    batch = next(batches_iter)
-                wait += time.perf_counter() - fetched
-                model_batch = {k: v.to(device, non_blocking=True) for k, v in model_inputs(batch).items()}
+                    batch = next(batches)
+                waited += time.perf_counter() - fetched
+                model_batch = {
+                    k: v.to(self.device, non_blocking=True) for k, v in model_inputs(batch).items()
+                }
                 losses, balanced = train_microbatch(
-                    engine, balancer, params, model_batch, bf16=bf16, stage=t.stage
+                    self.engine, self.balancer, params, model_batch, bf16=bf16, stage=t.stage
                 )
-        step += 1
-        since_log += 1
-        last = step == t.steps
-        log_now = step % t.log_every == 0 or last or step == first_step
-        if log_now and device.type == "cuda":
-            torch.cuda.synchronize(device)
-        busy += time.perf_counter() - started
-        metrics: dict[str, float] = {"step": step}
-        if step == first_step:
-            clock.mark("first_step")  # compilation and CUDA-graph recording happen here
-            metrics |= clock.metrics()
-        if log_now:
-            samples = since_log * t.grad_accum * t.batch_size * world
-            metrics |= _metrics(losses, balanced.stats, optimizer, engine, wait, busy, samples)
-            metrics[M.TRAIN_INTERVAL_END] = time.time()
-            wait = busy = 0.0
-            since_log = 0
-        if step % t.checkpoint_every == 0 or last:
-            scores: dict[str, float] = {}
-            if periodic.enabled:  # every checkpoint carries its score (CheckpointConfig keeps the best)
-                scores = periodic(evaluation_model(engine), all_reduce_sum)  # ZeRO-3: a plain copy
-            metrics |= scores
-            directory = _stage_save(cfg.run_id, rank)
-            save_checkpoint(engine, cfg, step, directory, {"balancer": balancer.state_dict()}, scores)
-            ray.train.report(
-                metrics,
-                checkpoint=ray.train.Checkpoint.from_directory(str(directory)),
-                checkpoint_dir_name=f"step{step:08d}",
-                delete_local_checkpoint_after_upload=True,  # else every save stays behind in /tmp
-            )
-        elif len(metrics) > 1:
-            ray.train.report(metrics)
+        return losses, balanced, waited
+
+    def _report(self, step: int, metrics: dict[str, float], *, checkpoint: bool) -> None:
+        """``metrics`` to Ray Train; at a checkpoint step with the checkpoint and its held-out score."""
+        import ray.train
+
+        if not checkpoint:
+            if len(metrics) > 1:
+                ray.train.report(metrics)
+            return
+        scores: dict[str, float] = {}
+        if self.periodic.enabled:  # every checkpoint carries its score (CheckpointConfig keeps the best)
+            scores = self.periodic(evaluation_model(self.engine), all_reduce_sum)  # ZeRO-3: a plain copy
+        metrics |= scores
+        directory = _stage_save(self.cfg.run_id, self.rank)
+        save_checkpoint(
+            self.engine, self.cfg, step, directory, {"balancer": self.balancer.state_dict()}, scores
+        )
+        ray.train.report(
+            metrics,
+            checkpoint=ray.train.Checkpoint.from_directory(str(directory)),
+            checkpoint_dir_name=f"step{step:08d}",
+            delete_local_checkpoint_after_upload=True,  # else every save stays behind in /tmp
+        )
 
 
 def build_engine(
