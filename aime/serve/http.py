@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import numpy as np
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
@@ -77,20 +77,7 @@ def create_api(backend: Backend, cfg: ServeConfig) -> FastAPI:
     api.middleware("http")(_limits_and_errors(cfg))
     api.exception_handler(RequestValidationError)(_invalid_body)
     api.exception_handler(RequestProblem)(_problem)
-
-    @api.get("/healthz", tags=["health"])
-    async def healthz() -> dict[str, str]:
-        """The HTTP server answers (the model may still be loading)."""
-        return {"status": "ok"}
-
-    @api.get("/readyz", tags=["health"], responses=ERRORS)
-    async def readyz() -> dict[str, str]:
-        """The model is loaded and answers."""
-        try:
-            await info()
-        except Exception as error:  # a replica still starting, or restarting
-            raise RequestProblem(503, f"model not ready: {type(error).__name__}") from None
-        return {"status": "ready"}
+    api.include_router(_health_routes(info))
 
     @api.get("/v1/model", response_model=ModelInfo, tags=["model"], responses=ERRORS)
     async def model() -> ModelInfo:
@@ -115,29 +102,16 @@ def create_api(backend: Backend, cfg: ServeConfig) -> FastAPI:
     @api.post("/v1/imagine", response_model=ImagineResponse, tags=["model"], responses=ERRORS)
     async def imagine(body: ImagineRequest) -> ImagineResponse:
         """Predicted frames for future actions, after observing context frames; seeded."""
-        spec = await info()
-        frames = _frames(body.context_frames, "context_frames", spec, cfg.max_frames)
-        context_actions = _actions(body.context_actions, "context_actions", spec, len(frames))
-        H = len(body.future_actions)
-        if not 1 <= H <= cfg.max_horizon:
-            raise RequestProblem(
-                422, f"future_actions: {H} steps, expected 1..{cfg.max_horizon} (max_horizon)"
-            )
-        future_actions = _actions(body.future_actions, "future_actions", spec, H)
-        item = ImagineItem(frames, context_actions, future_actions, body.temperature, body.seed)
+        item = _imagine_item(body, await info(), cfg)
         predicted = await backend.imagine(item)  # (H, S, S, 3) uint8
-        return ImagineResponse(horizon=H, seed=body.seed, frames=[encode_png(f) for f in predicted])
+        return ImagineResponse(
+            horizon=len(predicted), seed=body.seed, frames=[encode_png(f) for f in predicted]
+        )
 
     @api.post("/v1/concepts", response_model=ConceptsResponse, tags=["model"], responses=ERRORS)
     async def concepts(body: EncodeRequest) -> ConceptsResponse:
         """Per-step concept probabilities from the served lens pack (body as /v1/encode)."""
-        spec = await info()
-        if not spec["concepts"]:
-            raise RequestProblem(
-                404,
-                f"no lens pack is served with checkpoint {spec['checkpoint']}: train one with "
-                "`aime lenses train` (or `aime run ... lenses.enabled=true`) and serve it with lens_pack=DIR",
-            )
+        spec = _with_lens_pack(await info())
         item = _encode_item(body, spec, cfg)
         scores = await backend.concepts(item)
         lenses = {
@@ -147,6 +121,48 @@ def create_api(backend: Backend, cfg: ServeConfig) -> FastAPI:
         return ConceptsResponse(steps=len(item.frames), lens_pack=spec["lens_pack"]["name"], concepts=lenses)
 
     return api
+
+
+def _health_routes(info: Callable[[], Awaitable[dict[str, Any]]]) -> APIRouter:
+    """``/healthz`` (the server answers) and ``/readyz`` (the model is loaded and answers)."""
+    router = APIRouter(tags=["health"])
+
+    @router.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        """The HTTP server answers (the model may still be loading)."""
+        return {"status": "ok"}
+
+    @router.get("/readyz", responses=ERRORS)
+    async def readyz() -> dict[str, str]:
+        """The model is loaded and answers."""
+        try:
+            await info()
+        except Exception as error:  # a replica still starting, or restarting
+            raise RequestProblem(503, f"model not ready: {type(error).__name__}") from None
+        return {"status": "ready"}
+
+    return router
+
+
+def _with_lens_pack(spec: dict[str, Any]) -> dict[str, Any]:
+    """``spec`` unchanged when a lens pack is served; else the 404 that names what is missing."""
+    if not spec["concepts"]:
+        raise RequestProblem(
+            404,
+            f"no lens pack is served with checkpoint {spec['checkpoint']}: train one with "
+            "`aime lenses train` (or `aime run ... lenses.enabled=true`) and serve it with lens_pack=DIR",
+        )
+    return spec
+
+
+def _imagine_item(body: ImagineRequest, spec: dict[str, Any], cfg: ServeConfig) -> ImagineItem:
+    frames = _frames(body.context_frames, "context_frames", spec, cfg.max_frames)
+    context_actions = _actions(body.context_actions, "context_actions", spec, len(frames))
+    H = len(body.future_actions)
+    if not 1 <= H <= cfg.max_horizon:
+        raise RequestProblem(422, f"future_actions: {H} steps, expected 1..{cfg.max_horizon} (max_horizon)")
+    future_actions = _actions(body.future_actions, "future_actions", spec, H)
+    return ImagineItem(frames, context_actions, future_actions, body.temperature, body.seed)
 
 
 def _encode_item(body: EncodeRequest, spec: dict[str, Any], cfg: ServeConfig) -> EncodeItem:

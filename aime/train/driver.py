@@ -175,13 +175,19 @@ def train(
             f"training failed after {t.max_failures} restarts (train.max_failures): {error}\n"
             f"continue from the last checkpoint with: aime train --resume {remote_of(run_dir) or run_dir}"
         ) from error
+    return _finish(cfg, run_dir, result, startup)
+
+
+def _finish(cfg: Config, run_dir: Path, result: Any, startup: dict[str, float]) -> TrainSummary:
+    """The run's summary from Ray Train's result; figures of its last checkpoint; train.json written
+    and the run directory pushed to its shared storage, if any."""
     metrics = dict(result.metrics or {})
     checkpoint = result.checkpoint.path if result.checkpoint else None
     remote = remote_of(run_dir)
     if checkpoint and remote:  # Ray Train reports a path within the remote filesystem
         checkpoint = as_uri(remote, checkpoint)
     summary = TrainSummary(
-        steps=int(metrics.get("step", t.steps)),
+        steps=int(metrics.get("step", cfg.train.steps)),
         checkpoint=checkpoint,
         metrics=metrics,
         seconds_to_first_step=startup.get("total"),
@@ -191,7 +197,8 @@ def train(
         from aime.train.figures import write_figures
 
         local = resolve(summary.checkpoint)  # a URI: the staged model files
-        write_figures(local, run_dir, cfg.replay.root or "", seed=cfg.seed, model=t.stage == "world_model")
+        model = cfg.train.stage == "world_model"
+        write_figures(local, run_dir, cfg.replay.root or "", seed=cfg.seed, model=model)
     atomic_write_json(run_dir / "train.json", summary.__dict__)
     push(run_dir)
     return summary
