@@ -21,7 +21,7 @@ import logging
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tqdm import tqdm
@@ -89,8 +89,6 @@ def collect(
     collection during training, ``phase="online"``) continues the numbering instead of overwriting.
     Setting ``stop`` ends the collection early: no new episodes start, those in flight finish.
     """
-    import ray
-
     c = resolve_envs_per_worker(cfg.collect, cfg.env)
     cfg = replace(cfg, collect=c)
     episodes = c.episodes if episodes is None else episodes
@@ -103,49 +101,85 @@ def collect(
     # Fewer episodes than environments: spread them over all actors rather than fill a few.
     size = min(envs_per_worker(c), -(-episodes // c.workers))
     queue = deque([list(range(s, min(s + size, end))) for s in range(first_episode, end, size)])
-    attempts: dict[int, int] = {}
-    in_flight: dict[Any, tuple[int, int, list[int]]] = {}  # ref -> (actor index, generation, slots)
-    records: list[EpisodeRecord] = []
-    failures = evicted = 0
-    store = ReplayStore(cfg.replay.root)
     bar = tqdm(total=episodes, unit="ep", disable=not progress, dynamic_ncols=True)
-    start = last_log = time.monotonic()
-    first_frame = None
+    run = _Collection(cfg, cfg.run_id, phase, actors, queue, ReplayStore(cfg.replay.root), metrics, bar)
     try:
-        while queue or in_flight:
-            if stop is not None and stop.is_set():
-                queue.clear()  # finish what is in flight, start nothing new
-            _hand_out(actors.handles, actors.generation, queue, in_flight)
-            done, _ = ray.wait(list(in_flight), num_returns=1, timeout=cfg.log_every_seconds)
-            for ref in done:
-                index, gen, slots = in_flight.pop(ref)
-                try:
-                    batch = ray.get(ref)
-                except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as error:
-                    failures += 1
-                    ray_metrics.worker_failed(cfg.run_id, phase)
-                    _requeue(slots, attempts, queue, error, c.max_attempts_per_episode)
-                    actors.replace(index, gen)
-                    continue
-                records += batch
-                evicted += len(store.evict(cfg.replay.capacity_steps))
-                bar.update(len(batch))
-                _export_batch(cfg.run_id, phase, index, batch, store)
-            now = time.monotonic()
-            if now - last_log >= cfg.log_every_seconds or not (queue or in_flight):
-                last_log = now
-                steps = _live_steps(actors.handles, records)
-                if steps and first_frame is None:
-                    first_frame = now - start
-                bar.set_postfix_str(f"{steps / (now - start):,.0f} frames/s", refresh=False)
-                ray_metrics.collection_rate(cfg.run_id, phase, steps / (now - start))
-                if metrics:
-                    metrics.write(steps, _metrics(records, steps, cfg, now - start, failures))
+        run.loop(stop)
     finally:
         bar.close()
         actors.kill_all()
-    seconds = time.monotonic() - start
-    return _summary(cfg, records, seconds, failures, evicted, first_frame)
+    seconds = time.monotonic() - run.start
+    return _summary(cfg, run.records, seconds, run.failures, run.evicted, run.first_frame)
+
+
+@dataclass
+class _Collection:
+    """One collection's loop and its state: episode slots queued and in flight, the episodes that came
+    back, failed calls (their slots re-queued on a replacement actor), evictions, first frames."""
+
+    cfg: Config
+    run_id: str
+    phase: str
+    actors: _Actors
+    queue: deque[list[int]]
+    store: ReplayStore
+    metrics: MetricsWriter | None
+    bar: Any  # tqdm
+    in_flight: dict[Any, tuple[int, int, list[int]]] = field(
+        default_factory=dict
+    )  # ref -> (index, gen, slots)
+    attempts: dict[int, int] = field(default_factory=dict)
+    records: list[EpisodeRecord] = field(default_factory=list)
+    failures: int = 0
+    evicted: int = 0
+    first_frame: float | None = None
+    start: float = field(default_factory=time.monotonic)
+
+    def loop(self, stop: threading.Event | None) -> None:
+        """Until every slot is done; once ``stop`` is set, only those in flight finish."""
+        import ray
+
+        last_log = self.start
+        while self.queue or self.in_flight:
+            if stop is not None and stop.is_set():
+                self.queue.clear()  # finish what is in flight, start nothing new
+            _hand_out(self.actors.handles, self.actors.generation, self.queue, self.in_flight)
+            done, _ = ray.wait(list(self.in_flight), num_returns=1, timeout=self.cfg.log_every_seconds)
+            for ref in done:
+                self._receive(ref)
+            now = time.monotonic()
+            if now - last_log >= self.cfg.log_every_seconds or not (self.queue or self.in_flight):
+                last_log = now
+                self._log(now)
+
+    def _receive(self, ref: Any) -> None:
+        """One finished call: its episodes counted, or (the actor failed) its slots re-queued."""
+        import ray
+
+        index, generation, slots = self.in_flight.pop(ref)
+        try:
+            batch = ray.get(ref)
+        except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as error:
+            self.failures += 1
+            ray_metrics.worker_failed(self.run_id, self.phase)
+            _requeue(slots, self.attempts, self.queue, error, self.cfg.collect.max_attempts_per_episode)
+            self.actors.replace(index, generation)
+            return
+        self.records += batch
+        self.evicted += len(self.store.evict(self.cfg.replay.capacity_steps))
+        self.bar.update(len(batch))
+        _export_batch(self.run_id, self.phase, index, batch, self.store)
+
+    def _log(self, now: float) -> None:
+        """Frames/s so far on the bar, Ray's metrics and the run's metrics file."""
+        steps = _live_steps(self.actors.handles, self.records)
+        if steps and self.first_frame is None:
+            self.first_frame = now - self.start
+        seconds = now - self.start
+        self.bar.set_postfix_str(f"{steps / seconds:,.0f} frames/s", refresh=False)
+        ray_metrics.collection_rate(self.run_id, self.phase, steps / seconds)
+        if self.metrics:
+            self.metrics.write(steps, _metrics(self.records, steps, self.cfg, seconds, self.failures))
 
 
 class _Actors:
