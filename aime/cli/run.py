@@ -47,16 +47,11 @@ def run(args: argparse.Namespace) -> int:
 
 def _pipeline(cfg: Config, run_dir: Path, args: argparse.Namespace) -> int:
     """Collect, train while collecting online, evaluate (and lenses), in ``run_dir``."""
-    import ray
-
     from aime.actors.collect import collect
-    from aime.actors.online import OnlineCollection
-    from aime.metrics import TRAIN_TASK
     from aime.replay import ReplayStore, replay_stats
     from aime.run.rundir import MetricsWriter
     from aime.run.seeding import seed_everything
     from aime.storage.mirror import remote_of
-    from aime.train.driver import check_cpu_budget, train
 
     shown = remote_of(run_dir) or run_dir  # what the user opens: the shared copy when there is one
     seed_everything(cfg.seed)
@@ -71,37 +66,7 @@ def _pipeline(cfg: Config, run_dir: Path, args: argparse.Namespace) -> int:
     print("\n".join(["collected:", *("  " + line for line in collected.lines())]))
     summary: dict = {"collect": asdict(collected), "replay": asdict(stats)}
     if cfg.train.steps > 0:
-        print(f"[2/3] training {cfg.train.steps} steps on {cfg.train.num_workers} workers")
-        online = None
-        if cfg.collect.online_episodes:
-            check_cpu_budget(cfg, ray.cluster_resources().get("CPU", 0), online_collection=True)
-            online = OnlineCollection(cfg, run_dir / "online_collect_metrics.jsonl")
-            online.start()
-            print(
-                f"      collecting up to {cfg.collect.online_episodes} more episodes while training (online)"
-            )
-        try:
-            trained = train(cfg, run_dir, progress=not args.no_progress)
-        finally:
-            online_summary = online.stop() if online else None
-        if online_summary is not None:
-            summary["online_collect"] = asdict(online_summary)
-            print(f"online: {online_summary.episodes} episodes collected during training")
-        elif online is not None and online.error is not None:
-            summary["online_collect"] = {"error": str(online.error)}
-        summary["train"] = {
-            "steps": trained.steps,
-            "checkpoint": trained.checkpoint,
-            "seconds_to_first_step": trained.seconds_to_first_step,
-            "startup": trained.startup,
-        }
-        summary["train"] |= {k: v for k, v in trained.metrics.items() if k.startswith(TRAIN_TASK)}
-        print(f"trained to step {trained.steps}; loss {trained.metrics.get('train/total', float('nan')):.4g}")
-        print(f"checkpoint {trained.checkpoint}  (figures in {shown}/figures)")
-        if trained.checkpoint:
-            summary["eval"] = _evaluate(trained.checkpoint, progress=not args.no_progress)
-            if cfg.lenses.enabled:
-                summary["lenses"] = _lenses(cfg, run_dir)
+        summary |= _train_and_evaluate(cfg, run_dir, args, shown)
     atomic_write_json(run_dir / "summary.json", summary)
     print(f"results in {shown}  (replay: aime replay stats {collected.replay_root})")
     if summary.get("train", {}).get("checkpoint"):
@@ -112,6 +77,48 @@ def _pipeline(cfg: Config, run_dir: Path, args: argparse.Namespace) -> int:
         print(f"  tensorboard --logdir {shown}/tensorboard")
         print(f"  aime serve {shown}                      # serve its best checkpoint over HTTP")
     return 0
+
+
+def _train_and_evaluate(cfg: Config, run_dir: Path, args: argparse.Namespace, shown: str | Path) -> dict:
+    """Steps 2 and 3: train (collecting online beside it when configured), then evaluate the newest
+    checkpoint and train the lenses on it; the summary's entries for them."""
+    import ray
+
+    from aime.actors.online import OnlineCollection
+    from aime.metrics import TRAIN_TASK
+    from aime.train.driver import check_cpu_budget, train
+
+    summary: dict = {}
+    print(f"[2/3] training {cfg.train.steps} steps on {cfg.train.num_workers} workers")
+    online = None
+    if cfg.collect.online_episodes:
+        check_cpu_budget(cfg, ray.cluster_resources().get("CPU", 0), online_collection=True)
+        online = OnlineCollection(cfg, run_dir / "online_collect_metrics.jsonl")
+        online.start()
+        print(f"      collecting up to {cfg.collect.online_episodes} more episodes while training (online)")
+    try:
+        trained = train(cfg, run_dir, progress=not args.no_progress)
+    finally:
+        online_summary = online.stop() if online else None
+    if online_summary is not None:
+        summary["online_collect"] = asdict(online_summary)
+        print(f"online: {online_summary.episodes} episodes collected during training")
+    elif online is not None and online.error is not None:
+        summary["online_collect"] = {"error": str(online.error)}
+    summary["train"] = {
+        "steps": trained.steps,
+        "checkpoint": trained.checkpoint,
+        "seconds_to_first_step": trained.seconds_to_first_step,
+        "startup": trained.startup,
+    }
+    summary["train"] |= {k: v for k, v in trained.metrics.items() if k.startswith(TRAIN_TASK)}
+    print(f"trained to step {trained.steps}; loss {trained.metrics.get('train/total', float('nan')):.4g}")
+    print(f"checkpoint {trained.checkpoint}  (figures in {shown}/figures)")
+    if trained.checkpoint:
+        summary["eval"] = _evaluate(trained.checkpoint, progress=not args.no_progress)
+        if cfg.lenses.enabled:
+            summary["lenses"] = _lenses(cfg, run_dir)
+    return summary
 
 
 def _evaluate(checkpoint: str, progress: bool) -> dict:
