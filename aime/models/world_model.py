@@ -105,36 +105,10 @@ class WorldModel(nn.Module):
             series_terms=p.series_terms,
             mc_samples=p.mc_samples,
         )
-        self.perception = (
-            PerceptionStream(cfg.perception, image_size=cfg.image_size, action_dim=A, reduce=reduce)
-            if cfg.perception.enabled
-            else None
-        )
-        self.attention = (
-            AttentionSchema(
-                cfg.attention,
-                image_size=cfg.image_size,
-                hidden_dim=H,
-                context_dim=self.context_dim,
-                latent_dim=Z,
-            )
-            if cfg.attention.enabled
-            else None
-        )
-        d = cfg.adversarial
-        self.discriminator = (
-            TemporalDiscriminator(
-                image_size=cfg.image_size,
-                patch_size=d.patch_size,
-                latent_dim=Z,
-                model_dim=d.model_dim,
-                heads=d.heads,
-                layers=d.layers,
-                max_frames=d.max_frames,
-            )
-            if d.enabled
-            else None
-        )
+        # The optional pillars, in this order (parameter initialisation draws from one seeded stream).
+        self.perception = _perception(cfg, reduce)
+        self.attention = _attention(cfg, self.context_dim)
+        self.discriminator = _discriminator(cfg)
         self._frozen: set[str] = set()
         self.rollout_compile: RolloutCompileMode | None = None  # see compile_rollout
 
@@ -361,3 +335,41 @@ def _check(
         raise ValueError(
             f"{name}: expected {expected}, got {str(x.dtype).removeprefix('torch.')} {list(shape)}"
         )
+
+
+def _perception(cfg: ModelConfig, reduce: Reduce) -> PerceptionStream | None:
+    """The perception stream (context c), when ``perception.enabled``."""
+    if not cfg.perception.enabled:
+        return None
+    return PerceptionStream(
+        cfg.perception, image_size=cfg.image_size, action_dim=cfg.action_dim, reduce=reduce
+    )
+
+
+def _attention(cfg: ModelConfig, context_dim: int) -> AttentionSchema | None:
+    """The attention schema (its state feeds the dynamics), when ``attention.enabled``."""
+    if not cfg.attention.enabled:
+        return None
+    return AttentionSchema(
+        cfg.attention,
+        image_size=cfg.image_size,
+        hidden_dim=cfg.dynamics.hidden_dim,
+        context_dim=context_dim,
+        latent_dim=cfg.latent_dim,
+    )
+
+
+def _discriminator(cfg: ModelConfig) -> TemporalDiscriminator | None:
+    """The temporal discriminator of the adversarial loss, when ``adversarial.enabled``."""
+    d = cfg.adversarial
+    if not d.enabled:
+        return None
+    return TemporalDiscriminator(
+        image_size=cfg.image_size,
+        patch_size=d.patch_size,
+        latent_dim=cfg.latent_dim,
+        model_dim=d.model_dim,
+        heads=d.heads,
+        layers=d.layers,
+        max_frames=d.max_frames,
+    )
