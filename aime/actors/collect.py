@@ -101,8 +101,9 @@ def collect(
     # Fewer episodes than environments: spread them over all actors rather than fill a few.
     size = min(envs_per_worker(c), -(-episodes // c.workers))
     queue = deque([list(range(s, min(s + size, end))) for s in range(first_episode, end, size)])
+    store = ReplayStore(cfg.replay.root)
     bar = tqdm(total=episodes, unit="ep", disable=not progress, dynamic_ncols=True)
-    run = _Collection(cfg, cfg.run_id, phase, actors, queue, ReplayStore(cfg.replay.root), metrics, bar)
+    run = _Collection(cfg, cfg.run_id, phase, actors, queue, store, metrics, bar)
     try:
         run.loop(stop)
     finally:
