@@ -129,7 +129,7 @@ def actor_rate(
     }
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -141,7 +141,26 @@ def main() -> None:
     parser.add_argument("--episodes-per-worker", type=int, default=4)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="(c): default one per core")
     parser.add_argument("--envs-per-worker", type=int, default=1, help="E: environments each actor steps")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def plain_and_floor(args: argparse.Namespace) -> dict:
+    """(a) the plain loop and (d) the floor, interleaved ``--repeats`` times; medians and every run
+    (single short loops on the GPU machine varied 1.7x)."""
+    plain, floor = [], []
+    for _ in range(args.repeats):
+        plain.append(plain_loop(args.task, args.image_size, args.steps, args.action_repeat))
+        floor.append(floor_loop(args.task, args.image_size, args.steps, args.action_repeat))
+    return {
+        "a_plain_frames_per_second": round(float(np.median(plain)), 1),
+        "d_floor_frames_per_second": round(float(np.median(floor)), 1),
+        "a_plain_runs": [round(x, 1) for x in plain],
+        "d_floor_runs": [round(x, 1) for x in floor],
+    }
+
+
+def main() -> None:
+    args = parse_args()
 
     import ray
 
@@ -156,15 +175,7 @@ def main() -> None:
         "render": "lite",
         "cores": os.cpu_count(),
     }
-    # Interleaved repeats, median reported: single short loops on the GPU machine varied 1.7x.
-    plain, floor = [], []
-    for _ in range(args.repeats):
-        plain.append(plain_loop(task, size, args.steps, repeat))
-        floor.append(floor_loop(task, size, args.steps, repeat))
-    out["a_plain_frames_per_second"] = round(float(np.median(plain)), 1)
-    out["d_floor_frames_per_second"] = round(float(np.median(floor)), 1)
-    out["a_plain_runs"] = [round(x, 1) for x in plain]
-    out["d_floor_runs"] = [round(x, 1) for x in floor]
+    out |= plain_and_floor(args)
     init_ray(RayConfig(num_cpus=max(args.workers, 1)))
     e, n, k = args.envs_per_worker, args.workers, args.episodes_per_worker
     with tempfile.TemporaryDirectory() as workdir:
