@@ -8,10 +8,14 @@ One run starts a local Ray and, one after the other, two copies of the aime appl
 (max_batch_size 1), each with one model replica, each deleted before the next is deployed (so one
 GPU serves both in turn). For /v1/imagine (context 5, horizon 10) and /v1/encode (T 16), at each client
 count, every client sends requests back to back until ``--requests`` are done (or ``--seconds``
-pass): p50/p95/p99 latency, requests/s and the count of 5xx answers. The floor is the model call
-in-process (ServedModel, batch of one, no HTTP); Serve's overhead per request is p50 at one client
-minus that floor. Without --checkpoint the model is an untrained one of ``--preset`` at 64x64: speed
-does not depend on the weights.
+pass): p50/p95/p99 latency, requests/s, the count of 5xx answers and the medians of what the server
+reported per answer (its Server-Timing and X-Aime-Batch-Size headers: requests per model call, the
+call, the wait around it, the ingress's whole time). The clients are spread over ``--load-processes``
+processes, so the load generator's own JSON work does not cap a fast server. The floor is the model
+call in-process (ServedModel, no HTTP) for one request and for a batch of each client count: Serve's
+overhead per request is p50 at one client minus the one-request floor, and the floor's
+``ceiling_speedup`` is the most batching could gain. Without --checkpoint the model is an untrained
+one of ``--preset`` at 64x64: speed does not depend on the weights.
 
 Targets (issue 12): zero 5xx over the run; on a GPU (``--num-gpus`` > 0), batching >= 4x the
 requests/s of no batching at 32 clients and Serve's overhead <= 5 ms p50, for each route.
@@ -22,11 +26,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import platform
 import socket
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -72,10 +78,15 @@ def bodies(info: dict[str, Any], context: int, horizon: int, encode_steps: int) 
     }
 
 
-async def load(url: str, body: dict[str, Any], clients: int, requests: int, seconds: float) -> dict[str, Any]:
+async def load_part(
+    url: str, body: dict[str, Any], clients: int, requests: int, seconds: float
+) -> dict[str, Any]:
+    """``clients`` async clients in this process sending requests back to back: latencies, error
+    counts and what the server said of each answer (Server-Timing, X-Aime-Batch-Size)."""
     import httpx
 
     latencies: list[float] = []
+    server: dict[str, list[float]] = {"batch": [], "model": [], "wait": [], "app": []}
     errors = {"5xx": 0, "4xx": 0, "transport": 0}
     deadline = time.monotonic() + seconds
     remaining = [requests]
@@ -94,61 +105,96 @@ async def load(url: str, body: dict[str, Any], clients: int, requests: int, seco
                 errors["5xx"] += 1
             elif response.status_code >= 400:
                 errors["4xx"] += 1
+            else:
+                _server_side(response.headers, server)
 
     async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=clients)) as http:
         await http.post(url, json=body)  # warm: connection, first batch shapes
         started = time.perf_counter()
         await asyncio.gather(*(client(http) for _ in range(clients)))
         wall = time.perf_counter() - started
-    ms = np.asarray(latencies) * 1e3
+    return {"latencies": latencies, "server": server, "errors": errors, "wall": wall}
+
+
+def _server_side(headers: Any, into: dict[str, list[float]]) -> None:
+    into["batch"].append(float(headers["x-aime-batch-size"]))
+    for part in headers["server-timing"].split(","):
+        name, _, ms = part.strip().partition(";dur=")
+        into[name].append(float(ms))
+
+
+def _load_part_sync(args: tuple[str, dict[str, Any], int, int, float]) -> dict[str, Any]:
+    return asyncio.run(load_part(*args))
+
+
+def load(
+    pool: Any, processes: int, url: str, body: dict[str, Any], clients: int, requests: int, seconds: float
+) -> dict[str, Any]:
+    """One cell: ``clients`` clients spread over up to ``processes`` load processes (so the load
+    generator's own JSON and HTTP work is not what limits a fast server)."""
+    shares = [len(part) for part in np.array_split(np.arange(clients), min(processes, clients))]
+    parts = list(
+        pool.map(_load_part_sync, [(url, body, n, -(-requests * n // clients), seconds) for n in shares])
+    )
+    ms = np.concatenate([part["latencies"] for part in parts]) * 1e3
+    server = {k: np.concatenate([part["server"][k] for part in parts]) for k in parts[0]["server"]}
+    median = lambda v: round(float(np.median(v)), 2) if len(v) else None  # noqa: E731
     return {
         "clients": clients,
-        "requests": len(latencies),
-        "requests_per_second": round(len(latencies) / wall, 2),
+        "requests": len(ms),
+        "requests_per_second": round(len(ms) / max(part["wall"] for part in parts), 2),
         "p50_ms": round(float(np.percentile(ms, 50)), 2),
         "p95_ms": round(float(np.percentile(ms, 95)), 2),
         "p99_ms": round(float(np.percentile(ms, 99)), 2),
-        **errors,
+        **{kind: sum(part["errors"][kind] for part in parts) for kind in ("5xx", "4xx", "transport")},
+        # Medians of what the server reported: requests per model call, the call, the time around it
+        # (queue, batching wait, transport) and all of it in the ingress; p50 - app is the HTTP proxy
+        # and the load generator.
+        "server_p50": {
+            "batch_size": median(server["batch"]),
+            "model_ms": median(server["model"]),
+            "wait_ms": median(server["wait"]),
+            "app_ms": median(server["app"]),
+        },
     }
 
 
 def floor_ms(
-    checkpoint: str, body: dict[str, Any], kind: str, threads: int, repeats: int = 30
-) -> dict[str, float]:
-    """The model call in-process for one request (batch of one), with the replica's torch threads and
-    before Ray starts (nothing else running): what no server can beat."""
+    checkpoint: str, body: dict[str, Any], kind: str, threads: int, batches: list[int], buckets: list[int]
+) -> dict[str, Any]:
+    """The model call in-process, with the replica's torch threads and before Ray starts (nothing else
+    running): for one request (what no server can beat) and for a batch of each client count (what
+    batching could gain at most: ``ceiling_speedup`` is requests/s at the largest batch over one)."""
     import torch
 
     from aime.serve.codec import frames_to_array
     from aime.serve.model import EncodeItem, ImagineItem, ServedModel
 
     torch.set_num_threads(threads)
-    model = ServedModel(checkpoint, prefer="newest")
+    model = ServedModel(checkpoint, prefer="newest", buckets=buckets)
     if kind == "imagine":
         frames = frames_to_array(body["context_frames"], "context_frames")
-        item: Any = ImagineItem(
-            frames,
-            np.asarray(body["context_actions"], np.float32),
-            np.asarray(body["future_actions"], np.float32),
-            1.0,
-            1,
-        )
-        call = lambda: model.imagine([item])  # noqa: E731
+        actions = [np.asarray(body[k], np.float32) for k in ("context_actions", "future_actions")]
+        item: Any = ImagineItem(frames, *actions, 1.0, 1)
+        call: Any = model.imagine
     else:
         frames = frames_to_array(body["frames"], "frames")
         item = EncodeItem(frames, np.asarray(body["actions"], np.float32), np.arange(len(frames)) == 0)
-        call = lambda: model.encode([item])  # noqa: E731
-    call()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        call()
-        times.append((time.perf_counter() - started) * 1e3)
-    return {
-        "p50_ms": round(float(np.median(times)), 2),
-        "min_ms": round(min(times), 2),
-        "max_ms": round(max(times), 2),
-    }
+        call = model.encode
+    by_batch: dict[str, float] = {}
+    for batch in sorted({1, *batches}):
+        call([item] * batch)  # warm this shape
+        times = []
+        for _ in range(max(3, 30 // batch)):
+            started = time.perf_counter()
+            call([item] * batch)
+            times.append((time.perf_counter() - started) * 1e3)
+        by_batch[str(batch)] = round(float(np.median(times)), 2)
+        if batch == 1:
+            single = {"p50_ms": by_batch["1"], "min_ms": round(min(times), 2), "max_ms": round(max(times), 2)}
+    top = str(max(batches))
+    ceiling = int(top) * by_batch["1"] / by_batch[top]
+    return single | {"call_p50_ms_by_batch": by_batch, "ceiling_speedup": round(ceiling, 2)}
 
 
 def serve_targets(results: dict[str, Any], clients: list[int], num_gpus: float) -> dict[str, Any]:
@@ -171,7 +217,13 @@ def _model_info(checkpoint: str) -> dict[str, Any]:
 
 
 def measure_app(
-    name: str, extra: dict[str, Any], base: str, requests: dict[str, Any], checkpoint: str, args: Any
+    name: str,
+    extra: dict[str, Any],
+    base: str,
+    requests: dict[str, Any],
+    checkpoint: str,
+    args: Any,
+    pool: Any,
 ) -> dict[str, Any]:
     """Deploy one copy of the application under ``/name``, load each route at each client count, then
     delete it: one application at a time, so each has the replica's GPU (or cores) to itself."""
@@ -191,7 +243,9 @@ def measure_app(
     out: dict[str, Any] = {"startup_seconds": time.perf_counter() - started, "model": model}
     for kind, body in requests.items():
         url = f"{base}/{name}/v1/{kind}"
-        out[kind] = [asyncio.run(load(url, body, c, args.requests, args.seconds)) for c in args.clients]
+        out[kind] = [
+            load(pool, args.load_processes, url, body, c, args.requests, args.seconds) for c in args.clients
+        ]
     serve.delete(name)
     return out
 
@@ -227,6 +281,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--requests", type=int, default=200, help="requests per cell (bounded)")
     parser.add_argument("--seconds", type=float, default=60.0, help="time limit per cell")
     parser.add_argument("--num-gpus", type=float, default=0.0, help="per model replica")
+    parser.add_argument(
+        "--load-processes",
+        type=int,
+        default=max(1, min(8, (os.cpu_count() or 1) // 4)),
+        help="processes the clients are spread over (default: a quarter of the cores, 1 to 8)",
+    )
     parser.add_argument("--out", help="also write the JSON here")
     return parser.parse_args()
 
@@ -242,7 +302,13 @@ def main() -> None:
     checkpoint = args.checkpoint or untrained_checkpoint(args.preset, args.image_size, folder)
     info = _model_info(checkpoint)
     requests = bodies(info, context=5, horizon=10, encode_steps=16)
-    floors = {kind: floor_ms(checkpoint, body, kind, threads=1) for kind, body in requests.items()}
+    batch = max(args.clients)
+    buckets = sorted({1, 2, 4, 8, 16, 32, batch})
+    floors = {
+        kind: floor_ms(checkpoint, body, kind, 1, args.clients, buckets) for kind, body in requests.items()
+    }
+    # Spawned (not forked) before Ray starts; reused by every cell.
+    pool = ProcessPoolExecutor(args.load_processes, mp_context=multiprocessing.get_context("spawn"))
     setup_s = time.perf_counter() - started
     ray.init(num_cpus=max(4, os.cpu_count() or 1), include_dashboard=False)
     with socket.socket() as s:
@@ -250,14 +316,15 @@ def main() -> None:
         port = s.getsockname()[1]
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     ray_and_serve_s = time.perf_counter() - started - setup_s
-    batch = max(args.clients)
-    buckets = sorted({1, 2, 4, 8, 16, 32, batch})
     settings = {
         "batched": {"max_batch_size": batch, "batch_buckets": buckets},
         "unbatched": {"max_batch_size": 1},
     }
     base = f"http://127.0.0.1:{port}"
-    measured = {n: measure_app(n, extra, base, requests, checkpoint, args) for n, extra in settings.items()}
+    measured = {
+        n: measure_app(n, extra, base, requests, checkpoint, args, pool) for n, extra in settings.items()
+    }
+    pool.shutdown()
     deploy_s = {name: round(m.pop("startup_seconds"), 1) for name, m in measured.items()}
     # Ray and Serve started plus each application deployed until /v1/model answered (before 2026-12-03
     # both applications deployed at once and this was the time to the first answer of either).
@@ -273,6 +340,7 @@ def main() -> None:
             "platform": platform.platform(),
             "cpus": os.cpu_count(),
             "gpus_per_replica": args.num_gpus,
+            "load_processes": args.load_processes,
         },
         "model": {
             "checkpoint": info["checkpoint"],

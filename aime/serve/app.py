@@ -1,7 +1,7 @@
 """The Ray Serve application: an HTTP ingress and the model deployment behind it.
 
     HTTP --Ingress (FastAPI, http.py: limits, validation)--handle--> WorldModelServer replicas
-         WorldModelServer: @serve.batch collects requests --> ServedModel (model.py) on a GPU or CPU
+         WorldModelServer: Batcher (batcher.py) collects requests --> ServedModel (model.py) on a GPU or CPU
 
 ``build_app(args)`` is the application builder ``serve run serve/config.yaml`` and ``aime serve``
 both use; ``args`` are ServeConfig's fields. Deployments stay thin: constructors load, methods
@@ -11,9 +11,12 @@ delegate.
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from ray import serve
@@ -21,13 +24,16 @@ from ray.serve.handle import DeploymentHandle
 
 from aime import checkpoints
 from aime.lenses.stage import LENSES_DIR
+from aime.serve.batcher import Batcher
 from aime.serve.config import ServeConfig, serve_config
 from aime.serve.http import create_api
-from aime.serve.model import EncodeItem, ImagineItem, ServedModel
+from aime.serve.model import EncodeItem, ImagineItem, Served, ServedModel
 from aime.storage.mirror import shared_location
 
 APP_NAME = "aime"
 INGRESS_CPUS = 0.1  # the ingress parses JSON and PNGs; the model replicas hold the reserved CPUs
+Item = TypeVar("Item")
+R = TypeVar("R")
 
 
 @serve.deployment(name="WorldModelServer")
@@ -41,27 +47,42 @@ class WorldModelServer:
         self.model = ServedModel(
             cfg.checkpoint, prefer=cfg.prefer, buckets=cfg.batch_buckets, lens_pack=lens_pack
         )
-        for batched in (self.encode, self.imagine, self.concepts):
-            batched.set_max_batch_size(cfg.max_batch_size)  # type: ignore[union-attr]
-            batched.set_batch_wait_timeout_s(cfg.batch_wait_timeout_s)  # type: ignore[union-attr]
-        # One thread runs every model call: the event loop stays free to collect the next batch, and
+        # One thread runs every model call: the event loop stays free to queue the next batch, and
         # encode and imagine never run at once (imagine's per-sample noise is process-wide).
         self._runner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aime-model")
+        self._batching = (cfg.max_batch_size, cfg.batch_wait_timeout_s)
+        self._batchers: dict[str, Batcher] = {}
 
     def info(self) -> dict[str, Any]:
         return self.model.info()
 
-    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.005)
-    async def encode(self, items: list[EncodeItem]) -> list[dict[str, np.ndarray]]:
-        return await asyncio.get_running_loop().run_in_executor(self._runner, self.model.encode, items)
+    async def encode(self, item: EncodeItem) -> Served[dict[str, np.ndarray]]:
+        return await self._batched("encode", self.model.encode, item)
 
-    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.005)
-    async def imagine(self, items: list[ImagineItem]) -> list[np.ndarray]:
-        return await asyncio.get_running_loop().run_in_executor(self._runner, self.model.imagine, items)
+    async def imagine(self, item: ImagineItem) -> Served[np.ndarray]:
+        return await self._batched("imagine", self.model.imagine, item)
 
-    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.005)
-    async def concepts(self, items: list[EncodeItem]) -> list[dict[str, dict[str, Any]]]:
-        return await asyncio.get_running_loop().run_in_executor(self._runner, self.model.concepts, items)
+    async def concepts(self, item: EncodeItem) -> Served[dict[str, dict[str, Any]]]:
+        return await self._batched("concepts", self.model.concepts, item)
+
+    async def _batched(self, route: str, call: Callable[[Sequence[Item]], list[R]], item: Item) -> Served[R]:
+        """``item``'s answer from a batched model call (batcher.py), made in the replica's event loop
+        on first use."""
+        if route not in self._batchers:
+            self._batchers[route] = Batcher(partial(self._run, call), *self._batching)
+        return await self._batchers[route](item)
+
+    async def _run(self, call: Callable[[Sequence[Item]], list[R]], items: list[Item]) -> list[Served[R]]:
+        """One model call for the batch on the model thread; each answer carries the batch's size and
+        the call's time (the ingress turns them into Server-Timing headers)."""
+
+        def timed() -> tuple[list[R], float]:
+            started = time.perf_counter()
+            results = call(items)
+            return results, (time.perf_counter() - started) * 1e3
+
+        results, model_ms = await asyncio.get_running_loop().run_in_executor(self._runner, timed)
+        return [Served(result, len(items), model_ms) for result in results]
 
 
 class HandleBackend:
@@ -73,13 +94,13 @@ class HandleBackend:
     async def info(self) -> dict[str, Any]:
         return await self.handle.info.remote()
 
-    async def encode(self, item: EncodeItem) -> dict[str, np.ndarray]:
+    async def encode(self, item: EncodeItem) -> Served[dict[str, np.ndarray]]:
         return await self.handle.encode.remote(item)
 
-    async def imagine(self, item: ImagineItem) -> np.ndarray:
+    async def imagine(self, item: ImagineItem) -> Served[np.ndarray]:
         return await self.handle.imagine.remote(item)
 
-    async def concepts(self, item: EncodeItem) -> dict[str, dict[str, Any]]:
+    async def concepts(self, item: EncodeItem) -> Served[dict[str, dict[str, Any]]]:
         return await self.handle.concepts.remote(item)
 
 
@@ -108,7 +129,12 @@ def build_app(args: dict[str, Any]) -> Any:
         max_ongoing_requests=cfg.max_ongoing_requests,
         **_replicas(cfg),
     )
-    return Ingress.bind(model.bind(args), args)  # type: ignore[attr-defined]
+    # The ingress admits what the model replicas can hold: at Serve's default (5 ongoing requests per
+    # replica) it would cap every batch at 5 however many clients wait.
+    ingress = Ingress.options(  # type: ignore[attr-defined]
+        max_ongoing_requests=cfg.max_ongoing_requests * cfg.max_replicas
+    )
+    return ingress.bind(model.bind(args), args)
 
 
 def _lens_pack(setting: str, checkpoint: Path) -> str:

@@ -15,8 +15,8 @@ class ServeConfig:
     # Concept lenses for /v1/concepts: a lens pack directory, "auto" (<run_dir>/lenses/pack when the run
     # has one, as `aime run lenses.enabled=true` writes it) or "none". Refused if trained on another model.
     lens_pack: str = "auto"
-    # Dynamic batching: requests that arrive within batch_wait_timeout_s of each other share one model
-    # call, up to max_batch_size; max_batch_size 1 turns batching off.
+    # Dynamic batching (batcher.py): each model call takes the requests that queued while the last ran,
+    # up to max_batch_size, waiting up to batch_wait_timeout_s for more; max_batch_size 1 turns it off.
     max_batch_size: int = 16
     batch_wait_timeout_s: float = 0.005
     # A batch is padded to the smallest of these sizes that holds it, so the model sees a few shapes.
@@ -40,6 +40,11 @@ class ServeConfig:
             problems.append(
                 f"batch_buckets {list(self.batch_buckets)} must include a size >= max_batch_size "
                 f"({self.max_batch_size})"
+            )
+        if self.max_ongoing_requests < self.max_batch_size:
+            problems.append(
+                f"max_ongoing_requests ({self.max_ongoing_requests}) must be >= max_batch_size "
+                f"({self.max_batch_size}): a replica holding fewer requests cannot fill a batch"
             )
         if not 1 <= self.min_replicas <= self.max_replicas:
             problems.append(

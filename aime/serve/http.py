@@ -4,6 +4,8 @@
             --checks against the model (422: image size, action dim, lengths, limits)--> backend
             --> JSON response; any other failure: 500 {"error", "request_id"}, traceback in the log
     every response --> aime_serve_requests{route, status} (aime.run.ray_metrics)
+    model answers --> Server-Timing: model;dur (the batched call), wait;dur (queue, batching, transport),
+                      app;dur (all of it in the ingress); X-Aime-Batch-Size: requests in that call
 
 Serve gives every request an ``x-request-id`` (echoed in its response header); error bodies carry it
 too, and the logs name it. Nothing from a request is unpickled: bodies are JSON and
@@ -14,9 +16,10 @@ the Serve handle of the model deployment).
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 from fastapi import APIRouter, FastAPI, Request
@@ -26,7 +29,7 @@ from fastapi.responses import JSONResponse, Response
 from aime.run import ray_metrics
 from aime.serve.codec import FrameError, encode_png, frames_to_array
 from aime.serve.config import ServeConfig
-from aime.serve.model import EncodeItem, ImagineItem
+from aime.serve.model import EncodeItem, ImagineItem, Served
 from aime.serve.schemas import (
     ConceptScores,
     ConceptsResponse,
@@ -41,6 +44,9 @@ from aime.serve.schemas import (
 log = logging.getLogger(__name__)
 
 REQUEST_ID = "x-request-id"
+SERVER_TIMING = "server-timing"
+BATCH_SIZE = "x-aime-batch-size"
+R = TypeVar("R")
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (404, 411, 413, 415, 422, 500, 503)
 }
@@ -48,9 +54,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 class Backend(Protocol):
     async def info(self) -> dict[str, Any]: ...
-    async def encode(self, item: EncodeItem) -> dict[str, np.ndarray]: ...
-    async def imagine(self, item: ImagineItem) -> np.ndarray: ...
-    async def concepts(self, item: EncodeItem) -> dict[str, dict[str, Any]]: ...
+    async def encode(self, item: EncodeItem) -> Served[dict[str, np.ndarray]]: ...
+    async def imagine(self, item: ImagineItem) -> Served[np.ndarray]: ...
+    async def concepts(self, item: EncodeItem) -> Served[dict[str, dict[str, Any]]]: ...
 
 
 class RequestProblem(Exception):
@@ -91,29 +97,29 @@ def create_api(backend: Backend, cfg: ServeConfig) -> FastAPI:
         return ModelInfo(**{k: v for k, v in data.items() if k in ModelInfo.model_fields}, limits=limits)
 
     @api.post("/v1/encode", response_model=EncodeResponse, tags=["model"], responses=ERRORS)
-    async def encode(body: EncodeRequest) -> EncodeResponse:
+    async def encode(body: EncodeRequest, response: Response) -> EncodeResponse:
         """Per-step activations (z, h, h_prev, embed, c, attention_state) of an observed sequence."""
         item = _encode_item(body, await info(), cfg)
-        features = await backend.encode(item)
+        features = await _timed(response, backend.encode(item))
         return EncodeResponse(
             steps=len(item.frames), activations={k: v.tolist() for k, v in features.items()}
         )
 
     @api.post("/v1/imagine", response_model=ImagineResponse, tags=["model"], responses=ERRORS)
-    async def imagine(body: ImagineRequest) -> ImagineResponse:
+    async def imagine(body: ImagineRequest, response: Response) -> ImagineResponse:
         """Predicted frames for future actions, after observing context frames; seeded."""
         item = _imagine_item(body, await info(), cfg)
-        predicted = await backend.imagine(item)  # (H, S, S, 3) uint8
+        predicted = await _timed(response, backend.imagine(item))  # (H, S, S, 3) uint8
         return ImagineResponse(
             horizon=len(predicted), seed=body.seed, frames=[encode_png(f) for f in predicted]
         )
 
     @api.post("/v1/concepts", response_model=ConceptsResponse, tags=["model"], responses=ERRORS)
-    async def concepts(body: EncodeRequest) -> ConceptsResponse:
+    async def concepts(body: EncodeRequest, response: Response) -> ConceptsResponse:
         """Per-step concept probabilities from the served lens pack (body as /v1/encode)."""
         spec = _with_lens_pack(await info())
         item = _encode_item(body, spec, cfg)
-        scores = await backend.concepts(item)
+        scores = await _timed(response, backend.concepts(item))
         lenses = {
             name: ConceptScores(probability=s["probability"].tolist(), graduated=s["graduated"])
             for name, s in scores.items()
@@ -121,6 +127,16 @@ def create_api(backend: Backend, cfg: ServeConfig) -> FastAPI:
         return ConceptsResponse(steps=len(item.frames), lens_pack=spec["lens_pack"]["name"], concepts=lenses)
 
     return api
+
+
+async def _timed(response: Response, answer: Awaitable[Served[R]]) -> R:
+    """The model's answer; its batch size and times go into the response's headers."""
+    started = time.perf_counter()
+    served = await answer
+    wait_ms = max(0.0, (time.perf_counter() - started) * 1e3 - served.model_ms)
+    response.headers[SERVER_TIMING] = f"model;dur={served.model_ms:.1f}, wait;dur={wait_ms:.1f}"
+    response.headers[BATCH_SIZE] = str(served.batch_size)
+    return served.value
 
 
 def _health_routes(info: Callable[[], Awaitable[dict[str, Any]]]) -> APIRouter:
@@ -209,7 +225,11 @@ def _actions(actions: list[list[float]], where: str, spec: dict[str, Any], steps
 def _limits_and_errors(cfg: ServeConfig) -> Callable[[Request, Callable], Awaitable[Response]]:
     async def middleware(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         request.state.request_id = request.headers.get(REQUEST_ID) or uuid.uuid4().hex[:16]
+        started = time.perf_counter()
         response = await _answer(request, call_next, cfg.max_body_bytes)
+        if SERVER_TIMING in response.headers:  # a model answer: add the ingress's own time
+            app_ms = (time.perf_counter() - started) * 1e3
+            response.headers[SERVER_TIMING] += f", app;dur={app_ms:.1f}"
         ray_metrics.served(_route(request), response.status_code)
         return response
 

@@ -19,7 +19,7 @@ from collections import defaultdict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import torch
@@ -28,6 +28,15 @@ from aime import checkpoints
 from aime.models.noise import per_sample_noise
 
 R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Served(Generic[R]):
+    """One request's answer from a batched model call, with what that call cost (Server-Timing)."""
+
+    value: R
+    batch_size: int  # requests in the model call that answered this one (before padding to a bucket)
+    model_ms: float  # that call's time on the replica
 
 
 @dataclass(frozen=True)

@@ -174,3 +174,24 @@ def test_answers_are_counted_by_route_and_status_on_the_metrics_endpoint(server,
     assert exported_metrics(name, route="/v1/model", status="200") >= 1
     assert exported_metrics(name, route="/v1/imagine", status="422") >= 1
     assert exported_metrics(name, route="other", status="415") >= 1
+
+
+def test_concurrent_requests_share_model_calls_and_report_their_timing(server):
+    """32 clients at once: calls batch beyond Serve's default of 5 ongoing requests per ingress (the
+    test application's max_batch_size is 8), and every answer says its batch size and times."""
+    frames, actions, future = server.inputs(T=4, H=3)
+    png = [encode_png(f) for f in frames]
+    body = {"context_frames": png, "context_actions": actions.tolist(), "future_actions": future.tolist()}
+
+    def call(_: int) -> httpx.Response:
+        return httpx.post(f"{server.url}/v1/imagine", json=body, timeout=120)
+
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        responses = list(pool.map(call, range(64)))
+    assert all(r.status_code == 200 for r in responses)
+    sizes = [int(r.headers["x-aime-batch-size"]) for r in responses]
+    assert 6 <= max(sizes) <= 8, sizes
+    for response in responses:
+        timing = dict(part.strip().split(";dur=") for part in response.headers["server-timing"].split(","))
+        assert set(timing) == {"model", "wait", "app"}, timing
+        assert 0 < float(timing["model"]) <= float(timing["app"]), timing

@@ -27,6 +27,8 @@ def test_bad_settings_name_the_key_before_ray_starts(trained_checkpoint, capsys)
     assert "unknown config key 'max_batch_sise'" in capsys.readouterr().err
     assert main(["serve", run_dir, "max_batch_size=64"]) == 2
     assert "batch_buckets" in capsys.readouterr().err
+    assert main(["serve", run_dir, "max_ongoing_requests=4"]) == 2
+    assert "max_ongoing_requests (4) must be >= max_batch_size (16)" in capsys.readouterr().err
     assert main(["serve", str(run_dir) + "-missing"]) == 2
     assert "is not a directory" in capsys.readouterr().err
 
