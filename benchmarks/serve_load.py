@@ -11,10 +11,11 @@ count, every client sends requests back to back until ``--requests`` are done (o
 pass): p50/p95/p99 latency, requests/s, the count of 5xx answers and the medians of what the server
 reported per answer (its Server-Timing and X-Aime-Batch-Size headers: requests per model call, the
 call, the wait around it, the ingress's whole time). The clients are spread over ``--load-processes``
-processes, so the load generator's own JSON work does not cap a fast server. The floor is the model
-call in-process (ServedModel, no HTTP) for one request and for a batch of each client count: Serve's
-overhead per request is p50 at one client minus the one-request floor, and the floor's
-``ceiling_speedup`` is the most batching could gain. Without --checkpoint the model is an untrained
+processes, so the load generator's own JSON work does not cap a fast server; ``--ingress-replicas``
+sets the HTTP ingress replicas (with several counts, batching on is measured at each, side by side).
+The floor is the model call in-process (ServedModel, no HTTP) for one request and for a batch of each
+client count: Serve's overhead per request is p50 at one client minus the one-request floor, and the
+floor's ``ceiling_speedup`` is the most batching could gain. Without --checkpoint the model is an untrained
 one of ``--preset`` at 64x64: speed does not depend on the weights.
 
 Targets (issue 12): zero 5xx over the run; on a GPU (``--num-gpus`` > 0), batching >= 4x the
@@ -200,7 +201,7 @@ def floor_ms(
 def serve_targets(results: dict[str, Any], clients: list[int], num_gpus: float) -> dict[str, Any]:
     on_gpu = only(num_gpus > 0, "a GPU target; this run's replicas ran on the CPU")
     at_32 = on_gpu or only(clients[-1] == 32, f"set at 32 clients; this run's largest: {clients[-1]}")
-    cells = [cell for kind in results.values() for n in ("batched", "unbatched") for cell in kind[n]]
+    cells = [cell for kind in results.values() for v in kind.values() if isinstance(v, list) for cell in v]
     out: dict[str, tuple[Any, ...]] = {"errors_5xx": (sum(cell["5xx"] for cell in cells), "==", 0)}
     for kind, result in results.items():
         speedup = result[f"batching_speedup_at_{clients[-1]}_clients"]
@@ -250,6 +251,19 @@ def measure_app(
     return out
 
 
+def app_settings(batch: int, buckets: list[int], ingress_replicas: list[int]) -> dict[str, dict[str, Any]]:
+    """The applications to measure: batching on and off with the most ingress replicas asked for
+    ("batched", "unbatched"), and batching on with each smaller count ("batched_ingress_N")."""
+    most = max(ingress_replicas)
+    batched = {"max_batch_size": batch, "batch_buckets": buckets}
+    fewer = sorted(set(ingress_replicas) - {most})
+    settings = {f"batched_ingress_{n}": batched | {"ingress_replicas": n} for n in fewer}
+    return settings | {
+        "batched": batched | {"ingress_replicas": most},
+        "unbatched": {"max_batch_size": 1, "ingress_replicas": most},
+    }
+
+
 def compare(
     measured: dict[str, dict[str, Any]], floors: dict[str, dict[str, float]], clients: list[int]
 ) -> dict[str, Any]:
@@ -281,6 +295,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--requests", type=int, default=200, help="requests per cell (bounded)")
     parser.add_argument("--seconds", type=float, default=60.0, help="time limit per cell")
     parser.add_argument("--num-gpus", type=float, default=0.0, help="per model replica")
+    parser.add_argument(
+        "--ingress-replicas",
+        type=int,
+        nargs="+",
+        default=[1],
+        help="HTTP ingress replicas; with several counts, batching on is measured at each",
+    )
     parser.add_argument(
         "--load-processes",
         type=int,
@@ -316,10 +337,7 @@ def main() -> None:
         port = s.getsockname()[1]
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     ray_and_serve_s = time.perf_counter() - started - setup_s
-    settings = {
-        "batched": {"max_batch_size": batch, "batch_buckets": buckets},
-        "unbatched": {"max_batch_size": 1},
-    }
+    settings = app_settings(batch, buckets, args.ingress_replicas)
     base = f"http://127.0.0.1:{port}"
     measured = {
         n: measure_app(n, extra, base, requests, checkpoint, args, pool) for n, extra in settings.items()
@@ -329,8 +347,9 @@ def main() -> None:
     # Ray and Serve started plus each application deployed until /v1/model answered (before 2026-12-03
     # both applications deployed at once and this was the time to the first answer of either).
     startup_s = ray_and_serve_s + sum(deploy_s.values())
-    info = measured["batched"].pop("model")
-    measured["unbatched"].pop("model")
+    info = measured["batched"]["model"]
+    for cells in measured.values():
+        cells.pop("model")
     results = compare(measured, floors, args.clients)
     serve.shutdown()
     ray.shutdown()

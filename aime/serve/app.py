@@ -129,10 +129,11 @@ def build_app(args: dict[str, Any]) -> Any:
         max_ongoing_requests=cfg.max_ongoing_requests,
         **_replicas(cfg),
     )
-    # The ingress admits what the model replicas can hold: at Serve's default (5 ongoing requests per
-    # replica) it would cap every batch at 5 however many clients wait.
+    # The ingress replicas together admit what the model replicas can hold: at Serve's default (5 ongoing
+    # requests per replica) one ingress would cap every batch at 5 however many clients wait.
     ingress = Ingress.options(  # type: ignore[attr-defined]
-        max_ongoing_requests=cfg.max_ongoing_requests * cfg.max_replicas
+        num_replicas=cfg.ingress_replicas,
+        max_ongoing_requests=-(-cfg.max_ongoing_requests * cfg.max_replicas // cfg.ingress_replicas),
     )
     return ingress.bind(model.bind(args), args)
 

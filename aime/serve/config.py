@@ -18,7 +18,7 @@ class ServeConfig:
     # Dynamic batching (batcher.py): each model call takes the requests that queued while the last ran,
     # up to max_batch_size, waiting up to batch_wait_timeout_s for more; max_batch_size 1 turns it off.
     max_batch_size: int = 16
-    batch_wait_timeout_s: float = 0.005
+    batch_wait_timeout_s: float = 0.0
     # A batch is padded to the smallest of these sizes that holds it, so the model sees a few shapes.
     batch_buckets: tuple[int, ...] = (1, 2, 4, 8, 16)
     # Request limits: frames per request, predicted frames, body size (413 above it).
@@ -31,6 +31,9 @@ class ServeConfig:
     min_replicas: int = 1
     max_replicas: int = 1
     max_ongoing_requests: int = 64  # per model replica; more wait in Serve's queue
+    # HTTP ingress replicas (JSON, PNG coding, validation; a tenth of a CPU each): more than one when a
+    # fast model (a GPU) answers more requests than one Python process can parse and encode.
+    ingress_replicas: int = 1
 
     def __post_init__(self) -> None:
         problems = []
@@ -50,7 +53,7 @@ class ServeConfig:
             problems.append(
                 f"need 1 <= min_replicas <= max_replicas: {self.min_replicas}, {self.max_replicas}"
             )
-        for name in ("max_frames", "max_horizon", "max_body_bytes"):
+        for name in ("max_frames", "max_horizon", "max_body_bytes", "ingress_replicas"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
         if problems:
