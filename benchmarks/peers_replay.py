@@ -8,12 +8,15 @@ The store holds aime's synthetic episodes (``aime/replay/synthetic.py``, 501 ste
 as ``benchmarks/replay.py`` writes them); it grows from the smallest size S to the largest and at
 each size every row samples (B=16, T=32) windows, uniformly:
 
-aime_sampler: ``WindowSampler.sample`` in-process (``replay.sampler_in_process``), every column;
-    memory: ``replay.sampler_rss_in_fresh_process`` (a fresh process's RSS after indexing the store
-    and sampling 20 batches); load: building the index (``refresh``);
+aime_sampler: ``WindowSampler.sample`` in-process (``replay.sampler_in_process``) reading the columns
+    the peers hold (``PEER_COLUMNS``: the same work); memory: ``replay.sampler_rss_in_fresh_process``
+    (a fresh process's RSS after indexing the store and sampling 20 batches); load: building the
+    index (``refresh``);
+aime_sampler_every_column: the same reading every column of the store (state, step, discount,
+    policy_version and the concepts too: what the sampler read for every consumer until 2026-12-03);
 aime_ray_data: ``window_dataset`` with 2 sampler actors consumed by ``iter_torch_batches``
-    (``replay.ray_data``, steady state); load: time to its first batch. Each actor holds one
-    ``WindowSampler``, so its memory is aime_sampler's;
+    (``replay.ray_data``, steady state), the peers' columns; load: time to its first batch. Each
+    actor holds one ``WindowSampler``, so its memory is aime_sampler's;
 torchrl: ``ReplayBuffer(LazyMemmapStorage, SliceSampler(slice_len=T, traj_key="episode",
     cache_values=True), batch_size=B*T)``, reshaped to (B, T); memory-mapped files under a scratch
     directory on disk;
@@ -79,13 +82,15 @@ from aime.replay.store import ReplayStore  # noqa: E402
 
 
 # ---- aime ------------------------------------------------------------------------------------
-def aime_sampler_row(root: str, B: int, T: int, batches: int, warmup: int, repeats: int) -> Row:
+def aime_sampler_row(
+    root: str, B: int, T: int, batches: int, warmup: int, repeats: int, columns: list | None
+) -> Row:
     begin = time.perf_counter()
     WindowSampler(root, T).refresh(force=True)
     load = time.perf_counter() - begin
     runs = []
     for _ in range(repeats):
-        result = sampler_in_process(root, B, T, batches, warmup)
+        result = sampler_in_process(root, B, T, batches, warmup, columns=columns)
         result["windows_per_second"] = result.pop("sequences_per_second")
         runs.append(result)
     rss = sampler_rss_in_fresh_process(root, B, T)
@@ -100,7 +105,7 @@ def aime_sampler_row(root: str, B: int, T: int, batches: int, warmup: int, repea
 def aime_ray_data_row(root: str, B: int, T: int, args: argparse.Namespace) -> Row:
     runs = []
     for _ in range(args.repeats):
-        result = ray_data(root, B, T, args.batches, args.warmup_batches, 2, args)
+        result = ray_data(root, B, T, args.batches, args.warmup_batches, 2, args, columns=PEER_COLUMNS)
         runs.append(
             {
                 "windows_per_second": result["sequences_per_second"],
@@ -188,7 +193,9 @@ def measure_size(root: str, S: int, workdir: str, args: argparse.Namespace) -> R
     for name in args.rows:
         print(f"[peers_replay] S={S} {name}", file=sys.stderr, flush=True)
         if name == "aime_sampler":
-            rows[name] = aime_sampler_row(root, B, T, n, w, r)
+            rows[name] = aime_sampler_row(root, B, T, n, w, r, PEER_COLUMNS)
+        elif name == "aime_sampler_every_column":
+            rows[name] = aime_sampler_row(root, B, T, n, w, r, None)
         elif name == "aime_ray_data":
             rows[name] = aime_ray_data_row(root, B, T, args)
         elif name == "torchrl":
@@ -223,7 +230,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--warmup-batches", type=int, default=8, help="batches discarded before timing")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
-        "--rows", nargs="+", default=["aime_sampler", "aime_ray_data", "torchrl", "rllib"], help="which rows"
+        "--rows",
+        nargs="+",
+        default=["aime_sampler", "aime_sampler_every_column", "aime_ray_data", "torchrl", "rllib"],
+        help="which rows",
     )
     parser.add_argument("--windows-per-read", type=int, default=64, help="aime_ray_data: windows per call")
     parser.add_argument("--prefetch-batches", type=int, default=2, help="aime_ray_data: as training's")

@@ -129,11 +129,13 @@ def plain_pyarrow(root: str, B: int, T: int, batches: int, warmup: int, columns:
 
 
 # ---- (b) the sampler in-process, from the page cache and from a cold one ---------------------
-def sampler_in_process(root: str, B: int, T: int, batches: int, warmup: int, *, cold: bool = False) -> dict:
+def sampler_in_process(
+    root: str, B: int, T: int, batches: int, warmup: int, *, cold: bool = False, columns: list | None = None
+) -> dict:
     """With ``cold``, the store's files are dropped from the page cache after the index is built
     (``evict_from_page_cache``) and nothing is discarded as warm-up: every timed read that is not a
-    repeat of an earlier one comes from the disk."""
-    sampler = WindowSampler(root, T, seed=2)
+    repeat of an earlier one comes from the disk. ``columns``: what each window carries (all)."""
+    sampler = WindowSampler(root, T, seed=2, columns=columns)
     sampler.refresh(force=True)
     files = ReplayStore(root).list_names()
     if cold:
@@ -192,7 +194,14 @@ def _rates(latencies: list[float], B: int) -> dict:
 
 # ---- (c) the Ray Data stream -----------------------------------------------------------------
 def ray_data(
-    root: str, B: int, T: int, batches: int, warmup: int, workers: int, args: argparse.Namespace
+    root: str,
+    B: int,
+    T: int,
+    batches: int,
+    warmup: int,
+    workers: int,
+    args: argparse.Namespace,
+    columns: list | None = None,
 ) -> dict:
     from aime.replay.dataset import window_dataset
 
@@ -212,6 +221,7 @@ def ray_data(
         windows_per_read=args.windows_per_read,
         sampler_workers=workers,
         cpus_per_sampler=cpus_per_sampler,
+        columns=columns,
     )
     begin = time.perf_counter()
     arrivals = []

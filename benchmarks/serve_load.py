@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+WARM_UP_SECONDS = 1.5  # for each load process's warm-up request, before the cell's common start
 
 import numpy as np  # noqa: E402
 from targets import check, only  # noqa: E402
@@ -80,20 +81,20 @@ def bodies(info: dict[str, Any], context: int, horizon: int, encode_steps: int) 
 
 
 async def load_part(
-    url: str, body: dict[str, Any], clients: int, requests: int, seconds: float
+    url: str, body: dict[str, Any], clients: int, requests: int, seconds: float, start_at: float
 ) -> dict[str, Any]:
-    """``clients`` async clients in this process sending requests back to back: latencies, error
-    counts and what the server said of each answer (Server-Timing, X-Aime-Batch-Size)."""
+    """``clients`` async clients in this process sending requests back to back from ``start_at``
+    (wall clock, shared by every load process): latencies, error counts, when the last answer came
+    and what the server said of each answer (Server-Timing, X-Aime-Batch-Size)."""
     import httpx
 
     latencies: list[float] = []
     server: dict[str, list[float]] = {"batch": [], "model": [], "wait": [], "app": []}
     errors = {"5xx": 0, "4xx": 0, "transport": 0}
-    deadline = time.monotonic() + seconds
     remaining = [requests]
 
     async def client(http: httpx.AsyncClient) -> None:
-        while remaining[0] > 0 and time.monotonic() < deadline:
+        while remaining[0] > 0 and time.time() < start_at + seconds:
             remaining[0] -= 1
             started = time.perf_counter()
             try:
@@ -111,10 +112,9 @@ async def load_part(
 
     async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=clients)) as http:
         await http.post(url, json=body)  # warm: connection, first batch shapes
-        started = time.perf_counter()
+        await asyncio.sleep(max(0.0, start_at - time.time()))  # every process starts together
         await asyncio.gather(*(client(http) for _ in range(clients)))
-        wall = time.perf_counter() - started
-    return {"latencies": latencies, "server": server, "errors": errors, "wall": wall}
+    return {"latencies": latencies, "server": server, "errors": errors, "ended": time.time()}
 
 
 def _server_side(headers: Any, into: dict[str, list[float]]) -> None:
@@ -124,26 +124,36 @@ def _server_side(headers: Any, into: dict[str, list[float]]) -> None:
         into[name].append(float(ms))
 
 
-def _load_part_sync(args: tuple[str, dict[str, Any], int, int, float]) -> dict[str, Any]:
+def _load_part_sync(args: tuple[str, dict[str, Any], int, int, float, float]) -> dict[str, Any]:
     return asyncio.run(load_part(*args))
+
+
+def start_load_processes(processes: int) -> ProcessPoolExecutor:
+    """The load processes, spawned (not forked) and started now, before Ray: reused by every cell."""
+    pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
+    list(pool.map(time.sleep, [0.5] * processes))  # a task each at once: every process starts
+    return pool
 
 
 def load(
     pool: Any, processes: int, url: str, body: dict[str, Any], clients: int, requests: int, seconds: float
 ) -> dict[str, Any]:
     """One cell: ``clients`` clients spread over up to ``processes`` load processes (so the load
-    generator's own JSON and HTTP work is not what limits a fast server)."""
-    shares = [len(part) for part in np.array_split(np.arange(clients), min(processes, clients))]
-    parts = list(
-        pool.map(_load_part_sync, [(url, body, n, -(-requests * n // clients), seconds) for n in shares])
-    )
+    generator's own JSON and HTTP work is not what limits a fast server), all starting at one moment
+    after their warm-up requests; requests/s is over the time from that moment to the last answer."""
+    splits = min(processes, clients)
+    shares = [len(part) for part in np.array_split(np.arange(clients), splits)]
+    quotas = [len(part) for part in np.array_split(np.arange(requests), splits)]
+    start_at = time.time() + WARM_UP_SECONDS
+    jobs = [(url, body, n, q, seconds, start_at) for n, q in zip(shares, quotas, strict=True)]
+    parts = list(pool.map(_load_part_sync, jobs))
     ms = np.concatenate([part["latencies"] for part in parts]) * 1e3
     server = {k: np.concatenate([part["server"][k] for part in parts]) for k in parts[0]["server"]}
     median = lambda v: round(float(np.median(v)), 2) if len(v) else None  # noqa: E731
     return {
         "clients": clients,
         "requests": len(ms),
-        "requests_per_second": round(len(ms) / max(part["wall"] for part in parts), 2),
+        "requests_per_second": round(len(ms) / (max(part["ended"] for part in parts) - start_at), 2),
         "p50_ms": round(float(np.percentile(ms, 50)), 2),
         "p95_ms": round(float(np.percentile(ms, 95)), 2),
         "p99_ms": round(float(np.percentile(ms, 99)), 2),
@@ -309,7 +319,10 @@ def parse_args() -> argparse.Namespace:
         help="processes the clients are spread over (default: a quarter of the cores, 1 to 8)",
     )
     parser.add_argument("--out", help="also write the JSON here")
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.load_processes < 1:
+        parser.error(f"--load-processes must be >= 1, got {args.load_processes}")
+    return args
 
 
 def main() -> None:
@@ -328,8 +341,7 @@ def main() -> None:
     floors = {
         kind: floor_ms(checkpoint, body, kind, 1, args.clients, buckets) for kind, body in requests.items()
     }
-    # Spawned (not forked) before Ray starts; reused by every cell.
-    pool = ProcessPoolExecutor(args.load_processes, mp_context=multiprocessing.get_context("spawn"))
+    pool = start_load_processes(args.load_processes)
     setup_s = time.perf_counter() - started
     ray.init(num_cpus=max(4, os.cpu_count() or 1), include_dashboard=False)
     with socket.socket() as s:

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from aime.config import Config
+from aime.replay.buffer import TRAINING_COLUMNS
 from aime.replay.dataset import batch_window_ids
 from aime.replay.sampler import WindowSampler
 from aime.replay.split import HeldOutSplit
@@ -28,6 +29,7 @@ def preload_batches(cfg: Config, count: int) -> tuple[list[dict[str, torch.Tenso
         capacity_steps=cfg.replay.capacity_steps,
         refresh_seconds=cfg.replay.refresh_seconds,
         episode_filter=HeldOutSplit.of(cfg).training_files,
+        columns=TRAINING_COLUMNS,  # what the worker's stream reads
     )
     sampler.refresh(force=True)
     batches, seconds = [], 0.0

@@ -14,7 +14,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Serve a checkpoint with Ray Serve: POST /v1/encode, /v1/imagine, /v1/concepts;\n"
         "GET /v1/model, /healthz, /readyz; interactive docs at /docs. Runs until Ctrl-C.\n"
         "Settings (key=value): max_batch_size, batch_wait_timeout_s, batch_buckets, max_frames,\n"
-        "max_horizon, max_body_bytes, num_gpus, num_cpus, min_replicas, max_replicas, prefer.",
+        "max_horizon, max_body_bytes, num_gpus, num_cpus, min_replicas, max_replicas,\n"
+        "max_ongoing_requests, ingress_replicas, lens_pack, prefer (serve/README.md).",
         epilog="examples: aime serve results/<run_id>\n"
         "          aime serve results/<run_id>/checkpoints/train/step00001000 --port 9000 num_gpus=1",
         formatter_class=argparse.RawDescriptionHelpFormatter,

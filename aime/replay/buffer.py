@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from aime.config import ReplayConfig, TrainConfig
@@ -10,6 +10,9 @@ from aime.replay.dataset import batch_window_ids, executor_apart, window_dataset
 from aime.replay.sampler import WindowSampler
 from aime.replay.stats import ReplayStats, replay_stats
 from aime.replay.store import ReplayStore
+from aime.replay.windows import MODEL_INPUTS
+
+TRAINING_COLUMNS = tuple(MODEL_INPUTS.values())  # the world model's batch: pixels, action, is_first
 
 
 class ReplayBuffer:
@@ -42,10 +45,12 @@ class ReplayBuffer:
         *,
         rank: int = 0,
         world_size: int = 1,
+        columns: Sequence[str] | None = TRAINING_COLUMNS,
     ) -> Any:
         """A Ray Data dataset of ``num_batches`` batches of ``batch_size`` windows, in a fixed order:
         rank ``rank`` of ``world_size`` reads its own batches from ``first_batch`` on (see
-        ``batch_window_ids``). Read it with ``iter_torch_batches(batch_size)``."""
+        ``batch_window_ids``). Read it with ``iter_torch_batches(batch_size)``. Each window carries
+        ``columns``: by default what the world model takes (pixels, action, is_first); None: all."""
         return window_dataset(
             self.replay.root or "",
             seq_len=self.train.seq_len,
@@ -63,6 +68,7 @@ class ReplayBuffer:
             sampler_workers=self.train.sampler_workers,
             cpus_per_sampler=self.train.sampler_cpus,
             episode_filter=episode_filter,
+            columns=columns,
         )
 
     def iter_torch_batches(

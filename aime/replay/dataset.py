@@ -12,6 +12,7 @@ object per row or per frame.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,7 @@ class SampleWindows:
         capacity_steps: int | None,
         refresh_seconds: float,
         episode_filter: Any = None,
+        columns: Sequence[str] | None = None,
     ):
         self.sampler = WindowSampler(
             root,
@@ -38,6 +40,7 @@ class SampleWindows:
             capacity_steps=capacity_steps,
             refresh_seconds=refresh_seconds,
             episode_filter=episode_filter,
+            columns=columns,
         )
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -73,9 +76,11 @@ def window_dataset(
     cpus_per_sampler: float = 1.0,
     first_id: int = 0,
     episode_filter: Any = None,
+    columns: Sequence[str] | None = None,
 ) -> Any:
     """A dataset of windows of ``seq_len`` steps, in the order of ``window_ids`` (default: the
-    ``num_windows`` ids from ``first_id``); the same seed and id give the same window."""
+    ``num_windows`` ids from ``first_id``); the same seed and id give the same window. ``columns``:
+    what each window carries (``WindowSampler``; default all)."""
     if window_ids is None:
         window_ids = np.arange(first_id, first_id + num_windows, dtype=np.int64)
     dataset = id_block_dataset(
@@ -88,6 +93,7 @@ def window_dataset(
             capacity_steps=capacity_steps,
             refresh_seconds=refresh_seconds,
             episode_filter=episode_filter,
+            columns=columns,
         ),
         block_size=windows_per_read,
         actors=sampler_workers,

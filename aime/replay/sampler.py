@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -32,6 +32,8 @@ STEP_COLUMNS = {
     "policy_version": np.int32,
 }
 VECTOR_COLUMNS = ("action", "state")
+# What a window can carry; "concepts" stands for every concept column, stacked.
+WINDOW_COLUMNS = ("pixels", *VECTOR_COLUMNS, *STEP_COLUMNS, "concepts")
 
 
 class NoEpisodesError(RuntimeError):
@@ -43,6 +45,8 @@ class WindowSampler:
 
     ``concepts`` is bool (N, T, K) in the order of ``concept_names``; ``episode_key`` (N,) int64 is a
     stable hash of each window's episode id; ``policy_version`` (N, T) says which weights acted.
+    ``columns`` (of WINDOW_COLUMNS; default all) is what each window carries besides ``episode_key``:
+    a reader pays per column read, so a trainer asks for what the model takes.
     """
 
     def __init__(
@@ -55,9 +59,14 @@ class WindowSampler:
         refresh_seconds: float = 5.0,
         max_retries: int = 3,
         episode_filter: Callable[[list[EpisodeFile]], list[EpisodeFile]] | None = None,
+        columns: Sequence[str] | None = None,
     ):
         if seq_len < 1:
             raise ValueError(f"seq_len must be >= 1, got {seq_len}")
+        unknown = sorted(set(columns or ()) - set(WINDOW_COLUMNS))
+        if unknown or (columns is not None and not columns):
+            raise ValueError(f"columns {unknown or '(none)'}: choose from {list(WINDOW_COLUMNS)}")
+        self.columns = tuple(columns) if columns else WINDOW_COLUMNS
         self.store = ReplayStore(root)
         self.seq_len = seq_len
         self.seed = seed
@@ -138,13 +147,15 @@ class WindowSampler:
     def _read(self, picks: list[tuple[int, int]]) -> dict[str, np.ndarray]:
         entries = [(self._episodes[e], start) for e, start in picks]
         windows = [Window(entry.path, start, entry.meta.episode_id) for entry, start in entries]
-        concept_columns = [CONCEPT_PREFIX + c for c in self.concept_names]
-        columns = ["pixels", *VECTOR_COLUMNS, *STEP_COLUMNS, *concept_columns]
-        arrays = read_windows(self.store, windows, self.seq_len, columns)
-        out = {name: arrays[name] for name in ("pixels", *VECTOR_COLUMNS, *STEP_COLUMNS)}
-        N, T = len(picks), self.seq_len
-        concepts = [arrays[c] for c in concept_columns]
-        out["concepts"] = np.stack(concepts, axis=-1) if concepts else np.empty((N, T, 0), bool)  # (N, T, K)
+        with_concepts = "concepts" in self.columns
+        stored = [name for name in self.columns if name != "concepts"]
+        concept_columns = [CONCEPT_PREFIX + c for c in self.concept_names] if with_concepts else []
+        arrays = read_windows(self.store, windows, self.seq_len, [*stored, *concept_columns])
+        out = {name: arrays[name] for name in stored}
+        if with_concepts:
+            concepts = [arrays[c] for c in concept_columns]
+            empty = np.empty((len(picks), self.seq_len, 0), bool)
+            out["concepts"] = np.stack(concepts, axis=-1) if concepts else empty  # (N, T, K)
         out["episode_key"] = np.array([_episode_key(w.episode_id) for w in windows], np.int64)
         return out
 

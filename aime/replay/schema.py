@@ -13,6 +13,7 @@ frames, zstd then reaches 4.55x instead of 7.26x and decoding is 6x slower
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -59,22 +60,31 @@ class EpisodeMetadata:
 
 
 def episode_schema(meta: EpisodeMetadata) -> pa.Schema:
-    c, h, w = meta.pixel_shape
+    schema = _columns(meta.pixel_shape, meta.action_dim, meta.state_dim, meta.concepts)
+    return schema.with_metadata({METADATA_KEY: meta.to_bytes()})
+
+
+@functools.lru_cache(maxsize=64)
+def _columns(
+    pixel_shape: tuple[int, int, int], action_dim: int, state_dim: int, concepts: tuple[str, ...]
+) -> pa.Schema:
+    """The episode schema's columns (no metadata); cached: every window read checks a file against it."""
+    c, h, w = pixel_shape
     fields = [
         pa.field("episode_id", pa.string()),
         pa.field("step", pa.int32()),
         pa.field("pixels", pa.binary(c * h * w)),
-        pa.field("action", pa.list_(pa.float32(), meta.action_dim)),
+        pa.field("action", pa.list_(pa.float32(), action_dim)),
         pa.field("reward", pa.float32()),
         pa.field("discount", pa.float32()),
         pa.field("is_first", pa.bool_()),
         pa.field("is_last", pa.bool_()),
         pa.field("is_terminal", pa.bool_()),
-        pa.field("state", pa.list_(pa.float32(), meta.state_dim)),
+        pa.field("state", pa.list_(pa.float32(), state_dim)),
         pa.field("policy_version", pa.int32()),
     ]
-    fields += [pa.field(CONCEPT_PREFIX + name, pa.bool_()) for name in meta.concepts]
-    return pa.schema(fields, metadata={METADATA_KEY: meta.to_bytes()})
+    fields += [pa.field(CONCEPT_PREFIX + name, pa.bool_()) for name in concepts]
+    return pa.schema(fields)
 
 
 def check_schema(schema: pa.Schema) -> EpisodeMetadata:
@@ -85,7 +95,7 @@ def check_schema(schema: pa.Schema) -> EpisodeMetadata:
     meta = EpisodeMetadata.from_bytes(raw)
     if meta.schema_version != SCHEMA_VERSION:
         raise ValueError(f"schema version {meta.schema_version}, this reader knows {SCHEMA_VERSION}")
-    expected = episode_schema(meta).remove_metadata()
+    expected = _columns(meta.pixel_shape, meta.action_dim, meta.state_dim, meta.concepts)
     actual = schema.remove_metadata()
     if not actual.equals(expected):
         missing = [

@@ -32,6 +32,7 @@ from aime.storage.mirror import shared_location
 
 APP_NAME = "aime"
 INGRESS_CPUS = 0.1  # the ingress parses JSON and PNGs; the model replicas hold the reserved CPUs
+INGRESS_PROBE_ROOM = 8  # requests an ingress replica admits beyond its share of the model's
 Item = TypeVar("Item")
 R = TypeVar("R")
 
@@ -52,6 +53,7 @@ class WorldModelServer:
         self._runner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aime-model")
         self._batching = (cfg.max_batch_size, cfg.batch_wait_timeout_s)
         self._batchers: dict[str, Batcher] = {}
+        self._model_lock = asyncio.Lock()  # the routes' batchers share it: one model call at a time
 
     def info(self) -> dict[str, Any]:
         return self.model.info()
@@ -69,7 +71,7 @@ class WorldModelServer:
         """``item``'s answer from a batched model call (batcher.py), made in the replica's event loop
         on first use."""
         if route not in self._batchers:
-            self._batchers[route] = Batcher(partial(self._run, call), *self._batching)
+            self._batchers[route] = Batcher(partial(self._run, call), *self._batching, self._model_lock)
         return await self._batchers[route](item)
 
     async def _run(self, call: Callable[[Sequence[Item]], list[R]], items: list[Item]) -> list[Served[R]]:
@@ -129,13 +131,17 @@ def build_app(args: dict[str, Any]) -> Any:
         max_ongoing_requests=cfg.max_ongoing_requests,
         **_replicas(cfg),
     )
-    # The ingress replicas together admit what the model replicas can hold: at Serve's default (5 ongoing
-    # requests per replica) one ingress would cap every batch at 5 however many clients wait.
-    ingress = Ingress.options(  # type: ignore[attr-defined]
-        num_replicas=cfg.ingress_replicas,
-        max_ongoing_requests=-(-cfg.max_ongoing_requests * cfg.max_replicas // cfg.ingress_replicas),
-    )
+    ingress = Ingress.options(**ingress_options(cfg))  # type: ignore[attr-defined]
     return ingress.bind(model.bind(args), args)
+
+
+def ingress_options(cfg: ServeConfig) -> dict[str, int]:
+    """The ingress replicas together admit what the model replicas can hold, plus room for health
+    probes and /v1/model at full load. At Serve's default (5 ongoing requests per replica) one ingress
+    would cap every batch at 5 however many clients wait."""
+    model_capacity = cfg.max_ongoing_requests * cfg.max_replicas
+    per_replica = -(-model_capacity // cfg.ingress_replicas) + INGRESS_PROBE_ROOM
+    return {"num_replicas": cfg.ingress_replicas, "max_ongoing_requests": per_replica}
 
 
 def _lens_pack(setting: str, checkpoint: Path) -> str:

@@ -20,23 +20,24 @@ def _buffer(root) -> ReplayBuffer:
     )
 
 
-def test_torch_batches_have_the_documented_shapes_and_match_the_sampler(tmp_path, ray_local):
+def test_torch_batches_carry_the_models_inputs_and_match_the_sampler(tmp_path, ray_local):
     write_synthetic_episodes(tmp_path, 4, length=20, image_size=16)
     buffer = _buffer(tmp_path)
     batches = list(buffer.iter_torch_batches(num_batches=6))
     assert len(batches) == 6
     batch = batches[0]
+    # A trainer's stream reads what the world model takes, nothing more (TRAINING_COLUMNS).
+    assert set(batch) == {"pixels", "action", "is_first", "episode_key"}
     assert batch["pixels"].shape == (4, 6, 3, 16, 16) and batch["pixels"].dtype == torch.uint8
     assert batch["action"].shape == (4, 6, 6) and batch["action"].dtype == torch.float32
-    assert batch["reward"].shape == (4, 6) and batch["is_first"].dtype == torch.bool
-    assert batch["concepts"].shape == (4, 6, 4) and batch["concepts"].dtype == torch.bool
-    streamed = {
-        (int(k), int(s)) for b in batches for k, s in zip(b["episode_key"], b["step"][:, 0], strict=True)
-    }
+    assert batch["is_first"].shape == (4, 6) and batch["is_first"].dtype == torch.bool
+
+    def first_frames(keys, pixels):
+        return {(int(k), bytes(np.asarray(p[0]))) for k, p in zip(keys, pixels, strict=True)}
+
+    streamed = set().union(*(first_frames(b["episode_key"], b["pixels"]) for b in batches))
     direct = buffer.sampler().sample(np.arange(24))
-    assert streamed == {
-        (int(k), int(s)) for k, s in zip(direct["episode_key"], direct["step"][:, 0], strict=True)
-    }
+    assert streamed == first_frames(direct["episode_key"], direct["pixels"])
 
 
 def test_each_ray_train_worker_gets_its_own_shard(tmp_path, ray_local):

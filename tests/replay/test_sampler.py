@@ -35,6 +35,17 @@ def test_windows_never_cross_an_episode_boundary(store_root):
     assert steps[:, -1].max() == 39  # the last window of the longest episode is reachable
 
 
+def test_a_sampler_reads_only_the_columns_asked_for(store_root):
+    full = WindowSampler(store_root, seq_len=5, seed=3).sample(np.arange(16))
+    some = WindowSampler(store_root, seq_len=5, seed=3, columns=["pixels", "is_first", "concepts"])
+    batch = some.sample(np.arange(16))
+    assert set(batch) == {"pixels", "is_first", "concepts", "episode_key"}
+    for key in batch:
+        np.testing.assert_array_equal(batch[key], full[key])
+    with pytest.raises(ValueError, match=r"columns \['obs'\]: choose from"):
+        WindowSampler(store_root, seq_len=5, columns=["pixels", "obs"])
+
+
 def test_same_seed_same_samples_other_seed_others(store_root):
     a = WindowSampler(store_root, seq_len=5, seed=3).sample(np.arange(32))
     b = WindowSampler(store_root, seq_len=5, seed=3).sample(np.arange(32))

@@ -98,3 +98,35 @@ def test_a_cancelled_caller_is_left_out_of_its_batch():
 def test_a_batch_size_below_one_is_refused():
     with pytest.raises(ValueError, match="max_batch_size must be >= 1"):
         Batcher(SlowModel(), max_batch_size=0, wait_timeout_s=0.0)
+
+
+def test_batchers_of_one_model_take_turns_and_batch_what_queued_meanwhile():
+    """Two routes on one model: while one route's call runs, the other's requests queue and then go
+    as one batch, not one at a time behind it."""
+    model = SlowModel()
+
+    async def scenario() -> None:
+        lock = asyncio.Lock()
+        imagine = Batcher(model, max_batch_size=8, wait_timeout_s=0.0, model_lock=lock)
+        encode = Batcher(model, max_batch_size=8, wait_timeout_s=0.0, model_lock=lock)
+        busy = asyncio.ensure_future(imagine(100))
+        await asyncio.sleep(0.01)  # imagine's call runs; five encode requests arrive one by one
+        later = []
+        for i in range(5):
+            later.append(asyncio.ensure_future(encode(i)))
+            await asyncio.sleep(0.005)
+        assert await asyncio.gather(busy, *later) == [200, 0, 2, 4, 6, 8]
+
+    asyncio.run(scenario())
+    assert model.batches == [[100], [0, 1, 2, 3, 4]]
+
+
+def test_the_ingress_admits_what_the_model_replicas_hold():
+    from aime.serve.app import INGRESS_PROBE_ROOM, ingress_options
+    from aime.serve.config import serve_config
+
+    one = ingress_options(serve_config({"checkpoint": "x"}))
+    assert one == {"num_replicas": 1, "max_ongoing_requests": 64 + INGRESS_PROBE_ROOM}
+    args = {"checkpoint": "x", "max_ongoing_requests": 50, "max_replicas": 2, "ingress_replicas": 3}
+    three = ingress_options(serve_config(args))
+    assert three == {"num_replicas": 3, "max_ongoing_requests": 34 + INGRESS_PROBE_ROOM}  # 3 x 34 >= 100
