@@ -17,6 +17,11 @@ aime_sampler_every_column: the same reading every column of the store (state, st
 aime_ray_data: ``window_dataset`` with 2 sampler actors consumed by ``iter_torch_batches``
     (``replay.ray_data``, steady state), the peers' columns; load: time to its first batch. Each
     actor holds one ``WindowSampler``, so its memory is aime_sampler's;
+aime_sampler_frame_cache: aime_sampler with ``replay.frame_cache`` (``aime/replay/frame_cache.py``:
+    each episode decoded once onto local disk, windows copied out of memory maps), in a fresh process
+    like the peers; load: building the index and filling the cache for every episode (what TorchRL's
+    load does: uncompressed frames written to memory-mapped files); the cache's size on disk;
+aime_ray_data_frame_cache: aime_ray_data with the same (already filled) cache;
 torchrl: ``ReplayBuffer(LazyMemmapStorage, SliceSampler(slice_len=T, traj_key="episode",
     cache_values=True), batch_size=B*T)``, reshaped to (B, T); memory-mapped files under a scratch
     directory on disk;
@@ -77,8 +82,11 @@ from replay import (  # noqa: E402
 )
 from targets import check, only  # noqa: E402
 
+from aime.replay.frame_cache import FrameCache  # noqa: E402
 from aime.replay.sampler import WindowSampler  # noqa: E402
 from aime.replay.store import ReplayStore  # noqa: E402
+
+CACHE_GB = 1024.0  # the benchmark's cache holds the whole store: nothing is evicted while it samples
 
 
 # ---- aime ------------------------------------------------------------------------------------
@@ -102,10 +110,52 @@ def aime_sampler_row(
     }
 
 
-def aime_ray_data_row(root: str, B: int, T: int, args: argparse.Namespace) -> Row:
+def aime_frame_cache_row(
+    root: str, B: int, T: int, batches: int, warmup: int, repeats: int, cache: str
+) -> Row:
+    """In a fresh process (``in_fresh_process``): fill the cache, then sample ``repeats`` times."""
+    from peer_buffers import memory
+    from replay import _rates
+
+    before = memory()
+    begin = time.perf_counter()
+    frame_cache = FrameCache(cache, CACHE_GB)
+    sampler = WindowSampler(root, T, seed=2, columns=PEER_COLUMNS, frame_cache=frame_cache)
+    sampler.refresh(force=True)
+    cache_bytes = frame_cache.fill(sampler.store, sampler.episodes, PEER_COLUMNS)
+    load = time.perf_counter() - begin
+    loaded = memory()
+    runs = []
+    for repeat in range(repeats):
+        latencies = []
+        for i in range(warmup + batches):
+            first = (repeat * (warmup + batches) + i) * B
+            started = time.perf_counter()
+            batch = sampler.sample(np.arange(first, first + B))
+            latencies.append(time.perf_counter() - started)
+            assert batch["pixels"].shape[:2] == (B, T), batch["pixels"].shape
+        rates = _rates(latencies[warmup:], B)
+        rates["windows_per_second"] = rates.pop("sequences_per_second")
+        runs.append(rates)
+    return {
+        "runs": runs,
+        "load_seconds": round(load, 2),
+        "cache_mb": round(cache_bytes * MB, 1),
+        "rss_mb": {"before_load": before, "after_load": loaded, "after_sampling": memory()},
+    }
+
+
+def aime_ray_data_row(
+    root: str, B: int, T: int, args: argparse.Namespace, frame_cache: FrameCache | None = None
+) -> Row:
     runs = []
     for _ in range(args.repeats):
-        result = ray_data(root, B, T, args.batches, args.warmup_batches, 2, args, columns=PEER_COLUMNS)
+        result = ray_data(
+            root,
+            *(B, T, args.batches, args.warmup_batches, 2, args),
+            columns=PEER_COLUMNS,
+            frame_cache=frame_cache,
+        )
         runs.append(
             {
                 "windows_per_second": result["sequences_per_second"],
@@ -165,7 +215,7 @@ def scaling(small: Row, large: Row, s_small: int, s_large: int) -> Row:
 
 def ratios(rows: Row) -> Row:
     out: Row = {}
-    for mine in ("aime_sampler", "aime_ray_data"):
+    for mine in ("aime_sampler", "aime_ray_data", "aime_sampler_frame_cache", "aime_ray_data_frame_cache"):
         for peer in ("torchrl", "rllib"):
             if "windows_per_second" in rows.get(mine, {}) and "windows_per_second" in rows.get(peer, {}):
                 a = rows[mine]["windows_per_second"]["median"]
@@ -198,6 +248,13 @@ def measure_size(root: str, S: int, workdir: str, args: argparse.Namespace) -> R
             rows[name] = aime_sampler_row(root, B, T, n, w, r, None)
         elif name == "aime_ray_data":
             rows[name] = aime_ray_data_row(root, B, T, args)
+        elif name == "aime_sampler_frame_cache":
+            cache = os.path.join(workdir, "frame_cache")
+            shutil.rmtree(cache, ignore_errors=True)  # load fills it for every episode of this size
+            rows[name] = in_fresh_process(aime_frame_cache_row, root, B, T, n, w, r, cache)
+        elif name == "aime_ray_data_frame_cache":
+            cache = FrameCache(os.path.join(workdir, "frame_cache"), CACHE_GB)
+            rows[name] = aime_ray_data_row(root, B, T, args, frame_cache=cache)
         elif name == "torchrl":
             scratch = tempfile.mkdtemp(prefix="torchrl-", dir=workdir)
             try:
@@ -232,7 +289,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--rows",
         nargs="+",
-        default=["aime_sampler", "aime_sampler_every_column", "aime_ray_data", "torchrl", "rllib"],
+        default=[
+            "aime_sampler",
+            "aime_sampler_every_column",
+            "aime_ray_data",
+            "aime_sampler_frame_cache",
+            "aime_ray_data_frame_cache",
+            "torchrl",
+            "rllib",
+        ],
         help="which rows",
     )
     parser.add_argument("--windows-per-read", type=int, default=64, help="aime_ray_data: windows per call")
@@ -256,7 +321,7 @@ def main() -> None:
     import ray
 
     started = time.perf_counter()
-    if "aime_ray_data" in args.rows:
+    if any(row.startswith("aime_ray_data") for row in args.rows):
         ray.init(num_cpus=args.ray_cpus, include_dashboard=False)
         import ray.data
 
@@ -277,6 +342,7 @@ def main() -> None:
         ray.shutdown()
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
+            shutil.rmtree(os.path.join(workdir, "frame_cache"), ignore_errors=True)
             if args.workdir is None:
                 shutil.rmtree(workdir, ignore_errors=True)
     out["versions"] = {"ray": ray.__version__} | next(

@@ -43,6 +43,7 @@ import shutil
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
+from typing import Any
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
@@ -202,6 +203,7 @@ def ray_data(
     workers: int,
     args: argparse.Namespace,
     columns: list | None = None,
+    frame_cache: Any = None,
 ) -> dict:
     from aime.replay.dataset import window_dataset
 
@@ -222,6 +224,7 @@ def ray_data(
         sampler_workers=workers,
         cpus_per_sampler=cpus_per_sampler,
         columns=columns,
+        frame_cache=frame_cache,
     )
     begin = time.perf_counter()
     arrivals = []

@@ -57,8 +57,8 @@ _AT_LEAST_0 = (
     "model.perception.commitment model.prior.alpha_prior_shape model.adversarial.gp_weight"
 )
 _POSITIVE = (
-    "log_every_seconds replay.refresh_seconds train.gpus_per_worker model.optim.lr model.vae.gaussian_std "
-    "model.vae.min_std model.prior.min_std model.prior.alpha_prior_rate"
+    "log_every_seconds replay.refresh_seconds replay.frame_cache_gb train.gpus_per_worker model.optim.lr "
+    "model.vae.gaussian_std model.vae.min_std model.prior.min_std model.prior.alpha_prior_rate"
 )
 
 RANGES: dict[str, Range] = {

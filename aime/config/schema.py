@@ -51,6 +51,12 @@ class ReplayConfig:
     compression: Literal["zstd", "lz4", "snappy", "none"] = "zstd"
     compression_level: int | None = None
     refresh_seconds: float = 5.0  # how often samplers look for new episodes
+    # A node-local directory where the training stream's samplers keep episodes decoded (uncompressed,
+    # memory-mapped): a window then copies its T frames instead of decoding the row groups it overlaps.
+    # Costs disk (about 12 KB per 64x64 frame) and one whole-episode decode per episode per node.
+    # None: off. Oldest entries leave past frame_cache_gb (aime/replay/frame_cache.py).
+    frame_cache: str | None = None
+    frame_cache_gb: float = 16.0
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from typing import Any
 
 from aime.config import ReplayConfig, TrainConfig
 from aime.replay.dataset import batch_window_ids, executor_apart, window_dataset
+from aime.replay.frame_cache import FrameCache
 from aime.replay.sampler import WindowSampler
 from aime.replay.stats import ReplayStats, replay_stats
 from aime.replay.store import ReplayStore
@@ -35,7 +36,13 @@ class ReplayBuffer:
             seed=self.seed,
             capacity_steps=self.replay.capacity_steps,
             refresh_seconds=self.replay.refresh_seconds,
+            frame_cache=self.frame_cache(),
         )
+
+    def frame_cache(self) -> FrameCache | None:
+        """The samplers' cache of decoded episodes (``replay.frame_cache``), or None when it is off."""
+        r = self.replay
+        return FrameCache(r.frame_cache, r.frame_cache_gb) if r.frame_cache else None
 
     def dataset(
         self,
@@ -69,6 +76,7 @@ class ReplayBuffer:
             cpus_per_sampler=self.train.sampler_cpus,
             episode_filter=episode_filter,
             columns=columns,
+            frame_cache=self.frame_cache(),
         )
 
     def iter_torch_batches(

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from aime.replay.frame_cache import FrameCache
 from aime.replay.sampler import WindowSampler
 
 
@@ -32,6 +33,7 @@ class SampleWindows:
         refresh_seconds: float,
         episode_filter: Any = None,
         columns: Sequence[str] | None = None,
+        frame_cache: FrameCache | None = None,
     ):
         self.sampler = WindowSampler(
             root,
@@ -41,6 +43,7 @@ class SampleWindows:
             refresh_seconds=refresh_seconds,
             episode_filter=episode_filter,
             columns=columns,
+            frame_cache=frame_cache,
         )
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -77,10 +80,12 @@ def window_dataset(
     first_id: int = 0,
     episode_filter: Any = None,
     columns: Sequence[str] | None = None,
+    frame_cache: FrameCache | None = None,
 ) -> Any:
     """A dataset of windows of ``seq_len`` steps, in the order of ``window_ids`` (default: the
     ``num_windows`` ids from ``first_id``); the same seed and id give the same window. ``columns``:
-    what each window carries (``WindowSampler``; default all)."""
+    what each window carries (``WindowSampler``; default all); ``frame_cache``: where the sampler
+    actors keep decoded episodes (frame_cache.py; None: they decode the row groups of every window)."""
     if window_ids is None:
         window_ids = np.arange(first_id, first_id + num_windows, dtype=np.int64)
     dataset = id_block_dataset(
@@ -94,6 +99,7 @@ def window_dataset(
             refresh_seconds=refresh_seconds,
             episode_filter=episode_filter,
             columns=columns,
+            frame_cache=frame_cache,
         ),
         block_size=windows_per_read,
         actors=sampler_workers,

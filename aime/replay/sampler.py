@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pyarrow as pa
 
+from aime.replay.frame_cache import FrameCache
 from aime.replay.schema import CONCEPT_PREFIX
 from aime.replay.store import EpisodeFile, ReplayStore, within_capacity
 from aime.replay.windows import Window, read_windows
@@ -46,7 +47,8 @@ class WindowSampler:
     ``concepts`` is bool (N, T, K) in the order of ``concept_names``; ``episode_key`` (N,) int64 is a
     stable hash of each window's episode id; ``policy_version`` (N, T) says which weights acted.
     ``columns`` (of WINDOW_COLUMNS; default all) is what each window carries besides ``episode_key``:
-    a reader pays per column read, so a trainer asks for what the model takes.
+    a reader pays per column read, so a trainer asks for what the model takes. With a ``frame_cache``
+    each episode is decoded once onto local disk and windows copy their rows from there.
     """
 
     def __init__(
@@ -60,6 +62,7 @@ class WindowSampler:
         max_retries: int = 3,
         episode_filter: Callable[[list[EpisodeFile]], list[EpisodeFile]] | None = None,
         columns: Sequence[str] | None = None,
+        frame_cache: FrameCache | None = None,
     ):
         if seq_len < 1:
             raise ValueError(f"seq_len must be >= 1, got {seq_len}")
@@ -75,6 +78,7 @@ class WindowSampler:
         self.max_retries = max_retries
         # e.g. HeldOutSplit.of(cfg).training_files: keeps held-out episodes out of training
         self.episode_filter = episode_filter
+        self.frame_cache = frame_cache
         self._refreshed_at = -np.inf
         self._episodes: list[EpisodeFile] = []
         self._cum_windows = np.zeros(0, np.int64)
@@ -150,7 +154,9 @@ class WindowSampler:
         with_concepts = "concepts" in self.columns
         stored = [name for name in self.columns if name != "concepts"]
         concept_columns = [CONCEPT_PREFIX + c for c in self.concept_names] if with_concepts else []
-        arrays = read_windows(self.store, windows, self.seq_len, [*stored, *concept_columns])
+        arrays = read_windows(
+            self.store, windows, self.seq_len, [*stored, *concept_columns], cache=self.frame_cache
+        )
         out = {name: arrays[name] for name in stored}
         if with_concepts:
             concepts = [arrays[c] for c in concept_columns]

@@ -2,7 +2,8 @@
 
     [Window(path, start, episode_id)] x n --read_windows--> {column: (n, T, ...) numpy array}
 
-Only the row groups a window overlaps are decoded; each file is opened once per call. Training draws
+Only the row groups a window overlaps are decoded; each file is opened once per call. With a
+``FrameCache`` (frame_cache.py) each file is decoded once, whole, and windows copy their rows. Training draws
 windows at random (``sampler.py``); evaluation plans a fixed, evenly spread set (``plan_windows``)
 on the driver from the store listing alone, so every call sees the same frames.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -20,6 +21,9 @@ import pyarrow.parquet as pq
 
 from aime.replay.schema import EpisodeMetadata, check_schema
 from aime.replay.store import EpisodeFile, ReplayStore
+
+if TYPE_CHECKING:
+    from aime.replay.frame_cache import FrameCache
 
 V = TypeVar("V")
 
@@ -71,15 +75,25 @@ def plan_windows(files: Sequence[EpisodeFile], length: int, count: int) -> list[
 
 
 def read_windows(
-    store: ReplayStore, windows: Sequence[Window], length: int, columns: Sequence[str]
+    store: ReplayStore,
+    windows: Sequence[Window],
+    length: int,
+    columns: Sequence[str],
+    cache: FrameCache | None = None,
 ) -> dict[str, np.ndarray]:
     """Each of ``columns`` as one array of ``(n, length, ...)`` in the stored dtype: ``pixels`` uint8
-    (n, T, C, H, W), ``action`` float32 (n, T, A), ``is_first`` bool (n, T), ... in window order."""
+    (n, T, C, H, W), ``action`` float32 (n, T, A), ``is_first`` bool (n, T), ... in window order.
+    With a ``cache`` (frame_cache.py) each file is decoded once, whole, and windows copy their rows."""
     out: dict[str, np.ndarray] = {}
     by_file: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    episode_of: dict[str, str] = {}
     for row, window in enumerate(windows):
         by_file[window.path].append((row, window.start))
+        episode_of[window.path] = window.episode_id
     for path, rows in by_file.items():
+        if cache is not None:
+            _copy_rows(out, cache.columns(store, path, episode_of[path], columns), rows, len(windows), length)
+            continue
         with store.fs.open_input_file(path) as f:
             parquet = pq.ParquetFile(f)
             meta = check_schema(parquet.schema_arrow)
@@ -89,7 +103,7 @@ def read_windows(
                 table = parquet.read_row_groups(range(first, last + 1), columns=list(columns))
                 offset = int(starts[first])
                 for name in columns:
-                    values = _column_numpy(table, name, meta)  # (rows, ...)
+                    values = column_numpy(table, name, meta)  # (rows, ...)
                     if name not in out:
                         out[name] = np.empty((len(windows), length, *values.shape[1:]), values.dtype)
                     for row, start in span_rows:
@@ -97,6 +111,22 @@ def read_windows(
                         assert len(rows_of_window) == length, (path, start, length, parquet.metadata.num_rows)
                         out[name][row] = rows_of_window
     return out
+
+
+def _copy_rows(
+    out: dict[str, np.ndarray],
+    arrays: Mapping[str, np.ndarray],
+    rows: list[tuple[int, int]],
+    n: int,
+    length: int,
+) -> None:
+    """Copy each window's ``length`` rows of one file's whole columns into ``out``'s (n, length, ...)."""
+    for name, values in arrays.items():
+        if name not in out:
+            out[name] = np.empty((n, length, *values.shape[1:]), values.dtype)
+        for row, start in rows:
+            assert start + length <= len(values), (name, start, length, len(values))
+            out[name][row] = values[start : start + length]
 
 
 def _row_group_spans(
@@ -115,7 +145,7 @@ def _row_group_spans(
     return spans
 
 
-def _column_numpy(table: pa.Table, name: str, meta: EpisodeMetadata) -> np.ndarray:
+def column_numpy(table: pa.Table, name: str, meta: EpisodeMetadata) -> np.ndarray:
     """A column as one numpy array of (rows, ...): pixels (rows, C, H, W), fixed-size lists
     (rows, size), scalars (rows,); no Python object per row."""
     column = table.column(name)

@@ -10,11 +10,11 @@ from aime.replay import ReplayBuffer
 from aime.replay.synthetic import write_synthetic_episodes
 
 
-def _buffer(root) -> ReplayBuffer:
+def _buffer(root, frame_cache: str | None = None) -> ReplayBuffer:
     # Ray Train keeps the workers' CPUs away from Ray Data: on a 2-CPU Ray, 2 x 0.5 for the workers
     # leaves 1 CPU for the range reads and the sampler actor together.
     return ReplayBuffer(
-        ReplayConfig(root=str(root), refresh_seconds=0.0),
+        ReplayConfig(root=str(root), refresh_seconds=0.0, frame_cache=frame_cache),
         TrainConfig(batch_size=4, seq_len=6, windows_per_read=8, sampler_cpus=0.5, prefetch_batches=1),
         seed=5,
     )
@@ -38,6 +38,22 @@ def test_torch_batches_carry_the_models_inputs_and_match_the_sampler(tmp_path, r
     streamed = set().union(*(first_frames(b["episode_key"], b["pixels"]) for b in batches))
     direct = buffer.sampler().sample(np.arange(24))
     assert streamed == first_frames(direct["episode_key"], direct["pixels"])
+
+
+def test_with_a_frame_cache_the_sampler_actors_fill_it_and_stream_the_same_batches(tmp_path, ray_local):
+    write_synthetic_episodes(tmp_path / "store", 4, length=20, image_size=16)
+    cached = list(_buffer(tmp_path / "store", str(tmp_path / "cache")).iter_torch_batches(num_batches=4))
+    plain = list(_buffer(tmp_path / "store").iter_torch_batches(num_batches=4))
+
+    def windows(batches):  # each window whole, as bytes: the stream need not keep block order
+        keys = ("episode_key", "pixels", "action", "is_first")
+        return sorted(
+            tuple(b[k][i].numpy().tobytes() for k in keys) for b in batches for i in range(len(b[keys[0]]))
+        )
+
+    assert len(cached) == 4 and windows(cached) == windows(plain)
+    filled = sorted(f.name for f in (tmp_path / "cache").rglob("*.npy"))
+    assert filled and set(filled) == {"pixels.npy", "action.npy", "is_first.npy"}, filled
 
 
 def test_each_ray_train_worker_gets_its_own_shard(tmp_path, ray_local):

@@ -1,0 +1,106 @@
+"""The frame cache: the same windows as the Parquet reader, served without the store once filled,
+shared through the directory, bounded in size, whole entries only, and picklable for sampler actors."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+from aime.config import Config, ConfigError, load_config
+from aime.replay.frame_cache import FrameCache
+from aime.replay.sampler import WINDOW_COLUMNS, WindowSampler
+from aime.replay.store import ReplayStore
+from aime.replay.synthetic import write_synthetic_episodes
+
+T = 6
+
+
+@pytest.fixture
+def store(tmp_path):
+    root = tmp_path / "store"
+    write_synthetic_episodes(root, 4, length=20, image_size=16, row_group_steps=4)
+    return root
+
+
+def _equal(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert a[key].dtype == b[key].dtype and np.array_equal(a[key], b[key]), key
+
+
+def test_windows_through_the_cache_equal_the_parquet_reader_for_every_column(store, tmp_path):
+    plain = WindowSampler(str(store), T, seed=1)
+    cached = WindowSampler(str(store), T, seed=1, frame_cache=FrameCache(tmp_path / "cache"))
+    ids = np.arange(40)
+    _equal(plain.sample(ids), cached.sample(ids))  # first use fills the cache
+    _equal(plain.sample(ids), cached.sample(ids))  # later reads come from it
+    assert set(cached.sample(ids)) == {*WINDOW_COLUMNS, "episode_key"}
+    entries = list((tmp_path / "cache").iterdir())
+    assert len(entries) == 4 and all((e / "pixels.npy").is_file() for e in entries)
+
+
+def test_a_filled_cache_serves_windows_without_the_store_and_is_shared_through_its_directory(store, tmp_path):
+    columns = ("pixels", "action", "is_first")
+    first = FrameCache(tmp_path / "cache")
+    sampler = WindowSampler(str(store), T, seed=2, columns=columns, frame_cache=first)
+    sampler.refresh(force=True)
+    size = first.fill(sampler.store, sampler.episodes, columns)
+    assert size >= 4 * 20 * 3 * 16 * 16  # the raw pixels of every episode, at least
+    expected = sampler.sample(np.arange(24))
+    for path in store.rglob("*.parquet"):  # the Parquet files are gone ...
+        path.unlink()
+    assert not ReplayStore(str(store)).list_names()
+    # ... and another process's cache over the same directory (a second sampler actor) still reads
+    # every window: nothing is decoded again.
+    other = WindowSampler(str(store), T, seed=2, columns=columns, frame_cache=FrameCache(tmp_path / "cache"))
+    other._episodes, other._cum_windows = sampler._episodes, sampler._cum_windows
+    other._refreshed_at = float("inf")  # keep the index listed before the files went
+    _equal(expected, other.sample(np.arange(24)))
+
+
+def test_past_its_capacity_the_oldest_entries_leave_and_windows_stay_right(store, tmp_path):
+    episode_bytes = 20 * 3 * 16 * 16
+    cache = FrameCache(tmp_path / "cache", capacity_gb=2.5 * episode_bytes / 2**30)
+    plain = WindowSampler(str(store), T, seed=3, columns=("pixels",))
+    cached = WindowSampler(str(store), T, seed=3, columns=("pixels",), frame_cache=cache)
+    for start in range(0, 80, 8):
+        _equal(plain.sample(np.arange(start, start + 8)), cached.sample(np.arange(start, start + 8)))
+    held = sum(f.stat().st_size for f in (tmp_path / "cache").rglob("*.npy"))
+    assert 0 < held <= 2.5 * episode_bytes + 4 * 128  # (each .npy has a small header)
+    assert len(list((tmp_path / "cache").iterdir())) < 4
+
+
+def test_entries_appear_whole_and_a_crashed_writers_leftover_is_ignored(store, tmp_path):
+    cache = FrameCache(tmp_path / "cache")
+    sampler = WindowSampler(str(store), T, seed=4, columns=("pixels", "action"), frame_cache=cache)
+    sampler.sample(np.arange(16))
+    assert not list((tmp_path / "cache").rglob("*.tmp.npy"))  # written, then renamed into place
+    entry = next((tmp_path / "cache").iterdir())
+    (entry / ".deadbeef.tmp.npy").write_bytes(b"half a file")  # a writer killed mid-write
+    fresh = WindowSampler(
+        str(store), T, seed=4, columns=("pixels", "action"), frame_cache=FrameCache(cache.directory)
+    )
+    _equal(
+        WindowSampler(str(store), T, seed=4, columns=("pixels", "action")).sample(np.arange(16)),
+        fresh.sample(np.arange(16)),
+    )
+
+
+def test_the_cache_travels_to_sampler_actors_without_its_open_maps(store, tmp_path):
+    cache = FrameCache(tmp_path / "cache", capacity_gb=2.0)
+    WindowSampler(str(store), T, columns=("pixels",), frame_cache=cache).sample(np.arange(8))
+    assert cache._maps
+    copy = pickle.loads(pickle.dumps(cache))
+    assert copy.directory == cache.directory and copy.capacity_bytes == 2 * 2**30 and not copy._maps
+
+
+def test_the_cache_is_configured_by_replay_keys_and_a_bad_size_names_its_key(tmp_path):
+    cfg = load_config(Config, "tiny", [f"replay.frame_cache={tmp_path}", "replay.frame_cache_gb=2"])
+    assert (cfg.replay.frame_cache, cfg.replay.frame_cache_gb) == (str(tmp_path), 2.0)
+    assert load_config(Config, "tiny").replay.frame_cache is None  # off unless asked for
+    with pytest.raises(ConfigError, match="replay.frame_cache_gb: must be > 0"):
+        load_config(Config, "tiny", ["replay.frame_cache_gb=0"])
+    with pytest.raises(ValueError, match="capacity must be > 0"):
+        FrameCache(tmp_path, capacity_gb=0)
