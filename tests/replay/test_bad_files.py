@@ -29,7 +29,9 @@ def planted(store, tmp_path):
     return root, len(good), sorted(str(p) for p in (truncated, garbage, empty))
 
 
-def test_every_reader_skips_and_names_the_bad_files(planted, untrained_checkpoint, ray_local, tmp_path, capsys):  # noqa: E501
+def test_every_reader_skips_and_names_the_bad_files(
+    planted, untrained_checkpoint, ray_local, tmp_path, capsys
+):  # noqa: E501
     checkpoint = str(untrained_checkpoint)
     root, good, bad = planted
     assert len(ReplayStore(root).scan()) == good

@@ -52,8 +52,13 @@ def test_with_a_frame_cache_the_sampler_actors_fill_it_and_stream_the_same_batch
         )
 
     assert len(cached) == 4 and windows(cached) == windows(plain)
-    filled = sorted(f.name for f in (tmp_path / "cache").rglob("*.npy"))
-    assert filled and set(filled) == {"pixels.npy", "action.npy", "is_first.npy"}, filled
+    from aime.replay.frame_cache import _views
+
+    filled = list((tmp_path / "cache").glob("*.frames"))  # the actors filled it: one entry per episode
+    assert len(filled) == 4, filled
+    for entry in filled:  # each holds the model's columns, whole
+        columns = _views(np.memmap(entry, mode="r", dtype=np.uint8))
+        assert set(columns) == {"pixels", "action", "is_first"} and columns["pixels"].shape == (20, 3, 16, 16)
 
 
 def test_each_ray_train_worker_gets_its_own_shard(tmp_path, ray_local):

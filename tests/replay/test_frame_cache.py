@@ -37,8 +37,8 @@ def test_windows_through_the_cache_equal_the_parquet_reader_for_every_column(sto
     _equal(plain.sample(ids), cached.sample(ids))  # first use fills the cache
     _equal(plain.sample(ids), cached.sample(ids))  # later reads come from it
     assert set(cached.sample(ids)) == {*WINDOW_COLUMNS, "episode_key"}
-    entries = list((tmp_path / "cache").iterdir())
-    assert len(entries) == 4 and all((e / "pixels.npy").is_file() for e in entries)
+    entries = list((tmp_path / "cache").iterdir())  # one file per episode, every column in it
+    assert len(entries) == 4 and all(e.suffix == ".frames" for e in entries)
 
 
 def test_a_filled_cache_serves_windows_without_the_store_and_is_shared_through_its_directory(store, tmp_path):
@@ -67,8 +67,8 @@ def test_past_its_capacity_the_oldest_entries_leave_and_windows_stay_right(store
     cached = WindowSampler(str(store), T, seed=3, columns=("pixels",), frame_cache=cache)
     for start in range(0, 80, 8):
         _equal(plain.sample(np.arange(start, start + 8)), cached.sample(np.arange(start, start + 8)))
-    held = sum(f.stat().st_size for f in (tmp_path / "cache").rglob("*.npy"))
-    assert 0 < held <= 2.5 * episode_bytes + 4 * 128  # (each .npy has a small header)
+    held = sum(f.stat().st_size for f in (tmp_path / "cache").iterdir())
+    assert 0 < held <= 2.5 * episode_bytes + 4 * 512  # (each entry has a small header)
     assert len(list((tmp_path / "cache").iterdir())) < 4
 
 
@@ -76,9 +76,8 @@ def test_entries_appear_whole_and_a_crashed_writers_leftover_is_ignored(store, t
     cache = FrameCache(tmp_path / "cache")
     sampler = WindowSampler(str(store), T, seed=4, columns=("pixels", "action"), frame_cache=cache)
     sampler.sample(np.arange(16))
-    assert not list((tmp_path / "cache").rglob("*.tmp.npy"))  # written, then renamed into place
-    entry = next((tmp_path / "cache").iterdir())
-    (entry / ".deadbeef.tmp.npy").write_bytes(b"half a file")  # a writer killed mid-write
+    assert not list((tmp_path / "cache").glob("*.tmp"))  # written, then renamed into place
+    (tmp_path / "cache" / ".deadbeef.tmp").write_bytes(b"half a file")  # a writer killed mid-write
     fresh = WindowSampler(
         str(store), T, seed=4, columns=("pixels", "action"), frame_cache=FrameCache(cache.directory)
     )
