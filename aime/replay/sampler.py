@@ -150,7 +150,10 @@ class WindowSampler:
 
     def _read(self, picks: list[tuple[int, int]]) -> dict[str, np.ndarray]:
         entries = [(self._episodes[e], start) for e, start in picks]
-        windows = [Window(entry.path, start, entry.meta.episode_id) for entry, start in entries]
+        windows = [
+            Window(entry.path, start, entry.meta.episode_id, stamp=str(entry.size_bytes))
+            for entry, start in entries
+        ]
         with_concepts = "concepts" in self.columns
         stored = [name for name in self.columns if name != "concepts"]
         concept_columns = [CONCEPT_PREFIX + c for c in self.concept_names] if with_concepts else []

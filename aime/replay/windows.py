@@ -36,6 +36,12 @@ class Window:
     path: str  # the episode file, as the store lists it
     start: int  # first row
     episode_id: str
+    stamp: str = ""  # what tells this file from an earlier one at the same path (its size): cache keys
+
+    @property
+    def identity(self) -> str:
+        """The episode file this window reads, as a frame cache keys it (with the store and path)."""
+        return f"{self.episode_id}\0{self.stamp}"
 
 
 def model_inputs(columns: Mapping[str, V]) -> dict[str, V]:
@@ -86,13 +92,13 @@ def read_windows(
     With a ``cache`` (frame_cache.py) each file is decoded once, whole, and windows copy their rows."""
     out: dict[str, np.ndarray] = {}
     by_file: dict[str, list[tuple[int, int]]] = defaultdict(list)
-    episode_of: dict[str, str] = {}
+    identity: dict[str, str] = {}
     for row, window in enumerate(windows):
         by_file[window.path].append((row, window.start))
-        episode_of[window.path] = window.episode_id
+        identity[window.path] = window.identity
     for path, rows in by_file.items():
         if cache is not None:
-            _copy_rows(out, cache.columns(store, path, episode_of[path], columns), rows, len(windows), length)
+            _copy_rows(out, cache.columns(store, path, identity[path], columns), rows, len(windows), length)
             continue
         with store.fs.open_input_file(path) as f:
             parquet = pq.ParquetFile(f)

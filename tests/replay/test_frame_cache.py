@@ -3,6 +3,7 @@ shared through the directory, bounded in size, whole entries only, and picklable
 
 from __future__ import annotations
 
+import os
 import pickle
 
 import numpy as np
@@ -72,19 +73,67 @@ def test_past_its_capacity_the_oldest_entries_leave_and_windows_stay_right(store
     assert len(list((tmp_path / "cache").iterdir())) < 4
 
 
-def test_entries_appear_whole_and_a_crashed_writers_leftover_is_ignored(store, tmp_path):
-    cache = FrameCache(tmp_path / "cache")
-    sampler = WindowSampler(str(store), T, seed=4, columns=("pixels", "action"), frame_cache=cache)
-    sampler.sample(np.arange(16))
+def test_a_cache_smaller_than_one_episode_still_serves_every_window(store, tmp_path):
+    cache = FrameCache(tmp_path / "cache", capacity_gb=100 / 2**30)  # 100 bytes: every entry is too big
+    plain = WindowSampler(str(store), T, seed=5, columns=("pixels",))
+    cached = WindowSampler(str(store), T, seed=5, columns=("pixels",), frame_cache=cache)
+    for start in range(0, 48, 8):
+        _equal(plain.sample(np.arange(start, start + 8)), cached.sample(np.arange(start, start + 8)))
+    assert len(list((tmp_path / "cache").glob("*.frames"))) <= 1  # only the one just written stays
+
+
+def test_a_damaged_entry_is_decoded_again_and_an_old_leftover_temporary_is_removed(store, tmp_path):
+    columns = ("pixels", "action")
+    plain = WindowSampler(str(store), T, seed=4, columns=columns).sample(np.arange(16))
+    WindowSampler(str(store), T, seed=4, columns=columns, frame_cache=FrameCache(tmp_path / "cache")).sample(
+        np.arange(16)
+    )
     assert not list((tmp_path / "cache").glob("*.tmp"))  # written, then renamed into place
-    (tmp_path / "cache" / ".deadbeef.tmp").write_bytes(b"half a file")  # a writer killed mid-write
-    fresh = WindowSampler(
-        str(store), T, seed=4, columns=("pixels", "action"), frame_cache=FrameCache(cache.directory)
-    )
+    entries = sorted((tmp_path / "cache").glob("*.frames"))
+    entries[0].write_bytes(entries[0].read_bytes()[:1000])  # truncated (a crash on another node)
+    entries[1].write_bytes(b"")  # empty (a full disk)
+    leftover = tmp_path / "cache" / ".deadbeef.tmp"  # a writer killed mid-write, long ago
+    leftover.write_bytes(b"half a file")
+    os.utime(leftover, (0, 0))
+    fresh = FrameCache(tmp_path / "cache")
     _equal(
-        WindowSampler(str(store), T, seed=4, columns=("pixels", "action")).sample(np.arange(16)),
-        fresh.sample(np.arange(16)),
+        plain, WindowSampler(str(store), T, seed=4, columns=columns, frame_cache=fresh).sample(np.arange(16))
     )
+    assert all(len(e.read_bytes()) > 1000 for e in entries)  # both rewritten whole
+    fresh.capacity_bytes = 1  # the next write evicts: the leftover goes too
+    WindowSampler(str(store), T, seed=9, columns=("reward",), frame_cache=fresh).sample(np.arange(4))
+    assert not leftover.exists()
+
+
+def test_columns_added_by_two_processes_to_one_entry_are_all_kept(store, tmp_path):
+    a, b = FrameCache(tmp_path / "cache"), FrameCache(tmp_path / "cache")  # two sampler actors
+    sampler = WindowSampler(str(store), T)
+    sampler.refresh(force=True)
+    episode = sampler.episodes[0]
+    identity = f"{episode.meta.episode_id}\0{episode.size_bytes}"
+    a.columns(sampler.store, episode.path, identity, ["pixels"])
+    b.columns(sampler.store, episode.path, identity, ["pixels", "action"])  # b adds action
+    got = a.columns(
+        sampler.store, episode.path, identity, ["is_first"]
+    )  # a, holding only pixels, adds is_first
+    (entry,) = (tmp_path / "cache").glob("*.frames")
+    from aime.replay.frame_cache import _views
+
+    assert set(_views(np.memmap(entry, mode="r", dtype=np.uint8))) == {"pixels", "action", "is_first"}
+    assert got["is_first"].shape == (20,) and got["is_first"][0]
+
+
+def test_an_episode_file_replaced_at_the_same_path_is_not_read_from_the_cache(tmp_path):
+    root = tmp_path / "store"
+    write_synthetic_episodes(root, 1, length=20, image_size=16, seed=1)
+    cache = FrameCache(tmp_path / "cache")
+    before = WindowSampler(str(root), T, columns=("pixels",), frame_cache=cache).sample(np.arange(4))
+    for path in root.rglob("*.parquet"):
+        path.unlink()
+    write_synthetic_episodes(root, 1, length=24, image_size=16, seed=2)  # same name, other frames
+    after = WindowSampler(str(root), T, columns=("pixels",), frame_cache=cache).sample(np.arange(4))
+    _equal(WindowSampler(str(root), T, columns=("pixels",)).sample(np.arange(4)), after)
+    assert not np.array_equal(before["pixels"], after["pixels"])
 
 
 def test_the_cache_travels_to_sampler_actors_without_its_open_maps(store, tmp_path):
