@@ -141,6 +141,9 @@ def aime_frame_cache_row(
         "runs": runs,
         "load_seconds": round(load, 2),
         "cache_mb": round(cache_bytes * MB, 1),
+        # Maps the process kept open (a quarter of its file-descriptor limit, raised to the hard one):
+        # a store with more episodes reopens a map for some windows.
+        "open_map_budget": frame_cache.open_map_budget,
         "rss_mb": {"before_load": before, "after_load": loaded, "after_sampling": memory()},
     }
 
