@@ -115,7 +115,7 @@ def aime_frame_cache_row(
 ) -> Row:
     """In a fresh process (``in_fresh_process``): fill the cache, then sample ``repeats`` times."""
     from peer_buffers import memory
-    from replay import _rates
+    from replay import timed_batches
 
     before = memory()
     begin = time.perf_counter()
@@ -126,15 +126,8 @@ def aime_frame_cache_row(
     load = time.perf_counter() - begin
     loaded = memory()
     runs = []
-    for repeat in range(repeats):
-        latencies = []
-        for i in range(warmup + batches):
-            first = (repeat * (warmup + batches) + i) * B
-            started = time.perf_counter()
-            batch = sampler.sample(np.arange(first, first + B))
-            latencies.append(time.perf_counter() - started)
-            assert batch["pixels"].shape[:2] == (B, T), batch["pixels"].shape
-        rates = _rates(latencies[warmup:], B)
+    for repeat in range(repeats):  # each repeat draws windows of its own
+        rates = timed_batches(sampler, B, batches, warmup, first_batch=repeat * (warmup + batches))
         rates["windows_per_second"] = rates.pop("sequences_per_second")
         runs.append(rates)
     return {

@@ -143,13 +143,7 @@ def sampler_in_process(
         evict_from_page_cache(files)
         warmup = 0
     resident = page_cache_resident(files)
-    latencies = []
-    for i in range(warmup + batches):
-        begin = time.perf_counter()
-        batch = sampler.sample(np.arange(i * B, (i + 1) * B))
-        latencies.append(time.perf_counter() - begin)
-        assert batch["pixels"].shape == (B, T, 3, IMAGE_SIZE, IMAGE_SIZE), batch["pixels"].shape
-    out = _rates(latencies[warmup:], B) | {
+    out = timed_batches(sampler, B, batches, warmup) | {
         "page_cache_resident_before": resident,
         "page_cache_resident_after": page_cache_resident(files),
     }
@@ -159,6 +153,17 @@ def sampler_in_process(
         "row_groups_per_window": sampler_row_groups_per_window(root, T, B),
         "row_groups_per_window_in_reads_of_64": sampler_row_groups_per_window(root, T, 64),
     }
+
+
+def timed_batches(sampler: WindowSampler, B: int, batches: int, warmup: int, first_batch: int = 0) -> dict:
+    """Rates of ``batches`` batches of B windows from ``first_batch`` on, after ``warmup`` untimed."""
+    latencies = []
+    for i in range(first_batch, first_batch + warmup + batches):
+        begin = time.perf_counter()
+        batch = sampler.sample(np.arange(i * B, (i + 1) * B))
+        latencies.append(time.perf_counter() - begin)
+        assert batch["pixels"].shape == (B, sampler.seq_len, 3, IMAGE_SIZE, IMAGE_SIZE), batch["pixels"].shape
+    return _rates(latencies[warmup:], B)
 
 
 def sampler_row_groups_per_window(root: str, T: int, windows_per_call: int, calls: int = 10) -> float:

@@ -92,7 +92,7 @@ def read_windows(
     With a ``cache`` (frame_cache.py) each file is decoded once, whole, and windows copy their rows."""
     out: dict[str, np.ndarray] = {}
     by_file: dict[str, list[tuple[int, int]]] = defaultdict(list)
-    identity: dict[str, str] = {}
+    identity: dict[str, str] = {}  # a file's, for the cache's keys
     for row, window in enumerate(windows):
         by_file[window.path].append((row, window.start))
         identity[window.path] = window.identity
