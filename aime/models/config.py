@@ -102,6 +102,14 @@ class LossConfig:
     # One-step prediction loss (task "prediction"): -log p(o_t) decoded from the prior's z_t instead of
     # the posterior's, so decoder, prior and dynamics learn the prediction imagination makes. 0: off.
     prior_recon: float = 0.0
+    # Open-loop prediction loss (task "prediction", aime/models/overshoot.py): from overshoot_starts
+    # points of each window, after overshoot_context observed frames, the prior imagines
+    # overshoot_steps frames on its own predictions, as evaluation does; -log p of the real frames.
+    # 0: off. Windows (train.seq_len) need at least overshoot_context + overshoot_steps steps.
+    overshoot: float = 0.0
+    overshoot_steps: int = 10
+    overshoot_context: int = 5
+    overshoot_starts: int = 2
     token_ce: float = 1.0
     vq: float = 1.0
     tokenizer_recon: float = 1.0

@@ -7,11 +7,13 @@ k (leading into frame k + 1). A data window split at Tc therefore reads
 
 Each imagined step decodes a frame from (z_t, h_{t-1}) exactly as training does, recomputes c_t by
 running perception over the frames so far (the decoded ones included), and takes the attention map
-from the attention prior, since there is no real frame to attend to.
+from the attention prior, since there is no real frame to attend to. ``dream`` is that loop alone,
+from any posterior state: imagination and the open-loop training loss (``overshoot.py``) share it.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
@@ -19,9 +21,23 @@ from torch import Tensor
 
 from aime.models.attention.maps import uniform_slot_maps
 from aime.models.common import evaluating
+from aime.models.dynamics import State
 
 if TYPE_CHECKING:
     from aime.models.world_model import WorldModel
+
+
+@dataclass
+class DreamStart:
+    """Where an open-loop rollout starts: the posterior's state after its last observed frame."""
+
+    state: State  # (h, c), each (L, B, H): the LSTM after the last observed step
+    frames: Tensor  # (B, Tc, 3, S, S) in [-1, 1]: the observed frames perception and the decoder see
+    reset: Tensor  # (B, Tc) bool: episode starts among them, the first forced on
+    context: Tensor  # (B, C) c of the last observed frame (C = 0 without perception)
+    z: Tensor  # (B, Z) z of the last observed frame
+    action: Tensor  # (B, A) the action taken after the last observed frame
+    slot_maps: Tensor | None  # (B, K, N) the last attention slot maps, or None
 
 
 def imagine(
@@ -50,30 +66,51 @@ def imagine(
             f"got {list(future_action.shape)}"
         )
     with evaluating(model):  # no codebook EMA or spectral-norm power iterations from imagination
-        return _imagine(model, context_obs, context_action, future_action, temperature)
+        start = _observe_context(model, context_obs, context_action)
+        params = dream(model, start, future_action, temperature)  # (B, H, P, S, S)
+        mean = model.likelihood.mean(params.flatten(0, 1)).view(B, -1, *context_obs.shape[2:])
+        return (mean + 1.0) / 2.0  # (B, H, 3, S, S)
 
 
-def _imagine(
-    model: WorldModel, context_obs: Tensor, context_action: Tensor, future_action: Tensor, temperature: float
-) -> Tensor:
+def _observe_context(model: WorldModel, context_obs: Tensor, context_action: Tensor) -> DreamStart:
     B, Tc = context_obs.shape[:2]
-    Hn = future_action.shape[1]
     frames = context_obs.float() / 127.5 - 1.0  # (B, Tc, 3, S, S)
     reset = torch.zeros(B, Tc, dtype=torch.bool, device=frames.device)
     reset[:, 0] = True
     context = model.perception.context(frames, reset) if model.perception is not None else None
     roll = model._rollout(frames, context_action, reset, context, sample=True)
-    state, c_prev, z_prev = roll.final_state, roll.context[:, -1], roll.z[:, -1]
-    slot_maps = roll.slot_maps[:, -1] if roll.slot_maps is not None else None  # (B, K, N)
-    a_prev = context_action[:, -1]
+    return DreamStart(
+        state=roll.final_state,
+        frames=frames,
+        reset=reset,
+        context=roll.context[:, -1],
+        z=roll.z[:, -1],
+        action=context_action[:, -1],
+        slot_maps=roll.slot_maps[:, -1] if roll.slot_maps is not None else None,
+    )
+
+
+def dream(model: WorldModel, start: DreamStart, future_action: Tensor, temperature: float) -> Tensor:
+    """Roll the prior H steps from ``start`` on its own frames; future_action (B, H, A).
+
+    Returns the decoder's likelihood params (B, H, P, S, S) of each imagined frame; the frame fed back
+    to the decoder and to perception is the likelihood's mean. Differentiable (the open-loop loss
+    trains through it), except c_t: perception trains on real frames only, so it runs in eval mode
+    without gradients here (no codebook update from imagined frames).
+    """
+    B, Hn = future_action.shape[:2]
+    state, frames, reset = start.state, start.frames, start.reset
+    c_prev, z_prev, a_prev, slot_maps = start.context, start.z, start.action, start.slot_maps
     out = []
     for k in range(Hn):
         h_prev = model.dynamics.top(state)
         stats = model.prior(torch.cat([h_prev, c_prev, a_prev], dim=-1))
         z = model.prior.sample(stats, temperature)  # (B, Z)
         params = model.decode(z.unsqueeze(1), h_prev.unsqueeze(1), frames[:, -1:])  # (B, 1, P, S, S)
+        out.append(params[:, 0])
+        if k + 1 == Hn:  # what follows only prepares a frame nobody asked for
+            break
         frame = model.likelihood.mean(params[:, 0])  # (B, 3, S, S) in [-1, 1]
-        out.append(frame)
         frames = torch.cat([frames, frame.unsqueeze(1)], dim=1)
         reset = torch.cat([reset, torch.zeros_like(reset[:, :1])], dim=1)
         c = c_prev[:, :0] if model.perception is None else _context(model, frames, reset)
@@ -88,13 +125,14 @@ def _imagine(
         a_t = future_action[:, k]
         state = model.dynamics.step(torch.cat([z, c, attention_state, a_t], dim=-1), state)
         c_prev, z_prev, a_prev = c, z, a_t
-    return (torch.stack(out, dim=1) + 1.0) / 2.0  # (B, H, 3, S, S)
+    return torch.stack(out, dim=1)  # (B, H, P, S, S)
 
 
 def _context(model: WorldModel, frames: Tensor, reset: Tensor) -> Tensor:
     """c for the newest frame; beyond max_frames the perception window slides (oldest frames drop out)."""
     assert model.perception is not None
     limit = model.cfg.perception.max_frames
-    frames, reset = frames[:, -limit:], reset[:, -limit:].clone()
+    frames, reset = frames[:, -limit:].detach(), reset[:, -limit:].clone()
     reset[:, 0] = True
-    return model.perception.context(frames, reset)[:, -1]
+    with torch.no_grad(), evaluating(model.perception):
+        return model.perception.context(frames, reset)[:, -1]

@@ -6,6 +6,7 @@ Task grouping (docs/ARCHITECTURE.md has the rationale):
   attention   attention_kl + slot_diversity + attention_movement + attention_state_kl
   adversarial adversarial (generator) + feature_matching + discriminator
   prediction  one_step (loss.prior_recon > 0 only): o_t decoded from the prior's z_t
+              overshoot (loss.overshoot > 0 only): frames imagined open-loop inside training
 Reconstruction is in nats per frame (summed over pixels), KLs in nats per step; both averaged over
 (B, T). Names are the keys of ``LossOutput.components``; the trainer prefixes ``train/``.
 """
@@ -41,6 +42,8 @@ def compute_losses(model: WorldModel, out: WorldModelOutput, batch: Mapping[str,
     _elbo(model, out, batch, frames, terms)
     if out.prior_recon_params is not None:
         _one_step_prediction(model, out, frames, terms)
+    if out.open_loop is not None:
+        _open_loop_prediction(model, out, terms)
     if out.perception is not None:
         _perception(model, out, frames, terms)
     if out.attention_map is not None:
@@ -101,6 +104,18 @@ def _one_step_prediction(model: WorldModel, out: WorldModelOutput, frames: Tenso
     valid = (~out.reset).flatten().float()  # (B*T,)
     t.comps["prediction/one_step"] = -(log_p1 * valid).sum() / valid.sum().clamp(min=1.0)
     t.tasks["prediction"] = model.cfg.loss.prior_recon * t.comps["prediction/one_step"]
+
+
+def _open_loop_prediction(model: WorldModel, out: WorldModelOutput, t: _Terms) -> None:
+    """-log p of the real frames under the frames imagined open-loop (``aime/models/overshoot.py``)."""
+    o = out.open_loop
+    assert o is not None
+    with torch.autocast(device_type=o.target.device.type, enabled=False):
+        log_p = model.likelihood.log_prob(o.params.flatten(0, 1).float(), o.target.flatten(0, 1))
+    valid = o.valid.flatten().float()  # (N*K,)
+    t.comps["prediction/overshoot"] = -(log_p * valid).sum() / valid.sum().clamp(min=1.0)
+    weighted = model.cfg.loss.overshoot * t.comps["prediction/overshoot"]
+    t.tasks["prediction"] = t.tasks["prediction"] + weighted if "prediction" in t.tasks else weighted
 
 
 def _perception(model: WorldModel, out: WorldModelOutput, frames: Tensor, t: _Terms) -> None:

@@ -31,6 +31,18 @@ class WorldModelOutput:
     # With loss.prior_recon > 0: (B, T, P, H, W) params of o_t decoded from the prior's z_t (the
     # heaviest component's mean, as imagination decodes): the one-step prediction.
     prior_recon_params: Tensor | None = None
+    # With loss.overshoot > 0, in training mode: the open-loop predictions from a few points of each
+    # window (overshoot.py).
+    open_loop: OpenLoopPrediction | None = None
+
+
+@dataclass
+class OpenLoopPrediction:
+    """Frames the prior imagined inside training (``loss.overshoot``) and the real frames they predict."""
+
+    params: Tensor  # (N, K, P, H, W) likelihood params of K imagined frames from N starts
+    target: Tensor  # (N, K, 3, H, W) the real frames in [-1, 1]
+    valid: Tensor  # (N, K) bool: False from a new episode on
 
 
 @dataclass

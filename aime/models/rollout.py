@@ -11,7 +11,7 @@ compile_rollout``, ``rollout_compile.py``); it is compiled once and reused for e
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import torch
@@ -40,6 +40,7 @@ class Rollout:
     state_sample: Tensor | None = None  # (B, T, S) A_t
     state_mean: Tensor | None = None
     state_std: Tensor | None = None
+    kept_states: list[State] = field(default_factory=list)  # the state after each step of ``keep_states``
 
     def activations(self) -> dict[str, Tensor]:
         acts = {"z": self.z, "h": self.h, "h_prev": self.h_prev, "embed": self.embed}
@@ -94,11 +95,13 @@ def observe(
     action: Tensor,
     reset: Tensor,
     sample: bool,
+    keep_states: tuple[int, ...] = (),
 ) -> Rollout:
     """Run q(z_t), the attention posterior and the LSTM over T steps.
 
     embed (B, T, E), features (B, T, N, F) or None, context (B, T, C), action (B, T, A), reset (B, T).
-    With ``sample=False`` z_t and A_t are their means (deterministic features).
+    With ``sample=False`` z_t and A_t are their means (deterministic features). The full LSTM state
+    after each step in ``keep_states`` is kept (``Rollout.kept_states``), for open-loop rollouts.
     """
     B, T = embed.shape[:2]
     keys = values = None
@@ -113,6 +116,7 @@ def observe(
     state = h0.contiguous(), c0.contiguous()  # the layout of every later state: one compiled graph for all
     h_prev, h, q_mean, q_std, zs = [], [], [], [], []
     attention: list[AttentionStep] = []
+    kept: list[State] = []
     for t in range(T):
         state, top, mean, std, z, attention_t = step(
             model,
@@ -132,6 +136,8 @@ def observe(
         zs.append(z)
         if attention_t is not None:
             attention.append(attention_t)
+        if t in keep_states:  # under CUDA graphs the graph's memory is reused next step: copy
+            kept.append((state[0].clone(), state[1].clone()) if model.rollout_compile else state)
     maps, fused, a_sample, a_mean, a_std = (
         (torch.stack(xs, dim=1) for xs in zip(*attention, strict=True)) if attention else [None] * 5
     )
@@ -150,4 +156,5 @@ def observe(
         state_sample=a_sample,
         state_mean=a_mean,
         state_std=a_std,
+        kept_states=kept,
     )

@@ -37,6 +37,7 @@ from aime.models.dynamics import Dynamics
 from aime.models.imagine import imagine
 from aime.models.losses import compute_losses
 from aime.models.outputs import LossOutput, WorldModelOutput
+from aime.models.overshoot import overshoot, start_steps
 from aime.models.perception import PerceptionStream
 from aime.models.prior import DPGMMPrior
 from aime.models.rollout import Rollout, observe
@@ -119,7 +120,10 @@ class WorldModel(nn.Module):
         frames = obs.float() / 127.5 - 1.0  # (B, T, 3, H, W) in [-1, 1]
         reset = episode_resets(is_first)
         perception = self.perception(frames, action, reset) if self.perception is not None else None
-        roll = self._rollout(frames, action, reset, perception.context if perception else None, sample=True)
+        # The open-loop loss is a training loss: evaluation and figures pass windows of any length.
+        starts = start_steps(self.cfg.loss, obs.shape[1]) if self.training and self.cfg.loss.overshoot else ()
+        context = perception.context if perception else None
+        roll = self._rollout(frames, action, reset, context, sample=True, keep_states=starts)
         c_prev = shift_right(roll.context, reset)
         a_prev = shift_right(action, reset)
         prior = self.prior(torch.cat([roll.h_prev, c_prev, a_prev], dim=-1))
@@ -140,6 +144,8 @@ class WorldModel(nn.Module):
         )
         if self.cfg.loss.prior_recon > 0:  # the one-step prediction, trained directly
             out.prior_recon_params = self.decode(self.prior.sample(prior, 0.0), roll.h_prev, previous)
+        if starts:  # the open-loop prediction, trained directly
+            out.open_loop = overshoot(self, roll, frames, action, reset, starts)
         if self.attention is not None:
             self._attention_prior(out, roll)
         return out
@@ -163,7 +169,14 @@ class WorldModel(nn.Module):
         return shifted.view_as(params)
 
     def _rollout(
-        self, frames: Tensor, action: Tensor, reset: Tensor, context: Tensor | None, *, sample: bool
+        self,
+        frames: Tensor,
+        action: Tensor,
+        reset: Tensor,
+        context: Tensor | None,
+        *,
+        sample: bool,
+        keep_states: tuple[int, ...] = (),
     ) -> Rollout:
         B, T = frames.shape[:2]
         context = context if context is not None else frames.new_zeros(B, T, 0)
@@ -176,6 +189,7 @@ class WorldModel(nn.Module):
             action=action,
             reset=reset,
             sample=sample,
+            keep_states=keep_states,
         )
 
     def _attention_prior(self, out: WorldModelOutput, roll: Rollout) -> None:

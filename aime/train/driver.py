@@ -17,6 +17,7 @@ from aime import console
 from aime import metrics as M
 from aime.checkpoints import read_meta, resolve
 from aime.config import Config, to_dict
+from aime.models.overshoot import start_steps
 from aime.replay.split import HeldOutSplit
 from aime.replay.store import EpisodeFile, ReplayStore
 from aime.run import ray_metrics
@@ -46,6 +47,8 @@ def check_train_config(cfg: Config) -> None:
     if cfg.model.image_size != cfg.env.image_size:
         raise ValueError(f"model.image_size {cfg.model.image_size} != env.image_size {cfg.env.image_size}")
     check_stage(cfg)
+    if cfg.model.loss.overshoot > 0:
+        start_steps(cfg.model.loss, cfg.train.seq_len)  # windows long enough for the open-loop loss
     if cfg.train.zero_stage == 3:
         check_zero3_supported(cfg.model)  # RGB balancing and the adversarial pillar need ZeRO <= 2
 
