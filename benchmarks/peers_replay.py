@@ -22,6 +22,9 @@ aime_sampler_frame_cache: aime_sampler with ``replay.frame_cache`` (``aime/repla
     like the peers; load: building the index and filling the cache for every episode (what TorchRL's
     load does: uncompressed frames written to memory-mapped files); the cache's size on disk;
 aime_ray_data_frame_cache: aime_ray_data with the same (already filled) cache;
+aime_ray_data_reader: the same with ``replay.gather: reader`` (``aime/replay/gather.py``): the stream
+    carries window plans and this process copies the rows out of the cache (the trainer's stream
+    with that setting);
 torchrl: ``ReplayBuffer(LazyMemmapStorage, SliceSampler(slice_len=T, traj_key="episode",
     cache_values=True), batch_size=B*T)``, reshaped to (B, T); memory-mapped files under a scratch
     directory on disk;
@@ -142,7 +145,12 @@ def aime_frame_cache_row(
 
 
 def aime_ray_data_row(
-    root: str, B: int, T: int, args: argparse.Namespace, frame_cache: FrameCache | None = None
+    root: str,
+    B: int,
+    T: int,
+    args: argparse.Namespace,
+    frame_cache: FrameCache | None = None,
+    reader: bool = False,
 ) -> Row:
     runs = []
     for _ in range(args.repeats):
@@ -151,6 +159,7 @@ def aime_ray_data_row(
             *(B, T, args.batches, args.warmup_batches, 2, args),
             columns=PEER_COLUMNS,
             frame_cache=frame_cache,
+            reader=reader,
         )
         runs.append(
             {
@@ -211,7 +220,8 @@ def scaling(small: Row, large: Row, s_small: int, s_large: int) -> Row:
 
 def ratios(rows: Row) -> Row:
     out: Row = {}
-    for mine in ("aime_sampler", "aime_ray_data", "aime_sampler_frame_cache", "aime_ray_data_frame_cache"):
+    mine_rows = ("aime_sampler", "aime_ray_data", "aime_sampler_frame_cache", "aime_ray_data_frame_cache")
+    for mine in (*mine_rows, "aime_ray_data_reader"):
         for peer in ("torchrl", "rllib"):
             if "windows_per_second" in rows.get(mine, {}) and "windows_per_second" in rows.get(peer, {}):
                 a = rows[mine]["windows_per_second"]["median"]
@@ -251,6 +261,9 @@ def measure_size(root: str, S: int, workdir: str, args: argparse.Namespace) -> R
         elif name == "aime_ray_data_frame_cache":
             cache = FrameCache(os.path.join(workdir, "frame_cache"), CACHE_GB)
             rows[name] = aime_ray_data_row(root, B, T, args, frame_cache=cache)
+        elif name == "aime_ray_data_reader":
+            cache = FrameCache(os.path.join(workdir, "frame_cache"), CACHE_GB)
+            rows[name] = aime_ray_data_row(root, B, T, args, frame_cache=cache, reader=True)
         elif name == "torchrl":
             scratch = tempfile.mkdtemp(prefix="torchrl-", dir=workdir)
             try:
@@ -291,6 +304,7 @@ def parse_args() -> argparse.Namespace:
             "aime_ray_data",
             "aime_sampler_frame_cache",
             "aime_ray_data_frame_cache",
+            "aime_ray_data_reader",
             "torchrl",
             "rllib",
         ],

@@ -209,7 +209,10 @@ def ray_data(
     args: argparse.Namespace,
     columns: list | None = None,
     frame_cache: Any = None,
+    reader: bool = False,
 ) -> dict:
+    """``reader``: the stream carries window plans and this process gathers the rows from the frame
+    cache (``replay.gather: reader``, aime/replay/gather.py)."""
     from aime.replay.dataset import window_dataset
 
     # The range's read tasks need a CPU of their own: sampler actors holding every Ray CPU (2 actors
@@ -230,11 +233,18 @@ def ray_data(
         cpus_per_sampler=cpus_per_sampler,
         columns=columns,
         frame_cache=frame_cache,
+        plans=reader,
     )
+    gather = None
+    if reader:
+        from aime.replay.gather import GatherWindows
+        from aime.replay.sampler import WindowSampler
+
+        gather = GatherWindows(WindowSampler(root, T, seed=3, columns=columns, frame_cache=frame_cache))
     begin = time.perf_counter()
     arrivals = []
     batches_out = dataset.iter_torch_batches(
-        batch_size=B, prefetch_batches=args.prefetch_batches, drop_last=True
+        batch_size=B, prefetch_batches=args.prefetch_batches, drop_last=True, collate_fn=gather
     )
     for batch in batches_out:
         arrivals.append(time.perf_counter())

@@ -57,6 +57,14 @@ class ReplayConfig:
     # None: off. Oldest entries leave past frame_cache_gb (aime/replay/frame_cache.py).
     frame_cache: str | None = None
     frame_cache_gb: float = 16.0
+    # Who copies a window's rows for the training stream: the sampler actors, into the stream
+    # ("samplers"), or the trainer, out of the frame cache, from window plans the actors send and whose
+    # episodes they decode into it ("reader": needs frame_cache on the trainer's node; gather.py).
+    gather: Literal["samplers", "reader"] = "samplers"
+
+    def __post_init__(self) -> None:
+        if self.gather == "reader" and not self.frame_cache:
+            raise ValueError("replay.gather=reader reads the frame cache: set replay.frame_cache")
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,9 @@ class ReplayBuffer:
     def evict(self) -> list[str]:
         return self.store.evict(self.replay.capacity_steps)
 
-    def sampler(self) -> WindowSampler:
+    def sampler(
+        self, episode_filter: Any = None, columns: Sequence[str] | None = None
+    ) -> WindowSampler:
         """An in-process sampler (no Ray): the same windows the dataset yields for the same seed."""
         return WindowSampler(
             self.replay.root or "",
@@ -36,6 +38,8 @@ class ReplayBuffer:
             seed=self.seed,
             capacity_steps=self.replay.capacity_steps,
             refresh_seconds=self.replay.refresh_seconds,
+            episode_filter=episode_filter,
+            columns=columns,
             frame_cache=self.frame_cache(),
         )
 
@@ -53,11 +57,14 @@ class ReplayBuffer:
         rank: int = 0,
         world_size: int = 1,
         columns: Sequence[str] | None = TRAINING_COLUMNS,
+        plans: bool = False,
     ) -> Any:
         """A Ray Data dataset of ``num_batches`` batches of ``batch_size`` windows, in a fixed order:
         rank ``rank`` of ``world_size`` reads its own batches from ``first_batch`` on (see
         ``batch_window_ids``). Read it with ``iter_torch_batches(batch_size)``. Each window carries
-        ``columns``: by default what the world model takes (pixels, action, is_first); None: all."""
+        ``columns``: by default what the world model takes (pixels, action, is_first); None: all.
+        ``plans``: window plans instead, for ``GatherWindows`` (gather.py; what ``stream`` reads with
+        ``replay.gather: reader``)."""
         return window_dataset(
             self.replay.root or "",
             seq_len=self.train.seq_len,
@@ -77,18 +84,48 @@ class ReplayBuffer:
             episode_filter=episode_filter,
             columns=columns,
             frame_cache=self.frame_cache(),
+            plans=plans,
         )
 
+    def stream(
+        self,
+        num_batches: int,
+        first_batch: int = 0,
+        episode_filter: Any = None,
+        *,
+        rank: int = 0,
+        world_size: int = 1,
+        pin_memory: bool = False,
+    ) -> Iterator[dict[str, Any]]:
+        """A trainer's torch batches (B, T, ...) of the world model's columns: ``dataset`` read with
+        ``iter_torch_batches``, the rows gathered where ``replay.gather`` says."""
+        reader = self.replay.gather == "reader"
+        dataset = self.dataset(
+            num_batches, first_batch, episode_filter, rank=rank, world_size=world_size, plans=reader
+        )
+        gather = None
+        if reader:
+            from aime.replay.gather import GatherWindows
+
+            gather = GatherWindows(self.sampler(episode_filter, TRAINING_COLUMNS))
+        return self.iter_torch_batches(dataset=dataset, pin_memory=pin_memory, collate_fn=gather)
+
     def iter_torch_batches(
-        self, num_batches: int = 0, dataset: Any = None, *, pin_memory: bool = False
+        self,
+        num_batches: int = 0,
+        dataset: Any = None,
+        *,
+        pin_memory: bool = False,
+        collate_fn: Any = None,
     ) -> Iterator[dict[str, Any]]:
         """``(B, T, ...)`` torch batches of ``dataset`` (default: ``self.dataset(num_batches)``):
         pixels uint8 (B, T, C, H, W), action (B, T, A), ... The stream's executor runs apart from
-        this process (``executor_apart``): what a trainer iterates."""
+        this process (``executor_apart``). ``collate_fn``: what turns a batch of plans into windows."""
         dataset = dataset if dataset is not None else self.dataset(num_batches)
         return executor_apart(dataset).iter_torch_batches(
             batch_size=self.train.batch_size,
             prefetch_batches=self.train.prefetch_batches,
             drop_last=True,
             pin_memory=pin_memory,
+            collate_fn=collate_fn,
         )

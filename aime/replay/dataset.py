@@ -81,16 +81,20 @@ def window_dataset(
     episode_filter: Any = None,
     columns: Sequence[str] | None = None,
     frame_cache: FrameCache | None = None,
+    plans: bool = False,
 ) -> Any:
     """A dataset of windows of ``seq_len`` steps, in the order of ``window_ids`` (default: the
     ``num_windows`` ids from ``first_id``); the same seed and id give the same window. ``columns``:
     what each window carries (``WindowSampler``; default all); ``frame_cache``: where the sampler
-    actors keep decoded episodes (frame_cache.py; None: they decode the row groups of every window)."""
+    actors keep decoded episodes (frame_cache.py; None: they decode the row groups of every window).
+    ``plans``: the dataset carries window plans for its reader to gather (gather.py)."""
     if window_ids is None:
         window_ids = np.arange(first_id, first_id + num_windows, dtype=np.int64)
+    if plans:
+        from aime.replay.gather import PlanWindows
     dataset = id_block_dataset(
         window_ids,
-        SampleWindows,
+        PlanWindows if plans else SampleWindows,
         dict(
             root=root,
             seq_len=seq_len,

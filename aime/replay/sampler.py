@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -21,6 +22,7 @@ from aime.replay.store import EpisodeFile, ReplayStore, within_capacity
 from aime.replay.windows import Window, read_windows
 
 log = logging.getLogger(__name__)
+R = TypeVar("R")
 
 # Columns read per window besides pixels and concepts (their stored dtypes are these).
 STEP_COLUMNS = {
@@ -123,23 +125,65 @@ class WindowSampler:
 
     # ---- sampling --------------------------------------------------------------------------
     def sample(self, request_ids: np.ndarray | list[int]) -> dict[str, np.ndarray]:
-        """One window per request id, chosen by ``rng(seed, id)``."""
+        """One window per request id, chosen by ``rng(seed, id)``: what ``read`` gives for ``plan``."""
+        return self._retrying(request_ids, self.read)
+
+    def plan(self, request_ids: np.ndarray | list[int]) -> list[Window]:
+        """The windows ``sample`` reads for these ids, without reading them; with a frame cache their
+        episodes are decoded into it first, so a reader of the plan only copies rows."""
+        return self._retrying(request_ids, self._warm)
+
+    def read(self, windows: Sequence[Window]) -> dict[str, np.ndarray]:
+        """The columns of planned windows (N = len(windows)); raises OSError / ArrowException for a
+        file that went away since (``sample`` then draws again)."""
+        with_concepts = "concepts" in self.columns
+        stored = [name for name in self.columns if name != "concepts"]
+        arrays = read_windows(self.store, windows, self.seq_len, self._read_columns(), cache=self.frame_cache)
+        out = {name: arrays[name] for name in stored}
+        if with_concepts:
+            concept_columns = [CONCEPT_PREFIX + c for c in self.concept_names]
+            concepts = [arrays[c] for c in concept_columns]
+            empty = np.empty((len(windows), self.seq_len, 0), bool)
+            out["concepts"] = np.stack(concepts, axis=-1) if concepts else empty  # (N, T, K)
+        out["episode_key"] = np.array([_episode_key(w.episode_id) for w in windows], np.int64)
+        return out
+
+    def _retrying(self, request_ids: np.ndarray | list[int], use: Callable[[list[Window]], R]) -> R:
         self.refresh()
         ids = np.asarray(request_ids, dtype=np.int64)
         for attempt in range(self.max_retries + 1):
-            if self.num_windows == 0:
-                raise NoEpisodesError(
-                    f"no episode of >= {self.seq_len} steps in {self.store.root}"
-                    f" (skipped files: {self.store.skipped or 'none'})"
-                )
-            picks = [self._pick(int(i), attempt) for i in ids]
+            windows = self._plan(ids, attempt)
             try:
-                return self._read(picks)
+                return use(windows)
             except (OSError, pa.ArrowException) as error:
                 # An episode evicted or damaged after the index was built: drop it and draw again.
                 log.warning("replay: read failed (%s); refreshing the index", error)
                 self.refresh(force=True)
         raise RuntimeError(f"replay: reads kept failing after {self.max_retries} index refreshes")
+
+    def _read_columns(self) -> list[str]:
+        stored = [name for name in self.columns if name != "concepts"]
+        concepts = [CONCEPT_PREFIX + c for c in self.concept_names] if "concepts" in self.columns else []
+        return [*stored, *concepts]
+
+    def _warm(self, windows: list[Window]) -> list[Window]:
+        if self.frame_cache is not None:
+            for window in {w.path: w for w in windows}.values():  # one per file
+                self.frame_cache.columns(self.store, window.path, window.identity, self._read_columns())
+        return windows
+
+    def _plan(self, ids: np.ndarray, attempt: int) -> list[Window]:
+        if self.num_windows == 0:
+            raise NoEpisodesError(
+                f"no episode of >= {self.seq_len} steps in {self.store.root}"
+                f" (skipped files: {self.store.skipped or 'none'})"
+            )
+        windows = []
+        for request_id in ids:
+            episode, start = self._pick(int(request_id), attempt)
+            entry = self._episodes[episode]
+            windows.append(Window(entry.path, start, entry.meta.episode_id, stamp=str(entry.size_bytes)))
+        return windows
 
     def _pick(self, request_id: int, attempt: int) -> tuple[int, int]:
         rng = np.random.default_rng([self.seed, request_id, attempt])
@@ -147,26 +191,6 @@ class WindowSampler:
         episode = int(np.searchsorted(self._cum_windows, flat, side="right"))
         start = flat - (int(self._cum_windows[episode - 1]) if episode else 0)
         return episode, start
-
-    def _read(self, picks: list[tuple[int, int]]) -> dict[str, np.ndarray]:
-        entries = [(self._episodes[e], start) for e, start in picks]
-        windows = [
-            Window(entry.path, start, entry.meta.episode_id, stamp=str(entry.size_bytes))
-            for entry, start in entries
-        ]
-        with_concepts = "concepts" in self.columns
-        stored = [name for name in self.columns if name != "concepts"]
-        concept_columns = [CONCEPT_PREFIX + c for c in self.concept_names] if with_concepts else []
-        arrays = read_windows(
-            self.store, windows, self.seq_len, [*stored, *concept_columns], cache=self.frame_cache
-        )
-        out = {name: arrays[name] for name in stored}
-        if with_concepts:
-            concepts = [arrays[c] for c in concept_columns]
-            empty = np.empty((len(picks), self.seq_len, 0), bool)
-            out["concepts"] = np.stack(concepts, axis=-1) if concepts else empty  # (N, T, K)
-        out["episode_key"] = np.array([_episode_key(w.episode_id) for w in windows], np.int64)
-        return out
 
 
 def _episode_key(episode_id: str) -> int:

@@ -271,17 +271,17 @@ def replay_batches(cfg: Config, *, first_step: int, rank: int, world_size: int) 
     t = cfg.train
     buffer = ReplayBuffer(cfg.replay, t, seed=derive_seed(cfg.seed, "replay"))
     held_out = HeldOutSplit.of(cfg)  # the split aime eval uses
-    dataset = buffer.dataset(
+    # Inside a Ray Train worker the batches arrive on its device (device="auto"), moved by Ray's
+    # prefetch thread; pinned host memory makes that copy asynchronous (from pageable memory CUDA
+    # first waits for the stream's queued work).
+    return buffer.stream(
         num_batches=(t.steps - first_step) * t.grad_accum,
         first_batch=first_step * t.grad_accum,
         episode_filter=held_out.training_files,
         rank=rank,
         world_size=world_size,
+        pin_memory=torch.cuda.is_available(),
     )
-    # Inside a Ray Train worker the batches arrive on its device (device="auto"), moved by Ray's
-    # prefetch thread; pinned host memory makes that copy asynchronous (from pageable memory CUDA
-    # first waits for the stream's queued work).
-    return buffer.iter_torch_batches(dataset=dataset, pin_memory=torch.cuda.is_available())
 
 
 def _quiet_report_logging() -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pytest
 import torch
 
 from aime.config import ReplayConfig, TrainConfig
@@ -10,11 +13,11 @@ from aime.replay import ReplayBuffer
 from aime.replay.synthetic import write_synthetic_episodes
 
 
-def _buffer(root, frame_cache: str | None = None) -> ReplayBuffer:
+def _buffer(root, frame_cache: str | None = None, gather: str = "samplers") -> ReplayBuffer:
     # Ray Train keeps the workers' CPUs away from Ray Data: on a 2-CPU Ray, 2 x 0.5 for the workers
     # leaves 1 CPU for the range reads and the sampler actor together.
     return ReplayBuffer(
-        ReplayConfig(root=str(root), refresh_seconds=0.0, frame_cache=frame_cache),
+        ReplayConfig(root=str(root), refresh_seconds=0.0, frame_cache=frame_cache, gather=gather),  # type: ignore[arg-type]
         TrainConfig(batch_size=4, seq_len=6, windows_per_read=8, sampler_cpus=0.5, prefetch_batches=1),
         seed=5,
     )
@@ -45,13 +48,7 @@ def test_with_a_frame_cache_the_sampler_actors_fill_it_and_stream_the_same_batch
     cached = list(_buffer(tmp_path / "store", str(tmp_path / "cache")).iter_torch_batches(num_batches=4))
     plain = list(_buffer(tmp_path / "store").iter_torch_batches(num_batches=4))
 
-    def windows(batches):  # each window whole, as bytes: the stream need not keep block order
-        keys = ("episode_key", "pixels", "action", "is_first")
-        return sorted(
-            tuple(b[k][i].numpy().tobytes() for k in keys) for b in batches for i in range(len(b[keys[0]]))
-        )
-
-    assert len(cached) == 4 and windows(cached) == windows(plain)
+    assert len(cached) == 4 and _windows(cached) == _windows(plain)
     from aime.replay.frame_cache import _views
 
     filled = list((tmp_path / "cache").glob("*.frames"))  # the actors filled it: one entry per episode
@@ -59,6 +56,48 @@ def test_with_a_frame_cache_the_sampler_actors_fill_it_and_stream_the_same_batch
     for entry in filled:  # each holds the model's columns, whole
         columns = _views(np.memmap(entry, mode="r", dtype=np.uint8))
         assert set(columns) == {"pixels", "action", "is_first"} and columns["pixels"].shape == (20, 3, 16, 16)
+
+
+def _windows(batches):  # each window whole, as bytes: the stream need not keep block order
+    keys = ("episode_key", "pixels", "action", "is_first")
+    return sorted(
+        tuple(b[k][i].numpy().tobytes() for k in keys) for b in batches for i in range(len(b[keys[0]]))
+    )
+
+
+def test_gathered_by_the_reader_the_stream_carries_plans_and_gives_the_same_batches(tmp_path, ray_local):
+    write_synthetic_episodes(tmp_path / "store", 4, length=20, image_size=16)
+    reader = _buffer(tmp_path / "store", str(tmp_path / "cache"), gather="reader")
+    plans = reader.dataset(1, plans=True).take(1)[0]  # a plan is a few bytes, not the window's pixels
+    assert set(plans) == {"id", "path", "start", "episode_id", "stamp"}
+    gathered = list(reader.stream(num_batches=4))
+    plain = list(_buffer(tmp_path / "store").stream(num_batches=4))
+    assert len(gathered) == 4 and _windows(gathered) == _windows(plain)
+    assert gathered[0]["pixels"].dtype == torch.uint8 and gathered[0]["pixels"].shape == (4, 6, 3, 16, 16)
+    assert len(list((tmp_path / "cache").glob("*.frames"))) == 4  # the sampler actors decoded them
+
+
+def test_a_plan_whose_file_went_away_is_drawn_again_as_the_sampler_would(tmp_path):
+    from aime.replay.gather import GatherWindows, PlanWindows
+    from aime.replay.sampler import WindowSampler
+
+    files = write_synthetic_episodes(tmp_path, 4, length=20, image_size=16)
+    args: dict = dict(root=str(tmp_path), seq_len=6, seed=5, capacity_steps=None, refresh_seconds=0.0)
+    ids = np.arange(12)
+    plans = PlanWindows(**args, columns=("pixels", "action", "is_first"))({"data": ids})
+    gone = str(plans["path"][0])
+    assert gone.endswith(".parquet")
+    Path(gone).unlink()  # evicted after planning, never cached (no frame cache here)
+    columns = ("pixels", "action", "is_first")
+    gathered = GatherWindows(WindowSampler(**args, columns=columns))(plans)
+    expected = WindowSampler(**args, columns=columns).sample(ids)
+    assert set(gathered) == set(expected) and len(files) == 4
+    assert all(np.array_equal(gathered[k].numpy(), expected[k]) for k in expected)
+
+
+def test_reading_from_the_cache_needs_a_cache():
+    with pytest.raises(ValueError, match="gather=reader reads the frame cache: set replay.frame_cache"):
+        ReplayConfig(gather="reader")
 
 
 def test_each_ray_train_worker_gets_its_own_shard(tmp_path, ray_local):
