@@ -13,6 +13,8 @@ from any posterior state: imagination and the open-loop training loss (``oversho
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -99,7 +101,8 @@ def dream(model: WorldModel, start: DreamStart, future_action: Tensor, temperatu
     without gradients here (no codebook update from imagined frames).
     """
     B, Hn = future_action.shape[:2]
-    state, frames, reset = start.state, start.frames, start.reset
+    state, frames = start.state, start.frames
+    perceiving = _Perceiving(model, start.frames, start.reset) if model.perception is not None else None
     c_prev, z_prev, a_prev, slot_maps = start.context, start.z, start.action, start.slot_maps
     out = []
     for k in range(Hn):
@@ -111,9 +114,8 @@ def dream(model: WorldModel, start: DreamStart, future_action: Tensor, temperatu
         if k + 1 == Hn:  # what follows only prepares a frame nobody asked for
             break
         frame = model.likelihood.mean(params[:, 0])  # (B, 3, S, S) in [-1, 1]
-        frames = torch.cat([frames, frame.unsqueeze(1)], dim=1)
-        reset = torch.cat([reset, torch.zeros_like(reset[:, :1])], dim=1)
-        c = c_prev[:, :0] if model.perception is None else _context(model, frames, reset)
+        frames = torch.cat([frames[:, -_keep(model) :], frame.unsqueeze(1)], dim=1)  # the recent past
+        c = c_prev[:, :0] if perceiving is None else perceiving.add(frames)
         attention_state = z[:, :0]
         if model.attention is not None:
             if slot_maps is None:  # attention enabled but no context maps: start from uniform
@@ -128,11 +130,37 @@ def dream(model: WorldModel, start: DreamStart, future_action: Tensor, temperatu
     return torch.stack(out, dim=1)  # (B, H, P, S, S)
 
 
-def _context(model: WorldModel, frames: Tensor, reset: Tensor) -> Tensor:
-    """c for the newest frame; beyond max_frames the perception window slides (oldest frames drop out)."""
-    assert model.perception is not None
-    limit = model.cfg.perception.max_frames
-    frames, reset = frames[:, -limit:].detach(), reset[:, -limit:].clone()
-    reset[:, 0] = True
-    with torch.no_grad(), evaluating(model.perception):
-        return model.perception.context(frames, reset)[:, -1]
+def _keep(model: WorldModel) -> int:
+    """Frames of the past the next step needs: the decoder's previous frame, perception's reach."""
+    return model.perception.tokenizer.receptive_frames if model.perception is not None else 1
+
+
+class _Perceiving:
+    """c_t for each new frame without tokenizing the past again: a frame's tokens depend only on the
+    last ``receptive_frames`` frames (causal convolutions), so each frame is tokenized once and its
+    ids kept. Beyond ``max_frames`` the Perceiver's window slides (the oldest frames drop out).
+    Perception learns from real frames only: eval mode, no gradients, no codebook update."""
+
+    def __init__(self, model: WorldModel, frames: Tensor, reset: Tensor):
+        assert model.perception is not None
+        self.perception, self.limit = model.perception, model.cfg.perception.max_frames
+        with _quiet(self.perception):
+            self.ids = self.perception.tokens(frames.detach())  # (B, Tc, h, w)
+        self.reset = reset
+
+    def add(self, frames: Tensor) -> Tensor:
+        """frames (B, t, 3, S, S) ending with the new one -> c of the new frame (B, C)."""
+        reach = self.perception.tokenizer.receptive_frames
+        with _quiet(self.perception):
+            new = self.perception.tokens(frames[:, -reach:].detach())[:, -1:]
+            self.ids = torch.cat([self.ids, new], dim=1)[:, -self.limit :]
+            self.reset = torch.cat([self.reset, torch.zeros_like(self.reset[:, :1])], dim=1)[:, -self.limit :]
+            reset = self.reset.clone()
+            reset[:, 0] = True
+            return self.perception.bottleneck(self.ids, reset)[:, -1]
+
+
+@contextmanager
+def _quiet(module: torch.nn.Module) -> Iterator[None]:
+    with torch.no_grad(), evaluating(module):
+        yield

@@ -229,3 +229,24 @@ def test_parameter_counts_and_groups(tiny_cfg):
     groups = {g["name"]: g for g in model.param_groups(1e-3)}
     assert groups["tokenizer"]["lr"] == pytest.approx(1e-3 * tiny_cfg.optim.tokenizer_lr_scale)
     assert sum(len(g["params"]) for g in groups.values()) == len(list(model.parameters()))
+
+
+def test_a_frames_tokens_depend_only_on_the_tokenizers_receptive_frames(tiny_cfg):
+    """What lets imagination tokenize each imagined frame once (imagine._Perceiving)."""
+    torch.manual_seed(0)
+    perception = WorldModel(tiny_cfg).perception.eval()
+    R = perception.tokenizer.receptive_frames
+    assert R == 1 + 3 * (tiny_cfg.perception.time_kernel - 1)  # three causal convs reach back in time
+    frames = torch.rand(2, 9, 3, tiny_cfg.image_size, tiny_cfg.image_size) * 2 - 1
+    with torch.no_grad():
+        whole = perception.tokens(frames)
+        for t in range(R - 1, 9):
+            assert torch.equal(perception.tokens(frames[:, t - R + 1 : t + 1])[:, -1], whole[:, t])
+
+
+def test_imagination_runs_past_perceptions_longest_window(tiny_cfg):
+    cfg = dataclasses.replace(tiny_cfg, perception=dataclasses.replace(tiny_cfg.perception, max_frames=6))
+    model = build(cfg)
+    batch = moving_squares(cfg, batch=2, steps=4)
+    frames = model.imagine(batch["obs"], batch["action"], torch.zeros(2, 9, cfg.action_dim), temperature=0.0)
+    assert frames.shape[1] == 9 and bool(torch.isfinite(frames).all())

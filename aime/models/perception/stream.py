@@ -64,7 +64,12 @@ class PerceptionStream(nn.Module):
 
     def context(self, frames: Tensor, reset: Tensor) -> Tensor:
         """c (B, T, C) alone, e.g. for imagination: frames (B, T, 3, H, W) in [-1, 1]."""
-        return self.bottleneck(self.tokenizer.encode(frames)[1], reset)
+        return self.bottleneck(self.tokens(frames), reset)
+
+    def tokens(self, frames: Tensor) -> Tensor:
+        """Token ids (B, T, h, w) of frames (B, T, 3, H, W) in [-1, 1]; frame t's depend only on
+        frames t - tokenizer.receptive_frames + 1 .. t."""
+        return self.tokenizer.encode(frames)[1]
 
     def forward(self, frames: Tensor, action: Tensor, reset: Tensor) -> PerceptionOutput:
         B, T = frames.shape[:2]

@@ -99,6 +99,12 @@ class Tokenizer(nn.Module):
             CausalConv3d(c0, 3, time_kernel=1, kernel=3),
         )
 
+    @property
+    def receptive_frames(self) -> int:
+        """How many frames (the newest included) one frame's tokens depend on: 1 + each causal conv's
+        reach back in time."""
+        return 1 + sum(m.time_pad for m in self.encoder if isinstance(m, CausalConv3d))
+
     def encode(self, frames: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """frames (B, T, 3, H, W) in [-1, 1].
 
