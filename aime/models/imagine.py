@@ -5,10 +5,11 @@ frame, so it leads into imagined frame 0, and ``future_action[:, k]`` is taken a
 k (leading into frame k + 1). A data window split at Tc therefore reads
 ``imagine(obs[:, :Tc], action[:, :Tc], action[:, Tc:Tc+H])`` and predicts ``obs[:, Tc:Tc+H]``.
 
-Each imagined step decodes a frame from (z_t, h_{t-1}) exactly as training does, recomputes c_t by
-running perception over the frames so far (the decoded ones included), and takes the attention map
-from the attention prior, since there is no real frame to attend to. ``dream`` is that loop alone,
-from any posterior state: imagination and the open-loop training loss (``overshoot.py``) share it.
+Each imagined step decodes a frame from (z_t, h_{t-1}) exactly as training does, computes c_t by
+running perception over the frames so far (the decoded ones included; each frame tokenized once),
+and takes the attention map from the attention prior, since there is no real frame to attend to.
+``dream`` is that loop alone, from any posterior state: imagination and the open-loop training loss
+(``overshoot.py``) share it.
 """
 
 from __future__ import annotations
