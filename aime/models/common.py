@@ -22,13 +22,16 @@ def identity_reduce(x: Tensor) -> Tensor:
 
 @contextmanager
 def evaluating(model: nn.Module) -> Iterator[None]:
-    """Eval mode for the duration, then the previous mode (frozen components stay in eval)."""
-    was_training = model.training
+    """Eval mode for the duration, then each submodule's own previous mode: a frozen component stays
+    in eval even when ``model`` is a part that does not know it is frozen (``nn.Module.train`` would
+    set every child to the parent's mode)."""
+    modes = [(module, module.training) for module in model.modules()]
     model.eval()
     try:
         yield
     finally:
-        model.train(was_training)
+        for module, mode in modes:
+            module.training = mode
 
 
 def mlp(in_dim: int, hidden_dim: int, out_dim: int, *, layers: int = 2, norm: bool = True) -> nn.Sequential:

@@ -124,6 +124,11 @@ class LossConfig:
     def __post_init__(self) -> None:
         if self.kl_balance is not None and not 0.0 <= self.kl_balance <= 1.0:
             raise ValueError(f"kl_balance must be in [0, 1] or null, got {self.kl_balance}")
+        if self.overshoot < 0:
+            raise ValueError(f"overshoot must be >= 0, got {self.overshoot}")
+        for name in ("overshoot_steps", "overshoot_context", "overshoot_starts"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)

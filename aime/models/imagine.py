@@ -139,7 +139,9 @@ def _keep(model: WorldModel) -> int:
 class _Perceiving:
     """c_t for each new frame without tokenizing the past again: a frame's tokens depend only on the
     last ``receptive_frames`` frames (causal convolutions), so each frame is tokenized once and its
-    ids kept. Beyond ``max_frames`` the Perceiver's window slides (the oldest frames drop out).
+    ids kept. Beyond ``max_frames`` the Perceiver's window slides (the oldest frames drop out); the
+    frames at its start keep the tokens their real predecessors gave them (until 2026-12-04 the window
+    was tokenized again with nothing before it, so imagination past max_frames differs slightly).
     Perception learns from real frames only: eval mode, no gradients, no codebook update."""
 
     def __init__(self, model: WorldModel, frames: Tensor, reset: Tensor):

@@ -121,7 +121,8 @@ class WorldModel(nn.Module):
         reset = episode_resets(is_first)
         perception = self.perception(frames, action, reset) if self.perception is not None else None
         # The open-loop loss is a training loss: evaluation and figures pass windows of any length.
-        starts = start_steps(self.cfg.loss, obs.shape[1]) if self.training and self.cfg.loss.overshoot else ()
+        open_loop = self.training and self.cfg.loss.overshoot > 0
+        starts = start_steps(self.cfg.loss, obs.shape[1]) if open_loop else ()
         context = perception.context if perception else None
         roll = self._rollout(frames, action, reset, context, sample=True, keep_states=starts)
         c_prev = shift_right(roll.context, reset)

@@ -35,6 +35,7 @@ import logging
 import os
 import resource
 import struct
+import threading
 import time
 import uuid
 from collections import OrderedDict
@@ -83,6 +84,7 @@ class FrameCache:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.directory, self.capacity_bytes = state["directory"], state["capacity_bytes"]
         self._maps: OrderedDict[str, dict[str, np.ndarray]] = OrderedDict()
+        self._lock = threading.Lock()  # the maps' order: a reader's prefetch threads share one cache
         self.open_map_budget = open_map_budget()
 
     def columns(self, store: Any, path: str, identity: str, names: Sequence[str]) -> dict[str, np.ndarray]:
@@ -90,12 +92,13 @@ class FrameCache:
         (``pixels`` (rows, C, H, W) uint8), decoded from ``path`` in ``store`` on first use.
         ``identity`` tells the file from another at the same path (``Window.identity``)."""
         key = _entry_key(str(store.root), path, identity)
-        entry = self._mapped(key)
-        if entry is None or not set(names) <= entry.keys():
-            self._maps.pop(key, None)  # another process may have added columns since this one mapped it
+        with self._lock:
             entry = self._mapped(key)
             if entry is None or not set(names) <= entry.keys():
-                entry = self._fill(store, path, key, entry or {}, names)
+                self._maps.pop(key, None)  # another process may have added columns since this one mapped it
+                entry = self._mapped(key)
+                if entry is None or not set(names) <= entry.keys():
+                    entry = self._fill(store, path, key, entry or {}, names)
         return {name: entry[name] for name in names}
 
     def fill(self, store: Any, files: Sequence[Any], names: Sequence[str], progress: bool = False) -> int:

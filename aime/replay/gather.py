@@ -12,9 +12,11 @@ reading process (the trainer) copies the rows out of the node's frame cache, whi
 filled: the in-process sampler's cost, with the decoding still in the actors.
 
 It needs the frame cache, on the reader's node: where a sampler actor ran on another node, the reader
-finds no entry and decodes the episode itself (correct, slower). A plan whose file went away before
-it was read is drawn again as the sampler would (``WindowSampler.sample``): the same windows either
-way.
+finds no entry and decodes the episode itself (correct, slower). The windows are those of the
+default stream, except where a planned file went away before it was read (evicted, and not in the
+cache): the reader then draws that batch again from the store as it is now (``WindowSampler.sample``),
+where a sampler actor would have drawn its block again; the data stays correct, its order is not that
+of a run in which the file stayed.
 """
 
 from __future__ import annotations

@@ -137,6 +137,8 @@ class WindowSampler:
         """The columns of planned windows (N = len(windows)); raises OSError / ArrowException for a
         file that went away since (``sample`` then draws again)."""
         with_concepts = "concepts" in self.columns
+        if with_concepts:
+            self.refresh()  # the store's concept names (a reader of plans may not have listed it yet)
         stored = [name for name in self.columns if name != "concepts"]
         arrays = read_windows(self.store, windows, self.seq_len, self._read_columns(), cache=self.frame_cache)
         out = {name: arrays[name] for name in stored}

@@ -103,3 +103,31 @@ def test_eval_mode_passes_windows_of_any_length(tiny_cfg):
     assert out.open_loop is None and "prediction/overshoot" not in model.losses(out, batch).components
     with pytest.raises(ValueError, match="overshoot_context"):
         model.train()(batch["obs"], batch["action"], batch["is_first"])
+
+
+def test_a_frozen_tokenizer_stays_frozen_under_the_open_loop_loss(tiny_cfg):
+    """The imagined steps run perception in eval mode and then restore each part's own mode: a
+    tokenizer frozen by a training stage stays in eval and its codebook does not move."""
+    torch.manual_seed(0)
+    model = WorldModel(with_overshoot(tiny_cfg))
+    model.freeze("perception.tokenizer")
+    batch = moving_squares(tiny_cfg, batch=2, steps=8)
+    before = {k: v.clone() for k, v in model.perception.tokenizer.named_buffers()}
+    for _ in range(2):
+        model(batch["obs"], batch["action"], batch["is_first"])
+        assert not model.perception.tokenizer.training and model.perception.bottleneck.training
+    assert all(torch.equal(v, before[k]) for k, v in model.perception.tokenizer.named_buffers())
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("overshoot", -1.0, "overshoot must be >= 0"),
+        ("overshoot_steps", 0, "overshoot_steps must be >= 1"),
+        ("overshoot_context", 0, "overshoot_context must be >= 1"),
+        ("overshoot_starts", 0, "overshoot_starts must be >= 1"),
+    ],
+)
+def test_bad_settings_name_the_key(tiny_cfg, key, value, message):
+    with pytest.raises(ValueError, match=message):
+        dataclasses.replace(tiny_cfg.loss, **{key: value})
