@@ -104,6 +104,7 @@ def dream(model: WorldModel, start: DreamStart, future_action: Tensor, temperatu
     B, Hn = future_action.shape[:2]
     state, frames = start.state, start.frames
     perceiving = _Perceiving(model, start.frames, start.reset) if model.perception is not None else None
+    keep = _keep(model)  # past frames the next step needs
     c_prev, z_prev, a_prev, slot_maps = start.context, start.z, start.action, start.slot_maps
     out = []
     for k in range(Hn):
@@ -115,7 +116,7 @@ def dream(model: WorldModel, start: DreamStart, future_action: Tensor, temperatu
         if k + 1 == Hn:  # what follows only prepares a frame nobody asked for
             break
         frame = model.likelihood.mean(params[:, 0])  # (B, 3, S, S) in [-1, 1]
-        frames = torch.cat([frames[:, -_keep(model) :], frame.unsqueeze(1)], dim=1)  # the recent past
+        frames = torch.cat([frames[:, -keep:], frame.unsqueeze(1)], dim=1)  # the recent past
         c = c_prev[:, :0] if perceiving is None else perceiving.add(frames)
         attention_state = z[:, :0]
         if model.attention is not None:

@@ -21,6 +21,8 @@ of a run in which the file stayed.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pyarrow as pa
 import torch
@@ -52,8 +54,6 @@ class GatherWindows(NumpyBatchCollateFn):
     prefetch threads: the reads only copy from read-only maps, and a re-draw takes a lock."""
 
     def __init__(self, sampler: WindowSampler):
-        import threading
-
         self.sampler = sampler
         self._lock = threading.Lock()
 

@@ -137,11 +137,10 @@ class WindowSampler:
         """The columns of planned windows (N = len(windows)); raises OSError / ArrowException for a
         file that went away since (``sample`` then draws again)."""
         with_concepts = "concepts" in self.columns
-        if with_concepts:
-            self.refresh()  # the store's concept names (a reader of plans may not have listed it yet)
-        stored = [name for name in self.columns if name != "concepts"]
+        if with_concepts and self._refreshed_at == -np.inf:
+            self.refresh()  # the store's concept names: a reader of plans may never have listed it
         arrays = read_windows(self.store, windows, self.seq_len, self._read_columns(), cache=self.frame_cache)
-        out = {name: arrays[name] for name in stored}
+        out = {name: arrays[name] for name in self.columns if name != "concepts"}
         if with_concepts:
             concept_columns = [CONCEPT_PREFIX + c for c in self.concept_names]
             concepts = [arrays[c] for c in concept_columns]
@@ -170,8 +169,9 @@ class WindowSampler:
 
     def _warm(self, windows: list[Window]) -> list[Window]:
         if self.frame_cache is not None:
+            names = self._read_columns()
             for window in {w.path: w for w in windows}.values():  # one per file
-                self.frame_cache.columns(self.store, window.path, window.identity, self._read_columns())
+                self.frame_cache.columns(self.store, window.path, window.identity, names)
         return windows
 
     def _plan(self, ids: np.ndarray, attempt: int) -> list[Window]:
