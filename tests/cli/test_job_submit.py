@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -70,7 +71,7 @@ def ray_head(tmp_path):
         *(f"--{name}={port}" for name, port in ports.items()),
     ]  # fmt: skip
     with open(log, "wb") as out:
-        head = subprocess.Popen(command, env=env, stdout=out, stderr=out)
+        head = subprocess.Popen(command, env=env, stdout=out, stderr=out, start_new_session=True)
     url = f"http://127.0.0.1:{dashboard}"
     try:
         _wait_for_dashboard(url, head, log)
@@ -79,9 +80,38 @@ def ray_head(tmp_path):
         assert refused.value.code in (401, 403)
         yield url, env
     finally:
-        head.terminate()
-        head.wait(timeout=60)
+        _stop(head)
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def _stop(head: subprocess.Popen) -> None:
+    """Stop the head and every process it started (its own session): SIGTERM to all at once, SIGKILL
+    to what is left after 5 s (a test cluster: nothing of it is kept). (SIGTERM to ``ray start --block``
+    alone stops them one by one, each after its own grace period: about 30 s.)"""
+    for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 30)):
+        try:
+            os.killpg(head.pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            head.poll()
+            if not _running_in_group(head.pid):
+                return
+            time.sleep(0.2)
+
+
+def _running_in_group(group: int) -> bool:
+    """Whether a process of process group ``group`` still runs (zombies waiting for a parent's wait()
+    do not count)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # after "pid (comm)": state ppid pgrp ...
+        except OSError:
+            continue
+        if int(fields[2]) == group and fields[0] != "Z":
+            return True
+    return False
 
 
 def _submit(url: str, env: dict[str, str], *entrypoint: str) -> str:

@@ -117,7 +117,7 @@ def test_a_trial_that_fails_once_is_retried_and_the_sweep_finishes(store, ray_lo
 
 def test_an_interrupted_sweep_resumes_without_rerunning_finished_trials(store, ray_local, tmp_path):
     results = tmp_path / "sweeps"
-    grid = "space.model.optim.lr={grid: [1.0e-3, 2.0e-3, 3.0e-3]}"
+    grid = "space.model.optim.lr={grid: [1.0e-3, 3.0e-3]}"
     command = [sys.executable, "-m", "aime.cli.main", "tune", "--config", "lr"]
     command += _args(store, results, grid, "samples=1", "scheduler.name=none")
     env = dict(os.environ, RAY_ADDRESS="", PYTHONUNBUFFERED="1")
@@ -126,7 +126,7 @@ def test_an_interrupted_sweep_resumes_without_rerunning_finished_trials(store, r
     try:
         deadline = time.monotonic() + 400
         assert driver.stdout is not None
-        while len(done) < 2 and time.monotonic() < deadline:
+        while not done and time.monotonic() < deadline:  # killed once the first trial finished
             line = driver.stdout.readline()
             if not line:
                 break
@@ -135,14 +135,14 @@ def test_an_interrupted_sweep_resumes_without_rerunning_finished_trials(store, r
     finally:
         driver.send_signal(signal.SIGKILL)
         driver.wait(timeout=60)
-    assert len(done) == 2, done
+    assert len(done) == 1, done
     experiment = _experiment(results)
     finished = {t: (experiment / "trials" / t / "metrics.jsonl").read_text() for t in done}
     assert main(["tune", "--resume", str(experiment), "--no-progress"]) == 0
     for trial, metrics in finished.items():  # not rerun: their records are exactly as they were
         assert (experiment / "trials" / trial / "metrics.jsonl").read_text() == metrics
     rows = (experiment / "results.csv").read_text().splitlines()[1:]
-    assert len(rows) == 3 and all(",finished," in row for row in rows), rows
+    assert len(rows) == 2 and all(",finished," in row for row in rows), rows
 
 
 def test_a_sweep_on_shared_storage_keeps_everything_there_and_resumes_from_there(
