@@ -58,7 +58,7 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     step = read_meta(checkpoint.path, checkpoint.filesystem)["step"] if checkpoint is not None else 0
     # The stream depends only on the step it starts from: its first batch arrives while the engine builds.
     batches = FirstBatchPrefetch(iter(replay_batches(cfg, first_step=step, rank=rank, world_size=world)))
-    engine, optimizer = build_engine(cfg, device, world)
+    engine, optimizer = build_engine(cfg, device, world, clock=clock)
     clock.mark("engine")
     _remove_stale_saves(cfg.run_id, rank)
     # The tokenizer stage has one task: nothing to balance.
@@ -180,13 +180,20 @@ class TrainLoop:
 
 
 def build_engine(
-    cfg: Config, device: torch.device, world_size: int, *, zero_overrides: dict[str, Any] | None = None
+    cfg: Config,
+    device: torch.device,
+    world_size: int,
+    *,
+    zero_overrides: dict[str, Any] | None = None,
+    clock: StartupClock | None = None,
 ) -> tuple[Any, torch.optim.Optimizer]:
     """The WorldModel, AdamW over its parameter groups and the lr schedule, in a DeepSpeed engine.
 
     Collective: every rank calls it (``torch.distributed`` already initialised). ``zero_overrides``
     are merged into the config's ``zero_optimization`` (tests use it to make ZeRO-3 partition even the
-    tiny model's parameters). Returns the engine and the torch optimizer (its groups carry the lr).
+    tiny model's parameters). ``clock`` gets a "model" mark once the model is on the device (its
+    first CUDA use there), before the optimizer and DeepSpeed. Returns the engine and the torch
+    optimizer (its groups carry the lr).
     """
     import deepspeed
 
@@ -199,6 +206,8 @@ def build_engine(
     model = WorldModel(cfg.model, reduce=all_reduce_mean).to(device)
     prepare_model(model, cfg)  # the stage's frozen components and loaded tokenizer, before the optimizer
     model.compile_rollout(resolve_compile_rollout(t, device.type == "cuda"))  # type: ignore[arg-type]
+    if clock is not None:
+        clock.mark("model")
     optimizer, schedule = build_optimizer(model, cfg)
     bf16 = resolve_bf16(t, device.type == "cuda")
     config = deepspeed_config(t, grad_clip=cfg.model.optim.grad_clip, world_size=world_size, bf16=bf16)
