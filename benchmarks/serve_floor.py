@@ -12,7 +12,7 @@ client sending requests back to back (keep-alive), after a warm-up:
   through its handle and answers with what it returns.
 
 Each for ``GET /noop`` and for ``POST /echo`` with a body the size of aime's /v1/imagine request (5
-base64 PNGs of 64x64 noise and the actions, about 90 KB) answered with a few bytes, so the body's
+base64 PNGs of 64x64 noise and the actions, about 84 KB) answered with a few bytes, so the body's
 trip through the proxy counts too. The rows alternate ``--repeats`` times (median and spread).
 ``serve_two``'s p50 is a floor under aime's overhead: no model and no request handling make it.
 """
@@ -113,8 +113,17 @@ def start_uvicorn(folder: str) -> tuple[subprocess.Popen, str]:
     command += ["--log-level", "warning"]
     server = subprocess.Popen(command, cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    wait_until_up(url)
+    try:
+        wait_until_up(url)
+    except BaseException:
+        stop(server)
+        raise
     return server, url
+
+
+def stop(server: subprocess.Popen) -> None:
+    server.terminate()
+    server.wait(timeout=10)
 
 
 def deploy_serve(two: bool, port: int) -> str:
@@ -172,10 +181,10 @@ def main() -> None:
     rows: dict[str, list[dict[str, Any]]] = {"uvicorn": [], "serve_one": [], "serve_two": []}
     with tempfile.TemporaryDirectory() as folder:
         server, uvicorn_url = start_uvicorn(folder)
-        ray.init(address="local", include_dashboard=False, log_to_driver=False)
-        port = free_port()
-        serve.start(http_options={"host": "127.0.0.1", "port": port})
         try:
+            ray.init(address="local", include_dashboard=False, log_to_driver=False)
+            port = free_port()
+            serve.start(http_options={"host": "127.0.0.1", "port": port})
             for _ in range(args.repeats):
                 for name in rows:
                     url = uvicorn_url if name == "uvicorn" else deploy_serve(name == "serve_two", port)
@@ -188,7 +197,7 @@ def main() -> None:
                     if name != "uvicorn":
                         serve.delete("floor")
         finally:
-            server.terminate()
+            stop(server)
             serve.shutdown()
             ray.shutdown()
     summary = {
