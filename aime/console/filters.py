@@ -7,7 +7,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from aime.console.noise import NOISE, filtering, keep
+from aime.console.noise import NOISE, filtering, keep, split_known_blocks
 
 _WRAPPED = "_aime_drops_noise"
 
@@ -70,7 +70,10 @@ def drop_forwarded_noise() -> None:
 def _dropping_noise(handler: Callable[..., None]) -> Callable[..., None]:
     def handle(batch: dict[str, Any], **kwargs: Any) -> None:
         lines = []
-        for line in batch.get("lines", []):
+        remaining, blocks = split_known_blocks(list(batch.get("lines", [])))
+        for line in blocks:
+            keep(f"({batch.get('pid', '?')}) {line}")
+        for line in remaining:
             if NOISE.search(line):
                 keep(f"({batch.get('pid', '?')}) {line}")
             else:

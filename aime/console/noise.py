@@ -25,9 +25,54 @@ KNOWN_NOISE: tuple[tuple[str, str], ...] = (
     ("Ray Data, every dataset", r"Progress bars disabled\. To enable|Dataset \S+ execution finished in"),
     ("Ray Train's dataset manager", r"ExecutionOptions\.exclude_resources|self\.exclude_resources = "),
     ("Ray Train, every report", r"Reporting training result \d+: TrainingReport"),
+    ("Ray Train, every checkpoint of a Tune trial", r"Checkpoint successfully created at: Checkpoint\("),
+    ("Ray Tune, every sweep's end", r"Wrote the latest version of all result files and experiment state"),
     ("Ray's raylet, many small actors", r"PYTHON worker processes have been started on node"),
 )
 NOISE = re.compile("|".join(f"(?:{pattern})" for _, pattern in KNOWN_NOISE))
+
+# Multi-line messages, dropped whole: (where it comes from, its first line, a line only it has, its
+# last line). Any other traceback is kept, line for line.
+KNOWN_BLOCKS: tuple[tuple[str, str, str, str], ...] = (
+    (
+        # Ray's SIGTERM handler raises SystemExit; landing in a weakref callback, Python prints it.
+        "Ray, an idle actor stopped with SIGTERM (a Tune trial at the end of a sweep)",
+        r"^Exception ignored in: ",
+        r", in sigterm_handler$",
+        r"^SystemExit: \d+$",
+    ),
+)
+_BLOCK_LINES = 40  # the most lines one block may span
+
+
+def split_known_blocks(lines: list[str]) -> tuple[list[str], list[str]]:
+    """``lines`` without the KNOWN_BLOCKS they hold, and the lines of those blocks (in order)."""
+    kept: list[str] = []
+    dropped: list[str] = []
+    i = 0
+    while i < len(lines):
+        end = _block_end(lines, i)
+        if end is None:
+            kept.append(lines[i])
+            i += 1
+        else:
+            dropped.extend(lines[i : end + 1])
+            i = end + 1
+    return kept, dropped
+
+
+def _block_end(lines: list[str], start: int) -> int | None:
+    """The index of the last line of the known block starting at ``start``, or None."""
+    for _, first, marker, last in KNOWN_BLOCKS:
+        if not re.search(first, lines[start]):
+            continue
+        window = lines[start : start + _BLOCK_LINES]
+        for offset, line in enumerate(window[1:], 1):
+            if re.search(last, line.rstrip()):
+                if any(re.search(marker, w.rstrip()) for w in window[1:offset]):
+                    return start + offset
+                break
+    return None
 
 _enabled = True
 _lock = threading.Lock()

@@ -16,6 +16,7 @@ pushes, and removes it.
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from dataclasses import replace
@@ -93,6 +94,9 @@ def _run(sweep: SweepConfig, local: Path, remote: str | None, *, resume: bool, p
         push(local, skip=NOT_PUSHED)
     replay_root = base.replay.root or prepare_replay(base, location, progress)
     run = trainable(sweep, location, replay_root)
+    # Tune's newer console output prints an experiment box and a TensorBoard hint even at verbose=0;
+    # its legacy reporter at verbose=0 prints nothing, and aime prints its own line per trial.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     lines = trial_lines(sweep.metric, base.train.steps, sweep.total_trials()) if progress else None
     fs, fs_path = resolve_filesystem(location) if remote else (None, location)
     state = f"{fs_path}/{TUNE_DIR}"

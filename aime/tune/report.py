@@ -34,7 +34,8 @@ class SweepReport:
 
     def lines(self) -> list[str]:
         name = self.experiment_dir.rstrip("/").rsplit("/", 1)[-1]
-        out = [f"sweep {name}: {len(self.rows)} trials, best first by {self.metric}"]
+        trials = f"{len(self.rows)} trial" + ("" if len(self.rows) == 1 else "s")
+        out = [f"sweep {name}: {trials}, best first by {self.metric}"]
         for row in self.rows:
             values = ", ".join(f"{k}={v}" for k, v in row["params"].items()) or "(base config)"
             best = "n/a" if row["best"] is None else f"{row['best']:.3f}"

@@ -34,3 +34,46 @@ def test_minus_v_installs_no_filter(monkeypatch):
         quiet_known_noise()
         warnings.warn(INDUCTOR_NOTE, UserWarning, stacklevel=1)
     assert [str(w.message) for w in shown] == [INDUCTOR_NOTE]
+
+
+SIGTERM_TRACEBACK = [
+    "Exception ignored in: <function WeakSet.__init__.<locals>._remove at 0x7f7dd1f02480>",
+    "Traceback (most recent call last):",
+    '  File "/usr/lib/python3.11/_weakrefset.py", line 39, in _remove',
+    "    def _remove(item, selfref=ref(self)):",
+    "",
+    '  File "/venv/lib/python3.11/site-packages/ray/_private/worker.py", line 1063, in sigterm_handler',
+    "    raise_sys_exit_with_custom_error_message(",
+    '  File "python/ray/_raylet.pyx", line 712, in ray._raylet.raise_sys_exit_with_custom_error_message',
+    "SystemExit: 1",
+]
+OTHER_TRACEBACK = [
+    "Exception ignored in: <function Foo.__del__ at 0x7f00>",
+    "Traceback (most recent call last):",
+    '  File "/work/foo.py", line 3, in __del__',
+    "SystemExit: 1",
+]
+
+
+def test_forwarded_worker_output_drops_the_known_sigterm_traceback_whole_and_keeps_it(monkeypatch):
+    from aime.console.filters import _dropping_noise
+
+    monkeypatch.setattr("aime.console.noise._log_path", None)
+    held: list[str] = []
+    monkeypatch.setattr("aime.console.noise._held", held)
+    printed: list[str] = []
+    handle = _dropping_noise(lambda batch, **kwargs: printed.extend(batch["lines"]))
+    lines = [
+        "step 4 done",
+        *SIGTERM_TRACEBACK,
+        *OTHER_TRACEBACK,
+        "Token authentication is enabled for this Ray cluster",
+    ]
+    handle({"pid": 42, "lines": lines})
+    # Another traceback that merely looks alike, and every line around, reach the console.
+    assert printed == ["step 4 done", *OTHER_TRACEBACK]
+    assert held == [f"(42) {line}\n" for line in [*SIGTERM_TRACEBACK, lines[-1]]]
+    # A block cut short (its last line in a later batch) is not dropped: nothing is lost.
+    printed.clear()
+    handle({"pid": 42, "lines": SIGTERM_TRACEBACK[:-1]})
+    assert printed == SIGTERM_TRACEBACK[:-1]

@@ -48,6 +48,7 @@ def test_asha_stops_weak_trials_and_the_best_config_reproduces(store, ray_local,
     assert main(["tune", "--config", "lr", *_args(store, tmp_path / "sweeps", lrs, "samples=1")]) == 0
     printed = capsys.readouterr().out
     assert printed.count(" done: ") == 3 and "best config:" in printed
+    assert "Configuration for experiment" not in printed and "tensorboard --logdir" not in printed  # Tune's
     experiment = _experiment(tmp_path / "sweeps")
     rows = (experiment / "results.csv").read_text().splitlines()
     assert len(rows) == 4 and rows[0].startswith("rank,trial_id,status")
