@@ -7,7 +7,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from aime.console.noise import NOISE, filtering, keep, split_known_blocks
+from aime.console.noise import NOISE, filtering, in_known_blocks, keep
 
 _WRAPPED = "_aime_drops_noise"
 
@@ -70,11 +70,9 @@ def drop_forwarded_noise() -> None:
 def _dropping_noise(handler: Callable[..., None]) -> Callable[..., None]:
     def handle(batch: dict[str, Any], **kwargs: Any) -> None:
         lines = []
-        remaining, blocks = split_known_blocks(list(batch.get("lines", [])))
-        for line in blocks:
-            keep(f"({batch.get('pid', '?')}) {line}")
-        for line in remaining:
-            if NOISE.search(line):
+        raw = list(batch.get("lines", []))
+        for line, in_block in zip(raw, in_known_blocks(raw), strict=True):
+            if in_block or NOISE.search(line):
                 keep(f"({batch.get('pid', '?')}) {line}")
             else:
                 lines.append(line)

@@ -43,36 +43,46 @@ KNOWN_BLOCKS: tuple[tuple[str, str, str, str], ...] = (
     ),
 )
 _BLOCK_LINES = 40  # the most lines one block may span
+# Inside a traceback: its header, an indented frame or source line, a blank line.
+_TRACEBACK_LINE = re.compile(r"^(Traceback \(most recent call last\):|\s|$)")
 
 
-def split_known_blocks(lines: list[str]) -> tuple[list[str], list[str]]:
-    """``lines`` without the KNOWN_BLOCKS they hold, and the lines of those blocks (in order)."""
-    kept: list[str] = []
-    dropped: list[str] = []
+def in_known_blocks(lines: list[str]) -> list[bool]:
+    """For each of ``lines``, whether it belongs to one of the KNOWN_BLOCKS (the order is kept)."""
+    marked = [False] * len(lines)
     i = 0
     while i < len(lines):
         end = _block_end(lines, i)
         if end is None:
-            kept.append(lines[i])
             i += 1
         else:
-            dropped.extend(lines[i : end + 1])
+            marked[i : end + 1] = [True] * (end + 1 - i)
             i = end + 1
-    return kept, dropped
+    return marked
 
 
 def _block_end(lines: list[str], start: int) -> int | None:
-    """The index of the last line of the known block starting at ``start``, or None."""
+    """The index of the last line of the known block starting at ``start``, or None.
+
+    The scan stops at the first line that is neither a traceback's nor the block's last line (so a
+    message or another block after an unrelated traceback is never taken in), and a block must hold
+    its marker line between its first and last line.
+    """
     for _, first, marker, last in KNOWN_BLOCKS:
         if not re.search(first, lines[start]):
             continue
-        window = lines[start : start + _BLOCK_LINES]
-        for offset, line in enumerate(window[1:], 1):
-            if re.search(last, line.rstrip()):
-                if any(re.search(marker, w.rstrip()) for w in window[1:offset]):
+        seen_marker = False
+        for offset in range(1, min(_BLOCK_LINES, len(lines) - start)):
+            line = lines[start + offset].rstrip()
+            if re.search(last, line):
+                if seen_marker:
                     return start + offset
                 break
+            if not _TRACEBACK_LINE.match(line):
+                break
+            seen_marker = seen_marker or bool(re.search(marker, line))
     return None
+
 
 _enabled = True
 _lock = threading.Lock()

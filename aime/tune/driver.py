@@ -34,8 +34,7 @@ from aime.tune.trial import trainable
 
 SWEEP_FILE = "sweep.yaml"
 TUNE_DIR = "tune"
-
-
+NEW_OUTPUT = "RAY_AIR_NEW_OUTPUT"  # Tune's console: "0" is its legacy reporter
 NOT_STAGED = ("replay", "tune", "checkpoints")  # what the driver never pulls from a shared experiment
 NOT_PUSHED = ("replay", "tune", "trials")  # written there by the collectors, Tune and the trials
 
@@ -94,9 +93,6 @@ def _run(sweep: SweepConfig, local: Path, remote: str | None, *, resume: bool, p
         push(local, skip=NOT_PUSHED)
     replay_root = base.replay.root or prepare_replay(base, location, progress)
     run = trainable(sweep, location, replay_root)
-    # Tune's newer console output prints an experiment box and a TensorBoard hint even at verbose=0;
-    # its legacy reporter at verbose=0 prints nothing, and aime prints its own line per trial.
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     lines = trial_lines(sweep.metric, base.train.steps, sweep.total_trials()) if progress else None
     fs, fs_path = resolve_filesystem(location) if remote else (None, location)
     state = f"{fs_path}/{TUNE_DIR}"
@@ -132,13 +128,28 @@ def _run(sweep: SweepConfig, local: Path, remote: str | None, *, resume: bool, p
                 verbose=0,
             ),
         )
-    grid = tuner.fit()
+    grid = _fit_quietly(tuner)
     if not remote:
         return write_report(grid, sweep, local, replay_root)
     pull(remote, skip=NOT_STAGED)  # the trials' records, for the report (no checkpoints, no episodes)
     report = write_report(grid, sweep, local, replay_root, location=remote)
     push(local, skip=NOT_PUSHED)
     return report
+
+
+def _fit_quietly(tuner: Any) -> Any:
+    """``tuner.fit()`` with Tune's legacy console (unless the user chose one), restored afterwards.
+
+    Tune's newer console output prints an experiment box and a TensorBoard hint even at verbose=0;
+    its legacy reporter at verbose=0 prints nothing, and aime prints its own line per trial.
+    """
+    chosen = os.environ.get(NEW_OUTPUT)
+    os.environ[NEW_OUTPUT] = chosen or "0"
+    try:
+        return tuner.fit()
+    finally:
+        if chosen is None:
+            os.environ.pop(NEW_OUTPUT, None)
 
 
 def prepare_replay(base: Config, experiment: str, progress: bool) -> str:

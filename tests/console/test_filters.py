@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import warnings
 
+import pytest
+
 from aime.console import quiet_known_noise
 
 INDUCTOR_NOTE = (
@@ -55,7 +57,18 @@ OTHER_TRACEBACK = [
 ]
 
 
-def test_forwarded_worker_output_drops_the_known_sigterm_traceback_whole_and_keeps_it(monkeypatch):
+UNRELATED_TRACEBACK = [  # no SystemExit at its end: the scan must not run on into the next block
+    "Exception ignored in: <function Bar.__del__ at 0x7f01>",
+    "Traceback (most recent call last):",
+    '  File "/work/bar.py", line 9, in __del__',
+    "ValueError: closed twice",
+]
+TOKEN_NOTE = "Token authentication is enabled for this Ray cluster"
+
+
+@pytest.fixture
+def forwarded(monkeypatch):
+    """A wrapped worker-output handler, what it printed and what it kept (held: no run directory)."""
     from aime.console.filters import _dropping_noise
 
     monkeypatch.setattr("aime.console.noise._log_path", None)
@@ -63,17 +76,30 @@ def test_forwarded_worker_output_drops_the_known_sigterm_traceback_whole_and_kee
     monkeypatch.setattr("aime.console.noise._held", held)
     printed: list[str] = []
     handle = _dropping_noise(lambda batch, **kwargs: printed.extend(batch["lines"]))
-    lines = [
-        "step 4 done",
-        *SIGTERM_TRACEBACK,
-        *OTHER_TRACEBACK,
-        "Token authentication is enabled for this Ray cluster",
-    ]
+    return handle, printed, held
+
+
+def test_forwarded_worker_output_drops_the_known_sigterm_traceback_whole_and_keeps_it(forwarded):
+    handle, printed, held = forwarded
+    lines = ["step 4 done", TOKEN_NOTE, *SIGTERM_TRACEBACK, *OTHER_TRACEBACK, TOKEN_NOTE]
     handle({"pid": 42, "lines": lines})
     # Another traceback that merely looks alike, and every line around, reach the console.
     assert printed == ["step 4 done", *OTHER_TRACEBACK]
-    assert held == [f"(42) {line}\n" for line in [*SIGTERM_TRACEBACK, lines[-1]]]
+    # console.log gets the dropped lines in the order the worker wrote them.
+    assert held == [f"(42) {line}\n" for line in [TOKEN_NOTE, *SIGTERM_TRACEBACK, TOKEN_NOTE]]
     # A block cut short (its last line in a later batch) is not dropped: nothing is lost.
     printed.clear()
     handle({"pid": 42, "lines": SIGTERM_TRACEBACK[:-1]})
     assert printed == SIGTERM_TRACEBACK[:-1]
+
+
+def test_an_unrelated_traceback_before_the_known_block_is_never_swallowed(forwarded):
+    handle, printed, held = forwarded
+    handle({"pid": 7, "lines": [*UNRELATED_TRACEBACK, "step 5 done", *SIGTERM_TRACEBACK]})
+    assert printed == [*UNRELATED_TRACEBACK, "step 5 done"]
+    assert held == [f"(7) {line}\n" for line in SIGTERM_TRACEBACK]
+    # Nor is a message between the known block's first line and its end taken in.
+    printed.clear()
+    cut = [*SIGTERM_TRACEBACK[:3], "step 6 done", *SIGTERM_TRACEBACK[3:]]
+    handle({"pid": 7, "lines": cut})
+    assert printed == cut

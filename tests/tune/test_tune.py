@@ -45,10 +45,12 @@ def _experiment(results: Path) -> Path:
 def test_asha_stops_weak_trials_and_the_best_config_reproduces(store, ray_local, tmp_path, capsys):
     # Descending learning rates: after two steps each later trial trails, and ASHA stops it at its rung.
     lrs = "space.model.optim.lr={grid: [3.0e-3, 1.0e-4, 1.0e-6]}"
+    outside = os.environ.get("RAY_AIR_NEW_OUTPUT")
     assert main(["tune", "--config", "lr", *_args(store, tmp_path / "sweeps", lrs, "samples=1")]) == 0
     printed = capsys.readouterr().out
     assert printed.count(" done: ") == 3 and "best config:" in printed
     assert "Configuration for experiment" not in printed and "tensorboard --logdir" not in printed  # Tune's
+    assert os.environ.get("RAY_AIR_NEW_OUTPUT") == outside  # Tune's console chosen for the sweep only
     experiment = _experiment(tmp_path / "sweeps")
     rows = (experiment / "results.csv").read_text().splitlines()
     assert len(rows) == 4 and rows[0].startswith("rank,trial_id,status")
