@@ -15,6 +15,12 @@ Each for ``GET /noop`` and for ``POST /echo`` with a body the size of aime's /v1
 base64 PNGs of 64x64 noise and the actions, about 84 KB) answered with a few bytes, so the body's
 trip through the proxy counts too. The rows alternate ``--repeats`` times (median and spread).
 ``serve_two``'s p50 is a floor under aime's overhead: no model and no request handling make it.
+
+``serve_one_direct`` and ``serve_two_direct`` are the same two layouts with Serve's direct ingress,
+as ``aime serve --direct-port`` runs it (``aime/serve/direct_ingress.py``): the client talks to the
+ingress replica's own HTTP server, no proxy between, and the handle call goes over gRPC. Serve reads
+its mode when it starts, so each mode's rows run in a process and a Ray of their own; the modes
+alternate ``--repeats`` times.
 """
 
 # No ``from __future__ import annotations``: Serve pickles the deployment classes by value, and
@@ -36,6 +42,9 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 import numpy as np  # noqa: E402
 from fastapi import FastAPI, Request  # noqa: E402
 
+from aime.serve.direct_ingress import direct_ingress_env  # noqa: E402
+
+MODES = ("proxy", "direct")  # Serve's default path through its proxy; direct ingress
 APP_SOURCE = """
 from fastapi import FastAPI, Request
 app = FastAPI()
@@ -126,8 +135,9 @@ def stop(server: subprocess.Popen) -> None:
     server.wait(timeout=10)
 
 
-def deploy_serve(two: bool, port: int) -> str:
-    """The no-op app as one Serve ingress (``two``: calling a no-op deployment through its handle)."""
+def deploy_serve(two: bool, url: str) -> None:
+    """The no-op app as one Serve ingress (``two``: calling a no-op deployment through its handle),
+    answering at ``url`` once up."""
     from ray import serve
 
     api = FastAPI()
@@ -158,9 +168,47 @@ def deploy_serve(two: bool, port: int) -> str:
 
     app = NoopIngress.bind(NoopModel.bind()) if two else NoopIngress.bind()  # type: ignore[attr-defined]
     serve.run(app, name="floor", route_prefix="/")
-    url = f"http://127.0.0.1:{port}"
     wait_until_up(url)
-    return url
+
+
+def measure(url: str, requests: int, body: bytes) -> dict[str, dict[str, float]]:
+    return {"get": latencies(url, requests, None), "post": latencies(url, requests, body)}
+
+
+def measure_mode(mode: str, requests: int) -> dict[str, dict[str, dict[str, float]]]:
+    """One pass over ``mode``'s rows, in a Ray of its own (Serve reads its mode when it starts)."""
+    import tempfile
+
+    import ray
+    from ray import serve
+
+    body = echo_body()
+    rows = {}
+    direct_port = free_port()
+    if mode == "direct":
+        os.environ.update(direct_ingress_env(direct_port))
+    with tempfile.TemporaryDirectory() as folder:
+        server = None
+        try:
+            if mode == "proxy":
+                server, uvicorn_url = start_uvicorn(folder)
+                rows["uvicorn"] = measure(uvicorn_url, requests, body)
+            ray.init(address="local", include_dashboard=False, log_to_driver=False)
+            port = free_port()
+            serve.start(http_options={"host": "127.0.0.1", "port": port})
+            url = f"http://127.0.0.1:{direct_port if mode == 'direct' else port}"
+            for two in (False, True):
+                deploy_serve(two, url)
+                rows[("serve_two" if two else "serve_one") + ("_direct" if mode == "direct" else "")] = (
+                    measure(url, requests, body)
+                )
+                serve.delete("floor")
+        finally:
+            if server is not None:
+                stop(server)
+            serve.shutdown()
+            ray.shutdown()
+    return rows
 
 
 def main() -> None:
@@ -170,36 +218,23 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", help="also write the JSON here")
+    parser.add_argument("--mode", choices=MODES, help=argparse.SUPPRESS)  # one pass, in a child
     args = parser.parse_args()
-    import tempfile
-
+    if args.mode:
+        print(json.dumps(measure_mode(args.mode, args.requests)))
+        return
     import ray
-    from ray import serve
 
     started = time.perf_counter()
-    body = echo_body()
-    rows: dict[str, list[dict[str, Any]]] = {"uvicorn": [], "serve_one": [], "serve_two": []}
-    with tempfile.TemporaryDirectory() as folder:
-        server, uvicorn_url = start_uvicorn(folder)
-        try:
-            ray.init(address="local", include_dashboard=False, log_to_driver=False)
-            port = free_port()
-            serve.start(http_options={"host": "127.0.0.1", "port": port})
-            for _ in range(args.repeats):
-                for name in rows:
-                    url = uvicorn_url if name == "uvicorn" else deploy_serve(name == "serve_two", port)
-                    rows[name].append(
-                        {
-                            "get": latencies(url, args.requests, None),
-                            "post": latencies(url, args.requests, body),
-                        }
-                    )
-                    if name != "uvicorn":
-                        serve.delete("floor")
-        finally:
-            stop(server)
-            serve.shutdown()
-            ray.shutdown()
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for _ in range(args.repeats):
+        for mode in MODES:  # alternating, each in a fresh process and Ray
+            command = [sys.executable, __file__, "--mode", mode, "--requests", str(args.requests)]
+            done = subprocess.run(command, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                raise SystemExit(f"serve_floor --mode {mode} failed:\n{done.stderr[-3000:]}")
+            for name, row in json.loads(done.stdout.strip().splitlines()[-1]).items():
+                rows.setdefault(name, []).append(row)
     summary = {
         name: {
             f"{method}_{stat}": {
@@ -216,7 +251,7 @@ def main() -> None:
         "benchmark": "serve_floor",
         "requests_per_cell": args.requests,
         "repeats": args.repeats,
-        "body_bytes": len(body),
+        "body_bytes": len(echo_body()),
         "summary": summary,
         "runs": rows,
         "whole_run_seconds": round(time.perf_counter() - started, 1),

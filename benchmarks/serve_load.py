@@ -43,6 +43,8 @@ WARM_UP_SECONDS = 1.5  # for each load process's warm-up request, before the cel
 import numpy as np  # noqa: E402
 from targets import check, only  # noqa: E402
 
+from aime.serve.direct_ingress import direct_ingress_env  # noqa: E402
+
 
 def untrained_checkpoint(preset: str, image_size: int, folder: Path) -> str:
     import torch
@@ -247,18 +249,38 @@ def measure_app(
     app = build_app(
         {"checkpoint": checkpoint, "num_gpus": args.num_gpus, "max_ongoing_requests": 2 * batch, **extra}
     )
-    serve.run(app, name=name, route_prefix=f"/{name}")
-    import httpx
+    prefix = "" if args.direct_ingress else f"/{name}"  # a replica's own port serves its app alone
+    serve.run(app, name=name, route_prefix=prefix or "/")
 
-    model = httpx.get(f"{base}/{name}/v1/model", timeout=60).json()
+    model = wait_for_model(f"{base}{prefix}/v1/model")
     out: dict[str, Any] = {"startup_seconds": time.perf_counter() - started, "model": model}
     for kind, body in requests.items():
-        url = f"{base}/{name}/v1/{kind}"
+        url = f"{base}{prefix}/v1/{kind}"
         out[kind] = [
             load(pool, args.load_processes, url, body, c, args.requests, args.seconds) for c in args.clients
         ]
     serve.delete(name)
     return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_model(url: str, seconds: float = 120) -> dict[str, Any]:
+    """GET /v1/model once the application answers (a direct-ingress port opens with its replica)."""
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return httpx.get(url, timeout=60).raise_for_status().json()
+        except httpx.HTTPError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def app_settings(batch: int, buckets: list[int], ingress_replicas: list[int]) -> dict[str, dict[str, Any]]:
@@ -318,10 +340,18 @@ def parse_args() -> argparse.Namespace:
         default=max(1, min(8, (os.cpu_count() or 1) // 4)),
         help="processes the clients are spread over (default: a quarter of the cores, 1 to 8)",
     )
+    parser.add_argument(
+        "--direct-ingress",
+        action="store_true",
+        help="send the requests straight to the ingress replica's own port (Serve's direct ingress, "
+        "as `aime serve --direct-port` runs it) rather than through Serve's proxy",
+    )
     parser.add_argument("--out", help="also write the JSON here")
     args = parser.parse_args()
     if args.load_processes < 1:
         parser.error(f"--load-processes must be >= 1, got {args.load_processes}")
+    if args.direct_ingress and args.ingress_replicas != [1]:
+        parser.error("--direct-ingress serves one ingress replica: leave --ingress-replicas at 1")
     return args
 
 
@@ -343,14 +373,14 @@ def main() -> None:
     }
     pool = start_load_processes(args.load_processes)
     setup_s = time.perf_counter() - started
+    port, direct_port = free_port(), free_port()
+    if args.direct_ingress:
+        os.environ.update(direct_ingress_env(direct_port))  # read by the Ray started next
     ray.init(num_cpus=max(4, os.cpu_count() or 1), include_dashboard=False)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     ray_and_serve_s = time.perf_counter() - started - setup_s
     settings = app_settings(batch, buckets, args.ingress_replicas)
-    base = f"http://127.0.0.1:{port}"
+    base = f"http://127.0.0.1:{direct_port if args.direct_ingress else port}"
     measured = {
         n: measure_app(n, extra, base, requests, checkpoint, args, pool) for n, extra in settings.items()
     }
@@ -378,6 +408,7 @@ def main() -> None:
             "image_size": info["image_size"],
             "preset": None if args.checkpoint else args.preset,
         },
+        "path": "direct ingress" if args.direct_ingress else "Serve's proxy",
         "floor_seconds": round(setup_s, 1),
         "serve_startup_seconds": round(startup_s, 1),
         "deploy_seconds": deploy_s,

@@ -29,6 +29,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--port", type=int, default=8000, help="HTTP port (default: 8000)")
     parser.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else a local Ray)")
     parser.add_argument(
+        "--direct-port",
+        type=int,
+        help="also answer on this port straight from the HTTP ingress replica (Ray Serve's direct "
+        "ingress): no proxy hop, the lowest latency; a local Ray and ingress_replicas=1 only",
+    )
+    parser.add_argument(
         "overrides", nargs="*", metavar="key=value", help="serving settings, e.g. max_batch_size=32"
     )
     parser.set_defaults(handler=run)
@@ -44,6 +50,26 @@ def serve_args(checkpoint: str, overrides: list[str]) -> dict:
     return args
 
 
+def _prepare_direct_ingress(args: argparse.Namespace, settings: dict) -> None:
+    """Refuse what direct ingress cannot do here, else set Serve's environment for the Ray we start."""
+    import os
+
+    from aime.serve.config import serve_config
+    from aime.serve.direct_ingress import check_port_free, direct_ingress_env
+
+    if args.address or os.environ.get("RAY_ADDRESS"):
+        raise ValueError(
+            "--direct-port needs a Ray that aime serve starts itself: Serve reads it when its "
+            "controller starts (unset --address and RAY_ADDRESS)"
+        )
+    if serve_config(settings).ingress_replicas != 1:
+        raise ValueError("--direct-port serves one ingress replica: set ingress_replicas=1")
+    if args.direct_port == args.port:
+        raise ValueError(f"--direct-port must differ from --port ({args.port}): Serve's proxy keeps it")
+    check_port_free(args.host, args.direct_port)
+    os.environ.update(direct_ingress_env(args.direct_port))
+
+
 def run(args: argparse.Namespace) -> int:
     from ray import serve
 
@@ -52,10 +78,13 @@ def run(args: argparse.Namespace) -> int:
     from aime.run.ray_init import check_shared_locations, init_ray, live_nodes
     from aime.serve.app import APP_NAME, build_app
 
+    settings = serve_args(args.checkpoint, args.overrides)
     try:
-        application = build_app(serve_args(args.checkpoint, args.overrides))  # bad keys fail before Ray
+        application = build_app(settings)  # bad keys fail before Ray
     except IncompleteCheckpointError as error:
         raise ValueError(str(error)) from None
+    if args.direct_port is not None:
+        _prepare_direct_ingress(args, settings)
     init_ray(RayConfig(), address=args.address)
     check_shared_locations(live_nodes(), {"checkpoint": args.checkpoint})  # replicas load it on any node
     logging.getLogger("ray.serve").setLevel(logging.WARNING)  # deployment chatter: aime prints the URL
@@ -63,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
     serve.run(application, name=APP_NAME, route_prefix="/", blocking=False)
     url = f"http://{args.host}:{args.port}"
     print(f"serving {args.checkpoint} at {url}  (API docs: {url}/docs; Ctrl-C stops)")
+    if args.direct_port is not None:
+        print(f"  and straight from the ingress replica at http://{args.host}:{args.direct_port}")
     try:
         while True:
             time.sleep(3600)

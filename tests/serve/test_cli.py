@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
+import pytest
 import yaml
 from serve_helpers import free_port, write_lens_pack
 
@@ -48,8 +50,9 @@ def test_the_serve_config_file_holds_valid_application_arguments():
     assert parsed.checkpoint == "results/RUN_ID" and parsed.max_batch_size == ServeConfig().max_batch_size
 
 
-def test_aime_serve_starts_on_loopback_and_stops_on_ctrl_c(trained_checkpoint, tmp_path):
-    port = free_port()
+@pytest.mark.parametrize("direct", [False, True], ids=["through-the-proxy", "direct-port-too"])
+def test_aime_serve_starts_on_loopback_and_stops_on_ctrl_c(trained_checkpoint, tmp_path, direct):
+    port, direct_port = free_port(), free_port()
     env = dict(os.environ, RAY_ADDRESS="", PYTHONUNBUFFERED="1")
     command = [
         sys.executable,
@@ -59,6 +62,7 @@ def test_aime_serve_starts_on_loopback_and_stops_on_ctrl_c(trained_checkpoint, t
         str(trained_checkpoint.parents[2]),
         "--port",
         str(port),
+        *(["--direct-port", str(direct_port)] if direct else []),
     ]
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path
@@ -76,6 +80,11 @@ def test_aime_serve_starts_on_loopback_and_stops_on_ctrl_c(trained_checkpoint, t
             lines[-20:]
         )
         assert httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=30).json() == {"status": "ready"}
+        if direct:  # the ingress replica itself answers on its port, the same application
+            lines.append(process.stdout.readline())  # printed right after the URL line
+            assert f"the ingress replica at http://127.0.0.1:{direct_port}" in "".join(lines)
+            model = httpx.get(f"http://127.0.0.1:{port}/v1/model", timeout=30).json()
+            assert httpx.get(f"http://127.0.0.1:{direct_port}/v1/model", timeout=30).json() == model
         process.send_signal(signal.SIGINT)
         out, _ = process.communicate(timeout=120)
     finally:
@@ -83,3 +92,20 @@ def test_aime_serve_starts_on_loopback_and_stops_on_ctrl_c(trained_checkpoint, t
             process.kill()
     assert process.returncode == 0, "".join(lines[-20:]) + out[-2000:]
     assert "stopping" in out
+
+
+def test_direct_port_refuses_what_it_cannot_serve(trained_checkpoint, capsys, monkeypatch):
+    run_dir = str(trained_checkpoint.parents[2])
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert main(["serve", run_dir, "--direct-port", "8000"]) == 2  # --port's default
+    assert "--direct-port must differ from --port (8000)" in capsys.readouterr().err
+    assert main(["serve", run_dir, "--direct-port", "8001", "ingress_replicas=2"]) == 2
+    assert "set ingress_replicas=1" in capsys.readouterr().err
+    assert main(["serve", run_dir, "--direct-port", "8001", "--address", "10.0.0.1:6379"]) == 2
+    assert "unset --address and RAY_ADDRESS" in capsys.readouterr().err
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        assert main(["serve", run_dir, "--direct-port", str(busy)]) == 2
+    assert f"--direct-port {busy} on 127.0.0.1 is not free" in capsys.readouterr().err
