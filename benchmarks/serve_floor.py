@@ -13,14 +13,16 @@ client sending requests back to back (keep-alive), after a warm-up:
 
 Each for ``GET /noop`` and for ``POST /echo`` with a body the size of aime's /v1/imagine request (5
 base64 PNGs of 64x64 noise and the actions, about 84 KB) answered with a few bytes, so the body's
-trip through the proxy counts too. The rows alternate ``--repeats`` times (median and spread).
+trip through the proxy counts too.
 ``serve_two``'s p50 is a floor under aime's overhead: no model and no request handling make it.
 
 ``serve_one_direct`` and ``serve_two_direct`` are the same two layouts with Serve's direct ingress,
 as ``aime serve --direct-port`` runs it (``aime/serve/direct_ingress.py``): the client talks to the
 ingress replica's own HTTP server, no proxy between, and the handle call goes over gRPC. Serve reads
-its mode when it starts, so each mode's rows run in a process and a Ray of their own; the modes
-alternate ``--repeats`` times.
+its mode when it starts, so each mode's rows run in a process and a Ray of their own (the proxy
+mode's with any ``RAY_SERVE_*`` mode variable of the caller's turned off); the modes alternate
+``--repeats`` times (median and spread). uvicorn is measured in the proxy mode's process before its
+Ray starts (before 2026-12-04 it was measured beside a running Ray).
 """
 
 # No ``from __future__ import annotations``: Serve pickles the deployment classes by value, and
@@ -45,6 +47,11 @@ from fastapi import FastAPI, Request  # noqa: E402
 from aime.serve.direct_ingress import direct_ingress_env  # noqa: E402
 
 MODES = ("proxy", "direct")  # Serve's default path through its proxy; direct ingress
+SERVE_DEFAULTS = {  # the proxy mode is Serve's default whatever the caller's environment says
+    "RAY_SERVE_THROUGHPUT_OPTIMIZED": "0",
+    "RAY_SERVE_ENABLE_DIRECT_INGRESS": "0",
+    "RAY_SERVE_USE_GRPC_BY_DEFAULT": "0",
+}
 APP_SOURCE = """
 from fastapi import FastAPI, Request
 app = FastAPI()
@@ -184,9 +191,8 @@ def measure_mode(mode: str, requests: int) -> dict[str, dict[str, dict[str, floa
 
     body = echo_body()
     rows = {}
-    direct_port = free_port()
-    if mode == "direct":
-        os.environ.update(direct_ingress_env(direct_port))
+    direct_port = free_port() if mode == "direct" else 0
+    os.environ.update(direct_ingress_env(direct_port) if mode == "direct" else SERVE_DEFAULTS)
     with tempfile.TemporaryDirectory() as folder:
         server = None
         try:

@@ -374,6 +374,8 @@ def main() -> None:
     pool = start_load_processes(args.load_processes)
     setup_s = time.perf_counter() - started
     port, direct_port = free_port(), free_port()
+    while direct_port == port:
+        direct_port = free_port()
     if args.direct_ingress:
         os.environ.update(direct_ingress_env(direct_port))  # read by the Ray started next
     ray.init(num_cpus=max(4, os.cpu_count() or 1), include_dashboard=False)

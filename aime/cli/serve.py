@@ -30,7 +30,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else a local Ray)")
     parser.add_argument(
         "--direct-port",
-        type=int,
+        type=_port,
         help="also answer on this port straight from the HTTP ingress replica (Ray Serve's direct "
         "ingress): no proxy hop, the lowest latency; a local Ray and ingress_replicas=1 only",
     )
@@ -38,6 +38,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "overrides", nargs="*", metavar="key=value", help="serving settings, e.g. max_batch_size=32"
     )
     parser.set_defaults(handler=run)
+
+
+def _port(text: str) -> int:
+    from aime.serve.direct_ingress import port_number
+
+    try:
+        return port_number(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def serve_args(checkpoint: str, overrides: list[str]) -> dict:
@@ -54,19 +63,24 @@ def _prepare_direct_ingress(args: argparse.Namespace, settings: dict) -> None:
     """Refuse what direct ingress cannot do here, else set Serve's environment for the Ray we start."""
     import os
 
+    import ray
+
     from aime.serve.config import serve_config
     from aime.serve.direct_ingress import check_port_free, direct_ingress_env
 
-    if args.address or os.environ.get("RAY_ADDRESS"):
-        raise ValueError(
-            "--direct-port needs a Ray that aime serve starts itself: Serve reads it when its "
-            "controller starts (unset --address and RAY_ADDRESS)"
-        )
-    if serve_config(settings).ingress_replicas != 1:
-        raise ValueError("--direct-port serves one ingress replica: set ingress_replicas=1")
     if args.direct_port == args.port:
         raise ValueError(f"--direct-port must differ from --port ({args.port}): Serve's proxy keeps it")
+    if serve_config(settings).ingress_replicas != 1:
+        raise ValueError("--direct-port serves one ingress replica: set ingress_replicas=1")
     check_port_free(args.host, args.direct_port)
+    needs = (
+        "--direct-port needs a Ray that aime serve starts itself (Serve reads it when its controller "
+        "starts)"
+    )
+    if args.address or os.environ.get("RAY_ADDRESS"):
+        raise ValueError(f"{needs}: unset --address and RAY_ADDRESS")
+    if ray.is_initialized():
+        raise ValueError(f"{needs}: this process already runs one")
     os.environ.update(direct_ingress_env(args.direct_port))
 
 
@@ -79,12 +93,12 @@ def run(args: argparse.Namespace) -> int:
     from aime.serve.app import APP_NAME, build_app
 
     settings = serve_args(args.checkpoint, args.overrides)
+    if args.direct_port is not None:
+        _prepare_direct_ingress(args, settings)  # before the checkpoint is read: cheap checks first
     try:
         application = build_app(settings)  # bad keys fail before Ray
     except IncompleteCheckpointError as error:
         raise ValueError(str(error)) from None
-    if args.direct_port is not None:
-        _prepare_direct_ingress(args, settings)
     init_ray(RayConfig(), address=args.address)
     check_shared_locations(live_nodes(), {"checkpoint": args.checkpoint})  # replicas load it on any node
     logging.getLogger("ray.serve").setLevel(logging.WARNING)  # deployment chatter: aime prints the URL

@@ -3,8 +3,8 @@
 By default a request goes client -> Serve's proxy -> the ingress replica -> (handle) -> the model
 replica. With direct ingress the ingress replica runs its own HTTP server, so the proxy's hop goes;
 gRPC carries the handle call to the model deployment. Measured on aime's layout with no-op
-deployments (``benchmarks/serve_floor.py``, 2 CPUs, one client, 84 KB POST): 10.6 ms p50 through the
-proxy, 3.1 ms straight to the ingress replica.
+deployments (``benchmarks/serve_floor.py``, 2 CPUs, one client, 84 KB POST): 9.95 ms p50 through the
+proxy, 4.29 ms straight to the ingress replica (``benchmarks/results/cpu/serve_floor.json``).
 
 Serve reads these settings when its controller and replicas start, from the environment of the Ray
 they start in: they apply to a Ray this process starts, never to a cluster it joins. Serve's proxy
@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import socket
 
+PORTS = range(1, 65536)
+
 
 def direct_ingress_env(port: int) -> dict[str, str]:
     """The environment that makes Serve's ingress replica answer on ``port`` itself."""
@@ -25,7 +27,8 @@ def direct_ingress_env(port: int) -> dict[str, str]:
         # 2.60 reads the range as [MIN, MAX), the upper end excluded).
         "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": str(port),
         "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": str(port + 1),
-        "RAY_SERVE_USE_GRPC_BY_DEFAULT": "1",  # ingress -> model over gRPC: 4.0 -> 3.1 ms p50 above
+        "RAY_SERVE_USE_GRPC_BY_DEFAULT": "1",  # ingress -> model handle calls over gRPC
+        "RAY_SERVE_PROXY_USE_GRPC": "0",  # ... but the proxy's path on --port stays Serve's default
         # Serve holds a stopping direct-ingress replica open (30 s by default) for a load balancer
         # to deregister it; with none in front, Ctrl-C should stop at once.
         "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "0",
@@ -33,9 +36,19 @@ def direct_ingress_env(port: int) -> dict[str, str]:
     }
 
 
+def port_number(text: str) -> int:
+    """An argparse type: a TCP port, 1-65535 (0 would let the OS pick one nobody is told)."""
+    port = int(text)
+    if port not in PORTS:
+        raise ValueError(f"a port is 1-65535, got {port}")
+    return port
+
+
 def check_port_free(host: str, port: int) -> None:
-    """Fail now, naming the port, rather than as a replica that never starts."""
-    with socket.socket() as probe:
+    """Fail now, naming the port, rather than as a replica that never starts (Serve blocks a port
+    its replica could not bind, and the range holds only this one)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET  # as Serve binds it
+    with socket.socket(family) as probe:
         try:
             probe.bind((host, port))
         except OSError as error:

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 import yaml
 from serve_helpers import free_port, write_lens_pack
@@ -85,6 +86,16 @@ def test_aime_serve_starts_on_loopback_and_stops_on_ctrl_c(trained_checkpoint, t
             assert f"the ingress replica at http://127.0.0.1:{direct_port}" in "".join(lines)
             model = httpx.get(f"http://127.0.0.1:{port}/v1/model", timeout=30).json()
             assert httpx.get(f"http://127.0.0.1:{direct_port}/v1/model", timeout=30).json() == model
+            # A model call through the direct port (ingress -> model over gRPC), answered alike.
+            S, A = model["image_size"], model["action_dim"]
+            body = {"frames": np.zeros((2, S, S, 3), np.uint8).tolist(), "actions": np.zeros((2, A)).tolist()}
+            answers = [
+                httpx.post(f"http://127.0.0.1:{p}/v1/encode", json=body, timeout=60)
+                for p in (port, direct_port)
+            ]
+            assert [a.status_code for a in answers] == [200, 200]
+            assert answers[0].json()["activations"] == answers[1].json()["activations"]
+        stop_started = time.monotonic()
         process.send_signal(signal.SIGINT)
         out, _ = process.communicate(timeout=120)
     finally:
@@ -92,17 +103,29 @@ def test_aime_serve_starts_on_loopback_and_stops_on_ctrl_c(trained_checkpoint, t
             process.kill()
     assert process.returncode == 0, "".join(lines[-20:]) + out[-2000:]
     assert "stopping" in out
+    if direct:  # no draining period to wait out (Serve's default holds a direct replica 30 s)
+        assert time.monotonic() - stop_started < 25
 
 
 def test_direct_port_refuses_what_it_cannot_serve(trained_checkpoint, capsys, monkeypatch):
     run_dir = str(trained_checkpoint.parents[2])
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
+
+    def no_ray(*args, **kwargs):
+        raise AssertionError("a refused --direct-port started Ray")
+
+    monkeypatch.setattr("aime.run.ray_init.init_ray", no_ray)
+    with pytest.raises(SystemExit):
+        main(["serve", run_dir, "--direct-port", "0"])
+    assert "a port is 1-65535, got 0" in capsys.readouterr().err
     assert main(["serve", run_dir, "--direct-port", "8000"]) == 2  # --port's default
     assert "--direct-port must differ from --port (8000)" in capsys.readouterr().err
     assert main(["serve", run_dir, "--direct-port", "8001", "ingress_replicas=2"]) == 2
     assert "set ingress_replicas=1" in capsys.readouterr().err
     assert main(["serve", run_dir, "--direct-port", "8001", "--address", "10.0.0.1:6379"]) == 2
     assert "unset --address and RAY_ADDRESS" in capsys.readouterr().err
+    assert main(["serve", run_dir, "--direct-port", str(free_port())]) == 2  # the test session's Ray runs
+    assert "this process already runs one" in capsys.readouterr().err
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
