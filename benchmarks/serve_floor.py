@@ -32,7 +32,6 @@ import base64
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -43,6 +42,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 import numpy as np  # noqa: E402
 from fastapi import FastAPI, Request  # noqa: E402
+from load_clients import free_port  # noqa: E402
 
 from aime.serve.direct_ingress import direct_ingress_env  # noqa: E402
 
@@ -65,12 +65,6 @@ async def echo(request: Request):
     body = await request.body()
     return {"bytes": len(body)}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def echo_body() -> bytes:

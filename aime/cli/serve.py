@@ -41,12 +41,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _port(text: str) -> int:
-    from aime.serve.direct_ingress import port_number
-
-    try:
-        return port_number(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+    """A TCP port, 1-65535 (0 would let the OS pick one nobody is told)."""
+    port = int(text)
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 1-65535, got {port}")
+    return port
 
 
 def serve_args(checkpoint: str, overrides: list[str]) -> dict:

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import socket
 
-PORTS = range(1, 65536)
-
 
 def direct_ingress_env(port: int) -> dict[str, str]:
     """The environment that makes Serve's ingress replica answer on ``port`` itself."""
@@ -34,14 +32,6 @@ def direct_ingress_env(port: int) -> dict[str, str]:
         "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "0",
         "RAY_SERVE_PORT_QUARANTINE_S": "0",  # a released port (a replaced replica's) reusable at once
     }
-
-
-def port_number(text: str) -> int:
-    """An argparse type: a TCP port, 1-65535 (0 would let the OS pick one nobody is told)."""
-    port = int(text)
-    if port not in PORTS:
-        raise ValueError(f"a port is 1-65535, got {port}")
-    return port
 
 
 def check_port_free(host: str, port: int) -> None:
