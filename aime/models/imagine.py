@@ -25,6 +25,7 @@ from torch import Tensor
 from aime.models.attention.maps import uniform_slot_maps
 from aime.models.common import evaluating
 from aime.models.dynamics import State
+from aime.models.rollout_compile import compiled
 
 if TYPE_CHECKING:
     from aime.models.world_model import WorldModel
@@ -99,37 +100,71 @@ def dream(model: WorldModel, start: DreamStart, future_action: Tensor, temperatu
     Returns the decoder's likelihood params (B, H, P, S, S) of each imagined frame; the frame fed back
     to the decoder and to perception is the likelihood's mean. Differentiable (the open-loop loss
     trains through it), except c_t: perception trains on real frames only, so it runs in eval mode
-    without gradients here (no codebook update from imagined frames).
+    without gradients here (no codebook update from imagined frames). Each step is two functions of
+    tensors, compiled with the posterior's step when ``model.rollout_compile`` is set (training on a
+    GPU): the loop is launch-bound like the posterior's. Perception runs eagerly between them (its
+    window grows each step, so its shapes are not static).
     """
     B, Hn = future_action.shape[:2]
-    state, frames = start.state, start.frames
     perceiving = _Perceiving(model, start.frames, start.reset) if model.perception is not None else None
     keep = _keep(model)  # past frames the next step needs
-    c_prev, z_prev, a_prev, slot_maps = start.context, start.z, start.action, start.slot_maps
+    mode = model.rollout_compile
+    predict = compiled(dream_predict, mode) if mode else dream_predict
+    advance = compiled(dream_advance, mode) if mode else dream_advance
+    slot_maps = start.slot_maps
+    if model.attention is not None and slot_maps is None:  # attention but no context maps: uniform
+        slot_maps = uniform_slot_maps(B, model.attention.slots, model.attention.map_size**2, like=start.z)
+    state, frames = start.state, start.frames
+    c_prev, z_prev, a_prev = start.context.contiguous(), start.z.contiguous(), start.action.contiguous()
     out = []
-    for k in range(Hn):
-        h_prev = model.dynamics.top(state)
-        stats = model.prior(torch.cat([h_prev, c_prev, a_prev], dim=-1))
-        z = model.prior.sample(stats, temperature)  # (B, Z)
-        params = model.decode(z.unsqueeze(1), h_prev.unsqueeze(1), frames[:, -1:])  # (B, 1, P, S, S)
-        out.append(params[:, 0])
+    for k in range(Hn):  # the steps' inputs contiguous: a compiled step guards on strides
+        previous = frames[:, -1].contiguous()
+        h_prev, z, params, frame = predict(model, state, c_prev, a_prev, previous, temperature)
+        out.append(params)
         if k + 1 == Hn:  # what follows only prepares a frame nobody asked for
             break
-        frame = model.likelihood.mean(params[:, 0])  # (B, 3, S, S) in [-1, 1]
         frames = torch.cat([frames[:, -keep:], frame.unsqueeze(1)], dim=1)  # the recent past
-        c = c_prev[:, :0] if perceiving is None else perceiving.add(frames)
-        attention_state = z[:, :0]
-        if model.attention is not None:
-            if slot_maps is None:  # attention enabled but no context maps: start from uniform
-                slot_maps = uniform_slot_maps(B, model.attention.slots, model.attention.map_size**2, like=z)
-            cond = torch.cat([h_prev, z_prev], dim=-1).unsqueeze(1)
-            slot_maps_seq, fused = model.attention.prior(slot_maps.unsqueeze(1), cond)
-            slot_maps = slot_maps_seq[:, 0]
-            attention_state, _, _ = model.attention.state(fused[:, 0], temperature=temperature)
-        a_t = future_action[:, k]
-        state = model.dynamics.step(torch.cat([z, c, attention_state, a_t], dim=-1), state)
+        c = c_prev[:, :0] if perceiving is None else perceiving.add(frames).contiguous()
+        a_t = future_action[:, k].contiguous()
+        state, slot_maps = advance(model, state, h_prev, z_prev, z, c, slot_maps, a_t, temperature)
         c_prev, z_prev, a_prev = c, z, a_t
     return torch.stack(out, dim=1)  # (B, H, P, S, S)
+
+
+def dream_predict(
+    model: WorldModel, state: State, c_prev: Tensor, a_prev: Tensor, previous: Tensor, temperature: float
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """One imagined frame: z_t from the prior, then the decoder. state (L, B, H) each, c_prev (B, C),
+    a_prev (B, A), previous frame (B, 3, S, S) in [-1, 1] -> h_{t-1} (B, H), z_t (B, Z), likelihood
+    params (B, P, S, S), the frame (their mean, (B, 3, S, S))."""
+    h_prev = model.dynamics.top(state)
+    stats = model.prior(torch.cat([h_prev, c_prev, a_prev], dim=-1))
+    z = model.prior.sample(stats, temperature)  # (B, Z)
+    params = model.decode(z.unsqueeze(1), h_prev.unsqueeze(1), previous.unsqueeze(1))[:, 0]
+    return h_prev, z, params, model.likelihood.mean(params)
+
+
+def dream_advance(
+    model: WorldModel,
+    state: State,
+    h_prev: Tensor,
+    z_prev: Tensor,
+    z: Tensor,
+    c: Tensor,
+    slot_maps: Tensor | None,
+    action: Tensor,
+    temperature: float,
+) -> tuple[State, Tensor | None]:
+    """The state after an imagined frame: the attention prior's maps and A_t, then the LSTM step.
+    h_prev (B, H), z_prev and z (B, Z), c (B, C), slot_maps (B, K, N) or None, action (B, A)."""
+    attention_state = z[:, :0]
+    if model.attention is not None and slot_maps is not None:
+        cond = torch.cat([h_prev, z_prev], dim=-1).unsqueeze(1)
+        slot_maps_seq, fused = model.attention.prior(slot_maps.unsqueeze(1), cond)
+        slot_maps = slot_maps_seq[:, 0]
+        attention_state, _, _ = model.attention.state(fused[:, 0], temperature=temperature)
+    state = model.dynamics.step(torch.cat([z, c, attention_state, action], dim=-1), state)
+    return state, slot_maps
 
 
 def _keep(model: WorldModel) -> int:

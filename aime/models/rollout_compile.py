@@ -1,8 +1,9 @@
-"""torch.compile of the rollout's per-frame step (``WorldModel.compile_rollout``): modes and the cache.
+"""torch.compile of the model's per-frame steps (``WorldModel.compile_rollout``): modes and the cache.
 
-Kept apart from ``rollout.py`` (the math): this is process-wide compile machinery. The compiled step
-is built once per process and mode; shapes are static within a run, so it compiles on the first frame
-and every later frame (and step) reuses it.
+Kept apart from the math (``rollout.py``'s posterior step, ``imagine.py``'s imagined steps): this is
+process-wide compile machinery. Each compiled step is built once per process, function and mode;
+shapes are static within a run, so it compiles on the first frame and every later frame (and step)
+reuses it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ RolloutCompileMode = Literal["default", "reduce-overhead", "max-autotune"]
 ROLLOUT_COMPILE_MODES: tuple[str, ...] = get_args(RolloutCompileMode)
 CUDA_GRAPH_MODES = frozenset({"reduce-overhead", "max-autotune"})  # the modes that replay CUDA graphs
 
-_COMPILED: dict[str, Callable[..., Any]] = {}
+_COMPILED: dict[tuple[Callable[..., Any], str], Callable[..., Any]] = {}
 
 
 def check_mode(mode: str | None) -> None:
@@ -25,11 +26,11 @@ def check_mode(mode: str | None) -> None:
 
 
 def compiled(step: Callable[..., Any], mode: str) -> Callable[..., Any]:
-    """``step`` under ``torch.compile(mode=mode)``, cached per mode."""
+    """``step`` under ``torch.compile(mode=mode)``, cached per function and mode."""
     check_mode(mode)
-    if mode not in _COMPILED:
+    if (step, mode) not in _COMPILED:
         # RGB balancing back-propagates the rollout once per task (retain_graph=True), which
         # AOTAutograd's donated buffers forbid; they only save memory, so they are turned off.
         torch._functorch.config.donated_buffer = False
-        _COMPILED[mode] = torch.compile(step, mode=mode, dynamic=False)
-    return _COMPILED[mode]
+        _COMPILED[step, mode] = torch.compile(step, mode=mode, dynamic=False)
+    return _COMPILED[step, mode]

@@ -1,0 +1,100 @@
+"""The imagined steps under torch.compile (what the open-loop loss runs in training on GPUs): each of
+the two step functions traces as one graph, is compiled once for all imagined frames, and gives the
+eager loss's values and gradients."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch._inductor.config
+from model_helpers import moving_squares
+from test_overshoot import with_overshoot
+
+from aime.models import WorldModel
+from aime.models.common import episode_resets
+from aime.models.imagine import dream_advance, dream_predict
+from aime.models.overshoot import overshoot, start_steps
+
+
+def _open_loop(model: WorldModel, batch: dict[str, torch.Tensor]):
+    frames = batch["obs"].float() / 127.5 - 1.0
+    reset = episode_resets(batch["is_first"])
+    starts = start_steps(model.cfg.loss, frames.shape[1])
+    context = model.perception.context(frames, reset) if model.perception is not None else None
+    roll = model._rollout(frames, batch["action"], reset, context, sample=False, keep_states=starts)
+    return overshoot(model, roll, frames, batch["action"], reset, starts)
+
+
+def test_each_imagined_step_traces_as_one_graph_without_breaks(tiny_cfg):
+    torch.manual_seed(0)
+    model = WorldModel(with_overshoot(tiny_cfg)).eval()
+    assert model.attention is not None and model.perception is not None  # both pillars are in the loop
+    B, Z, A, S = 3, model.cfg.latent_dim, model.cfg.action_dim, model.cfg.image_size
+    state = tuple(s.contiguous() for s in model.dynamics.initial_state(B))
+    h_prev = model.dynamics.top(state)
+    c, z, a = torch.randn(B, model.context_dim), torch.randn(B, Z), torch.randn(B, A)
+    previous = torch.rand(B, 3, S, S) * 2 - 1
+    explained = torch._dynamo.explain(dream_predict)(model, state, c, a, previous, 0.0)
+    assert explained.graph_break_count == 0, explained.break_reasons
+    N = model.attention.map_size**2
+    maps = torch.full((B, model.attention.slots, N), 1.0 / N)
+    explained = torch._dynamo.explain(dream_advance)(model, state, h_prev, z, z, c, maps, a, 0.0)
+    assert explained.graph_break_count == 0, explained.break_reasons
+
+
+def test_the_compiled_open_loop_loss_gives_the_eager_values_and_gradients(tiny_cfg):
+    torch.manual_seed(0)
+    model = WorldModel(with_overshoot(tiny_cfg)).eval()  # train mode moves the codebook between calls
+    batch = moving_squares(model.cfg, batch=2, steps=8)
+    params = [p for p in model.parameters() if p.requires_grad]
+
+    def prediction_and_grads() -> tuple[torch.Tensor, tuple[torch.Tensor | None, ...]]:
+        torch.manual_seed(1)  # the prior draws its sticks and alpha: the same draws in each call
+        predicted = _open_loop(model, batch).params  # (n*B, K, P, S, S)
+        grads = torch.autograd.grad(predicted.square().mean(), params, allow_unused=True)
+        return predicted.detach(), grads
+
+    eager, eager_grads = prediction_and_grads()
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    model.compile_rollout("default")
+    try:
+        with torch._inductor.config.patch(fallback_random=True):  # eager's random draws, compiled
+            compiled, compiled_grads = prediction_and_grads()
+            compiled_again, _ = prediction_and_grads()
+    finally:
+        model.compile_rollout(None)
+    # The posterior's step, dream_advance, and dream_predict twice: its first frame's c comes from the
+    # posterior (it carries gradients into perception), the later ones from imagined frames (no
+    # gradients). Each compiled once for every frame and call.
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 4
+    torch.testing.assert_close(compiled, eager, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(compiled_again, eager, rtol=1e-4, atol=1e-5)
+    assert sum(g is not None for g in eager_grads) > 20  # the imagined steps reach most of the model
+    for g, g_eager in zip(compiled_grads, eager_grads, strict=True):
+        assert (g is None) == (g_eager is None)
+        if g is not None:
+            torch.testing.assert_close(g, g_eager, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA GPU")
+def test_cuda_graph_imagined_steps_train_through_warm_up_recording_and_replay(tiny_cfg):
+    """What training on a GPU runs (``reduce-overhead``): three steps of the open-loop loss, the third
+    replaying the graphs, each with finite values and the eager run's set of gradients. (Values are
+    not compared: the prior draws its sticks from the graphs' own random stream.)"""
+    torch.manual_seed(0)
+    model = WorldModel(with_overshoot(tiny_cfg)).cuda().eval()
+    batch = {k: v.cuda() for k, v in moving_squares(model.cfg, batch=2, steps=8).items()}
+    params = [p for p in model.parameters() if p.requires_grad]
+    eager = torch.autograd.grad(_open_loop(model, batch).params.square().mean(), params, allow_unused=True)
+    torch._dynamo.reset()
+    model.compile_rollout("reduce-overhead")
+    try:
+        for _ in range(3):
+            predicted = _open_loop(model, batch).params
+            grads = torch.autograd.grad(predicted.square().mean(), params, allow_unused=True)
+            assert torch.isfinite(predicted).all()
+            assert [g is None for g in grads] == [g is None for g in eager]
+            assert all(torch.isfinite(g).all() for g in grads if g is not None)
+    finally:
+        model.compile_rollout(None)
