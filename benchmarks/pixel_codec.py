@@ -11,7 +11,8 @@ uint8, one frame per row, ``--row-group`` rows per row group. Compared:
   at pyarrow's default level and at level 3, lz4, snappy;
 - parquet_binary_zstd: the same bytes as one ``fixed_size_binary[C*H*W]`` value per frame: the
   store's layout since schema v2, chosen by this benchmark;
-- png: one PNG per frame (Pillow, default level), decoded back to CHW.
+- png: one PNG per frame (Pillow, default zlib level 6), decoded back to CHW; png_level_1: the same
+  at zlib level 1, what ``aime serve`` answers /v1/imagine with (``aime/serve/codec.py``).
 
 The same measurement on synthetic frames (``aime/replay/synthetic.py``) checks that the replay
 benchmark's store compresses like a real one. Times are the best of ``--repeats``, per frame.
@@ -97,14 +98,14 @@ def parquet_codec(compression: str, level: int | None, binary: bool) -> tuple[Ca
     return encode, decode
 
 
-def png_codec() -> tuple[Callable, Callable]:
+def png_codec(level: int = 6) -> tuple[Callable, Callable]:
     from PIL import Image
 
     def encode(frames: np.ndarray, row_group: int) -> list[bytes]:
         blobs = []
         for frame in frames:
             sink = io.BytesIO()
-            Image.fromarray(frame.transpose(1, 2, 0)).save(sink, format="PNG")
+            Image.fromarray(frame.transpose(1, 2, 0)).save(sink, format="PNG", compress_level=level)
             blobs.append(sink.getvalue())
         return blobs
 
@@ -135,6 +136,7 @@ def codecs() -> dict[str, tuple[Callable, Callable]]:
         "parquet_snappy": parquet_codec("snappy", None, binary=False),
         "parquet_binary_zstd_default_level": parquet_codec("zstd", None, binary=True),
         "png": png_codec(),
+        "png_level_1": png_codec(level=1),
     }
 
 
