@@ -83,7 +83,7 @@ def test_cuda_graph_imagined_steps_train_through_warm_up_recording_and_replay(ti
     replaying the graphs, each with finite values and the eager run's set of gradients. (Values are
     not compared: the prior draws its sticks from the graphs' own random stream.)"""
     torch.manual_seed(0)
-    model = WorldModel(with_overshoot(tiny_cfg)).cuda().eval()
+    model = WorldModel(with_overshoot(tiny_cfg)).cuda()  # training mode, as the trainer runs it
     batch = {k: v.cuda() for k, v in moving_squares(model.cfg, batch=2, steps=8).items()}
     params = [p for p in model.parameters() if p.requires_grad]
     eager = torch.autograd.grad(_open_loop(model, batch).params.square().mean(), params, allow_unused=True)
