@@ -24,8 +24,7 @@ aime_sampler_frame_cache: aime_sampler with ``replay.frame_cache`` (``aime/repla
 aime_ray_data_frame_cache: aime_ray_data with the same (already filled) cache;
 aime_ray_data_reader: the same with ``replay.gather: reader`` (``aime/replay/gather.py``): the stream
     carries window plans and this process copies the rows out of the cache (the trainer's stream
-    with that setting), a block of --windows-per-read plans per copy, split into batches;
-aime_ray_data_reader_per_batch: the same, one batch of B plans per copy (before 2026-12-04);
+    with that setting);
 torchrl: ``ReplayBuffer(LazyMemmapStorage, SliceSampler(slice_len=T, traj_key="episode",
     cache_values=True), batch_size=B*T)``, reshaped to (B, T); memory-mapped files under a scratch
     directory on disk;
@@ -152,7 +151,6 @@ def aime_ray_data_row(
     args: argparse.Namespace,
     frame_cache: FrameCache | None = None,
     reader: bool = False,
-    gather_per_batch: bool = False,
 ) -> Row:
     runs = []
     for _ in range(args.repeats):
@@ -162,7 +160,6 @@ def aime_ray_data_row(
             columns=PEER_COLUMNS,
             frame_cache=frame_cache,
             reader=reader,
-            gather_per_batch=gather_per_batch,
         )
         runs.append(
             {
@@ -224,7 +221,7 @@ def scaling(small: Row, large: Row, s_small: int, s_large: int) -> Row:
 def ratios(rows: Row) -> Row:
     out: Row = {}
     mine_rows = ("aime_sampler", "aime_ray_data", "aime_sampler_frame_cache", "aime_ray_data_frame_cache")
-    for mine in (*mine_rows, "aime_ray_data_reader", "aime_ray_data_reader_per_batch"):
+    for mine in (*mine_rows, "aime_ray_data_reader"):
         for peer in ("torchrl", "rllib"):
             if "windows_per_second" in rows.get(mine, {}) and "windows_per_second" in rows.get(peer, {}):
                 a = rows[mine]["windows_per_second"]["median"]
@@ -264,12 +261,9 @@ def measure_size(root: str, S: int, workdir: str, args: argparse.Namespace) -> R
         elif name == "aime_ray_data_frame_cache":
             cache = FrameCache(os.path.join(workdir, "frame_cache"), CACHE_GB)
             rows[name] = aime_ray_data_row(root, B, T, args, frame_cache=cache)
-        elif name in ("aime_ray_data_reader", "aime_ray_data_reader_per_batch"):
+        elif name == "aime_ray_data_reader":
             cache = FrameCache(os.path.join(workdir, "frame_cache"), CACHE_GB)
-            per_batch = name.endswith("per_batch")
-            rows[name] = aime_ray_data_row(
-                root, B, T, args, frame_cache=cache, reader=True, gather_per_batch=per_batch
-            )
+            rows[name] = aime_ray_data_row(root, B, T, args, frame_cache=cache, reader=True)
         elif name == "torchrl":
             scratch = tempfile.mkdtemp(prefix="torchrl-", dir=workdir)
             try:

@@ -210,12 +210,9 @@ def ray_data(
     columns: list | None = None,
     frame_cache: Any = None,
     reader: bool = False,
-    gather_per_batch: bool = False,
 ) -> dict:
     """``reader``: the stream carries window plans and this process gathers the rows from the frame
-    cache (``replay.gather: reader``, aime/replay/gather.py), a block of ``--windows-per-read`` plans
-    at a time as training does, or (``gather_per_batch``) one batch of B at a time, as before
-    2026-12-04."""
+    cache (``replay.gather: reader``, aime/replay/gather.py)."""
     from aime.replay.dataset import window_dataset
 
     # The range's read tasks need a CPU of their own: sampler actors holding every Ray CPU (2 actors
@@ -238,21 +235,17 @@ def ray_data(
         frame_cache=frame_cache,
         plans=reader,
     )
-    begin = time.perf_counter()
-    arrivals = []
+    gather = None
     if reader:
-        from aime.replay.gather import GatherWindows, gathered_batches
+        from aime.replay.gather import GatherWindows
         from aime.replay.sampler import WindowSampler
 
         gather = GatherWindows(WindowSampler(root, T, seed=3, columns=columns, frame_cache=frame_cache))
-        block = B if gather_per_batch else args.windows_per_read
-        batches_out = gathered_batches(
-            dataset, gather, B, windows_per_read=block, prefetch_batches=args.prefetch_batches
-        )
-    else:
-        batches_out = dataset.iter_torch_batches(
-            batch_size=B, prefetch_batches=args.prefetch_batches, drop_last=True
-        )
+    begin = time.perf_counter()
+    arrivals = []
+    batches_out = dataset.iter_torch_batches(
+        batch_size=B, prefetch_batches=args.prefetch_batches, drop_last=True, collate_fn=gather
+    )
     for batch in batches_out:
         arrivals.append(time.perf_counter())
         assert tuple(batch["pixels"].shape) == (B, T, 3, IMAGE_SIZE, IMAGE_SIZE), batch["pixels"].shape

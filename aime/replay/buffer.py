@@ -103,18 +103,12 @@ class ReplayBuffer:
         dataset = self.dataset(
             num_batches, first_batch, episode_filter, rank=rank, world_size=world_size, plans=reader
         )
-        if not reader:
-            return self.iter_torch_batches(dataset=dataset, pin_memory=pin_memory)
-        from aime.replay.gather import GatherWindows, gathered_batches
+        gather = None
+        if reader:
+            from aime.replay.gather import GatherWindows
 
-        return gathered_batches(
-            executor_apart(dataset),
-            GatherWindows(self.sampler(episode_filter, TRAINING_COLUMNS)),
-            self.train.batch_size,
-            windows_per_read=self.train.windows_per_read,
-            prefetch_batches=self.train.prefetch_batches,
-            pin_memory=pin_memory,
-        )
+            gather = GatherWindows(self.sampler(episode_filter, TRAINING_COLUMNS))
+        return self.iter_torch_batches(dataset=dataset, pin_memory=pin_memory, collate_fn=gather)
 
     def iter_torch_batches(
         self,
@@ -122,14 +116,16 @@ class ReplayBuffer:
         dataset: Any = None,
         *,
         pin_memory: bool = False,
+        collate_fn: Any = None,
     ) -> Iterator[dict[str, Any]]:
         """``(B, T, ...)`` torch batches of ``dataset`` (default: ``self.dataset(num_batches)``):
         pixels uint8 (B, T, C, H, W), action (B, T, A), ... The stream's executor runs apart from
-        this process (``executor_apart``)."""
+        this process (``executor_apart``). ``collate_fn``: what turns a batch of plans into windows."""
         dataset = dataset if dataset is not None else self.dataset(num_batches)
         return executor_apart(dataset).iter_torch_batches(
             batch_size=self.train.batch_size,
             prefetch_batches=self.train.prefetch_batches,
             drop_last=True,
             pin_memory=pin_memory,
+            collate_fn=collate_fn,
         )

@@ -2,8 +2,7 @@
 
     ids --map_batches(PlanWindows, actors)--> plans {id, path, start, episode_id, stamp}: bytes per window
         (each actor decodes the plans' episodes into the frame cache: frame_cache.py)
-        --iter_torch_batches(k*B plans, collate_fn=GatherWindows)--> torch (k*B, T, ...) copied from the
-        cache's maps --split--> k batches (B, T, ...): ``gathered_batches``
+        --iter_torch_batches(collate_fn=GatherWindows)--> torch (B, T, ...) copied from the cache's maps
 
 With ``replay.gather: samplers`` (the default) the sampler actors copy each window's rows and the
 stream carries the pixels, about 400 KB per 64x64 window of 32 steps, through Ray's object store:
@@ -23,8 +22,6 @@ of a run in which the file stayed.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -74,34 +71,3 @@ class GatherWindows(NumpyBatchCollateFn):
             with self._lock:  # the index is the sampler's state: one re-draw at a time
                 arrays = self.sampler.sample(batch["id"])
         return {name: torch.from_numpy(values) for name, values in arrays.items()}
-
-
-def gathered_batches(
-    dataset: Any,
-    gather: GatherWindows,
-    batch_size: int,
-    *,
-    windows_per_read: int,
-    prefetch_batches: int,
-    pin_memory: bool = False,
-) -> Iterator[dict[str, torch.Tensor]]:
-    """Torch batches (B, T, ...) of a dataset of plans, gathered a block of ``windows_per_read``
-    windows at a time (k = windows_per_read // B batches per call, at least 1) and split into views.
-
-    The same batches, in the same order, as ``iter_torch_batches(batch_size=B, collate_fn=gather)``
-    with ``drop_last``; Ray Data's cost per batch (its iterator, the hand-off from its prefetch
-    threads, the collate call) is paid once per k batches: at B=16 it was most of the stream's time
-    (README, "Compared with RLlib and TorchRL").
-    """
-    group = max(1, windows_per_read // batch_size)
-    blocks = dataset.iter_torch_batches(
-        batch_size=batch_size * group,
-        prefetch_batches=max(1, -(-prefetch_batches // group)),  # the same windows ahead as B-batches
-        drop_last=False,  # a short last block still holds whole batches; a partial batch is dropped
-        pin_memory=pin_memory,
-        collate_fn=gather,
-    )
-    for block in blocks:
-        windows = len(next(iter(block.values())))
-        for start in range(0, windows - batch_size + 1, batch_size):
-            yield {name: values[start : start + batch_size] for name, values in block.items()}

@@ -77,32 +77,6 @@ def test_gathered_by_the_reader_the_stream_carries_plans_and_gives_the_same_batc
     assert len(list((tmp_path / "cache").glob("*.frames"))) == 4  # the sampler actors decoded them
 
 
-def test_gathering_a_block_of_plans_at_a_time_gives_the_per_batch_batches_in_order(tmp_path, ray_local):
-    """Five batches of 4 gathered 12 plans at a time (blocks of 3 batches, the last of 2) are the
-    batches gathered 4 at a time, in the same order."""
-    import ray
-
-    from aime.replay.gather import GatherWindows, PlanWindows, gathered_batches
-    from aime.replay.sampler import WindowSampler
-
-    write_synthetic_episodes(tmp_path, 4, length=20, image_size=16)
-    args: dict = dict(root=str(tmp_path), seq_len=6, seed=5, capacity_steps=None, refresh_seconds=0.0)
-    columns = ("pixels", "action", "is_first")
-    plans = PlanWindows(**args, columns=columns)({"data": np.arange(20)})
-    dataset = ray.data.from_items([{k: v[i] for k, v in plans.items()} for i in range(20)])
-    gather = GatherWindows(WindowSampler(**args, columns=columns))
-
-    def batches(windows_per_read: int) -> list[dict[str, torch.Tensor]]:
-        it = gathered_batches(dataset, gather, 4, windows_per_read=windows_per_read, prefetch_batches=2)
-        return list(it)
-
-    grouped, per_batch = batches(12), batches(4)
-    assert len(grouped) == len(per_batch) == 5
-    for a, b in zip(grouped, per_batch, strict=True):
-        assert set(a) == set(b) >= set(columns) and a["pixels"].shape == (4, 6, 3, 16, 16)
-        assert all(torch.equal(a[k], b[k]) for k in a)
-
-
 def test_a_plan_whose_file_went_away_is_drawn_again_as_the_sampler_would(tmp_path):
     from aime.replay.gather import GatherWindows, PlanWindows
     from aime.replay.sampler import WindowSampler
