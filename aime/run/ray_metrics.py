@@ -2,7 +2,7 @@
 
     collect driver (actors/collect.py)   --each finished batch, each log interval--> aime_env_*, aime_replay_*
     train driver (train/driver.py)       --each metrics.jsonl record it follows--> aime_train_*, aime_eval_*
-    Serve ingress (serve/http.py)        --each response--> aime_serve_requests
+    Serve ingress (serve/middleware.py)  --each response--> aime_serve_requests
 
 Each process hands its series to its node's metrics agent every ``metrics_report_interval_ms`` (10 s
 by default); Prometheus scrapes the agent at the node's ``metrics_export_port``. On export Ray puts

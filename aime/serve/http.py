@@ -1,9 +1,10 @@
 """The HTTP API: a FastAPI app over a model backend, with limits, validation and errors for people.
 
-    request --limits (415 content type, 411/413 body size)--> pydantic body (422: field + problem)
+    request --limits (middleware.py: 415 content type, 411/413 body size)--> pydantic body (422: field
+            + problem)
             --checks against the model (422: image size, action dim, lengths, limits)--> backend
             --> JSON response; any other failure: 500 {"error", "request_id"}, traceback in the log
-    every response --> aime_serve_requests{route, status} (aime.run.ray_metrics)
+    every response --> aime_serve_requests{route, status} (aime.run.ray_metrics, from middleware.py)
     model answers --> Server-Timing: model;dur (the batched call), wait;dur (queue, batching, transport),
                       app;dur (all of it in the ingress); X-Aime-Batch-Size: requests in that call
 
@@ -15,20 +16,18 @@ the Serve handle of the model deployment).
 
 from __future__ import annotations
 
-import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
 import numpy as np
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
-from aime.run import ray_metrics
 from aime.serve.codec import FrameError, encode_png, frames_to_array
 from aime.serve.config import ServeConfig
+from aime.serve.middleware import SERVER_TIMING, LimitsAndErrors, error_response
 from aime.serve.model import EncodeItem, ImagineItem, Served
 from aime.serve.schemas import (
     ConceptScores,
@@ -41,10 +40,6 @@ from aime.serve.schemas import (
     ModelInfo,
 )
 
-log = logging.getLogger(__name__)
-
-REQUEST_ID = "x-request-id"
-SERVER_TIMING = "server-timing"
 BATCH_SIZE = "x-aime-batch-size"
 R = TypeVar("R")
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -80,7 +75,7 @@ def create_api(backend: Backend, cfg: ServeConfig) -> FastAPI:
             model_info.update(await backend.info())
         return model_info
 
-    api.middleware("http")(_limits_and_errors(cfg))
+    api.add_middleware(LimitsAndErrors, max_body_bytes=cfg.max_body_bytes)
     api.exception_handler(RequestValidationError)(_invalid_body)
     api.exception_handler(RequestProblem)(_problem)
     api.include_router(_health_routes(info))
@@ -222,56 +217,6 @@ def _actions(actions: list[list[float]], where: str, spec: dict[str, Any], steps
     return np.asarray(actions, np.float32).reshape(steps, A)
 
 
-def _limits_and_errors(cfg: ServeConfig) -> Callable[[Request, Callable], Awaitable[Response]]:
-    async def middleware(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        request.state.request_id = request.headers.get(REQUEST_ID) or uuid.uuid4().hex[:16]
-        started = time.perf_counter()
-        response = await _answer(request, call_next, cfg.max_body_bytes)
-        if SERVER_TIMING in response.headers:  # a model answer: add the ingress's own time
-            app_ms = (time.perf_counter() - started) * 1e3
-            response.headers[SERVER_TIMING] += f", app;dur={app_ms:.1f}"
-        ray_metrics.served(_route(request), response.status_code)
-        return response
-
-    return middleware
-
-
-async def _answer(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]], max_bytes: int
-) -> Response:
-    """The API's response; or the error for a body over the limits, or for an unexpected failure."""
-    request_id = request.state.request_id
-    if request.method == "POST":
-        problem = _body_problem(request, max_bytes)
-        if problem is not None:
-            return _error(problem.status, str(problem), request_id)
-    try:
-        return await call_next(request)
-    except Exception:
-        log.exception("request %s %s failed (request id %s)", request.method, request.url.path, request_id)
-        return _error(500, "internal error while serving the request; see the replica log", request_id)
-
-
-def _route(request: Request) -> str:
-    """The route the router matched ("/v1/encode"); "other" where none was (unknown paths, bodies
-    refused before routing), so a scanner's paths cannot grow the metric's label set."""
-    return str(getattr(request.scope.get("route"), "path", "other"))
-
-
-def _body_problem(request: Request, max_bytes: int) -> RequestProblem | None:
-    content_type = request.headers.get("content-type", "")
-    if content_type.split(";")[0].strip().lower() != "application/json":
-        return RequestProblem(415, f"content-type {content_type or '(none)'!r}: send application/json")
-    length = request.headers.get("content-length")
-    if length is None:
-        return RequestProblem(411, "a Content-Length header is required (chunked bodies are not accepted)")
-    if not length.isdigit() or int(length) > max_bytes:
-        return RequestProblem(
-            413, f"body of {length} bytes exceeds the limit of {max_bytes} (max_body_bytes)"
-        )
-    return None
-
-
 async def _invalid_body(request: Request, error: Exception) -> Response:
     assert isinstance(error, RequestValidationError)
     errors = list(error.errors())
@@ -281,7 +226,7 @@ async def _invalid_body(request: Request, error: Exception) -> Response:
     detail = [_problem_of(e) for e in (specific or errors)]
     first = detail[0] if detail else {"field": "body", "message": "invalid"}
     message = f"invalid request: {first['field']}: {first['message']}"
-    return _error(422, message, request.state.request_id, detail[:10])
+    return error_response(422, message, request.state.request_id, detail[:10])
 
 
 def _problem_of(error: dict[str, Any]) -> dict[str, str]:
@@ -295,13 +240,4 @@ def _problem_of(error: dict[str, Any]) -> dict[str, str]:
 
 async def _problem(request: Request, error: Exception) -> Response:
     assert isinstance(error, RequestProblem)
-    return _error(error.status, str(error), request.state.request_id)
-
-
-def _error(
-    status: int, message: str, request_id: str, detail: list[dict[str, str]] | None = None
-) -> Response:
-    body = ErrorResponse(error=message, request_id=request_id, detail=detail)
-    return JSONResponse(
-        body.model_dump(exclude_none=True), status_code=status, headers={REQUEST_ID: request_id}
-    )
+    return error_response(error.status, str(error), request.state.request_id)
