@@ -53,6 +53,9 @@ class SchedulerConfig:
     perturbation_interval: int = 1
     quantile_fraction: float = 0.25
     resample_probability: float = 0.25
+    # pbt: perturb only once every trial has reached the evaluation (Ray Tune's synchronous PBT): the
+    # same decisions however fast each trial runs, at the cost of waiting for the slowest.
+    synch: bool = False
 
     def __post_init__(self) -> None:
         if self.perturbation_interval < 1:

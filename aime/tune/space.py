@@ -50,6 +50,7 @@ def scheduler(sweep: SweepConfig) -> Any:
             hyperparam_mutations={"params": pbt_mutations(sweep)},
             quantile_fraction=s.quantile_fraction,
             resample_probability=s.resample_probability,
+            synch=s.synch,
         )
     return FIFOScheduler()
 
