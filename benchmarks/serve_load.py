@@ -15,7 +15,11 @@ processes, so the load generator's own JSON work does not cap a fast server; ``-
 sets the HTTP ingress replicas (with several counts, batching on is measured at each, side by side).
 The floor is the model call in-process (ServedModel, no HTTP) for one request and for a batch of each
 client count: Serve's overhead per request is p50 at one client minus the one-request floor, and the
-floor's ``ceiling_speedup`` is the most batching could gain. Without --checkpoint the model is an untrained
+floor's ``ceiling_speedup`` is the most batching could gain. Beside it,
+``serve_overhead_vs_replica_model_p50_ms`` subtracts the median model time the replica reported for
+the same requests instead (a difference of medians): where the model's own time varies more than
+Serve's overhead (an untrained model on a GPU: 98-137 ms in one floor), the floor measured apart
+can hide the overhead or inflate it. Without --checkpoint the model is an untrained
 one of ``--preset`` at 64x64: speed does not depend on the weights.
 
 Targets (issue 12): zero 5xx over the run; on a GPU (``--num-gpus`` > 0), batching >= 4x the
@@ -207,6 +211,10 @@ def compare(
         if clients[0] == 1:
             single = results[kind]["unbatched"][0]
             results[kind]["serve_overhead_p50_ms"] = round(single["p50_ms"] - floor["p50_ms"], 2)
+            model_ms = (single.get("server_p50") or {}).get("model_ms")
+            if model_ms is not None:  # the same requests' own model time: no floor measured apart
+                overhead = round(single["p50_ms"] - model_ms, 2)
+                results[kind]["serve_overhead_vs_replica_model_p50_ms"] = overhead
         top = {name: results[kind][name][-1]["requests_per_second"] for name in measured}
         results[kind][f"batching_speedup_at_{clients[-1]}_clients"] = round(
             top["batched"] / top["unbatched"], 2
