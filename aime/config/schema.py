@@ -73,6 +73,9 @@ class RayConfig:
     num_cpus: int | None = None  # local Ray only; None: all cores
     include_dashboard: bool = True  # local Ray only; Ray Train's controller polls its state API
     object_store_memory_mb: int | None = None  # local Ray only
+    # Local Ray only: the prestarted workers import the rollout actor's modules (aime's, dm_control's
+    # suite) while the command sets up, so collection's actors start without them (aime/run/ray_init.py).
+    preload_rollout_modules: bool = True
     # Local paths (results_dir, replay.root) name a folder every node mounts (NFS, ...): without it a
     # cluster of several nodes refuses them (each node would write its own disk).
     shared_paths: bool = False

@@ -45,3 +45,34 @@ def test_ray_data_progress_bars_follow_the_setting_in_driver_and_workers():
         "None": {"driver": False, "worker": False, **same},
         "0": {"driver": True, "worker": True, **same},
     }
+
+
+PRELOAD_PROBE = """
+import json, sys, ray
+from aime.config import RayConfig
+from aime.run.ray_init import ROLLOUT_MODULES, init_ray, rollout_preload
+
+@ray.remote(num_cpus=0)
+def imported_before_the_task():
+    return [name for name in ROLLOUT_MODULES if name in sys.modules]
+
+seen = {}
+for on in (True, False):
+    cfg = RayConfig(num_cpus=1, include_dashboard=False, preload_rollout_modules=on)
+    init_ray(cfg, preload=rollout_preload(cfg))
+    seen[str(on)] = {"worker": ray.get(imported_before_the_task.remote()),
+                     "driver_has_dm_control": "dm_control.suite" in sys.modules}
+    ray.shutdown()
+print(json.dumps(seen))
+"""
+
+
+def test_a_collecting_commands_workers_import_the_rollout_modules_before_their_first_task():
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    command = [sys.executable, "-c", PRELOAD_PROBE]
+    out = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240, check=True)
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen == {
+        "True": {"worker": ["aime.actors.rollout", "dm_control.suite"], "driver_has_dm_control": False},
+        "False": {"worker": [], "driver_has_dm_control": False},
+    }
