@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     init_ray(cfg.ray, preload=rollout_preload(cfg.ray))
     check_shared_storage(cfg, live_nodes())  # before anything is written
     cfg, run_dir = create_run_dir(cfg)
-    seed_everything(cfg.seed)
+    seed_everything(cfg.seed, torch_rng=False)  # this process never draws from torch
     print(f"run directory {remote_of(run_dir) or run_dir}")
     metrics = MetricsWriter(run_dir / "metrics.jsonl")
     try:

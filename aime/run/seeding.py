@@ -14,9 +14,15 @@ def derive_seed(seed: int, *keys: int | str) -> int:
     return int(np.random.SeedSequence(words).generate_state(1)[0])
 
 
-def seed_everything(seed: int) -> None:
+def seed_everything(seed: int, *, torch_rng: bool = True) -> None:
+    """Seed Python's and NumPy's global generators, and torch's unless ``torch_rng`` is False: a
+    process that never draws from torch (``aime collect``'s driver: its actors seed their own
+    generators from ``derive_seed``) then does not import it (about 1 s here, more for a CUDA build,
+    spent while the collection waits)."""
     random.seed(seed)
     np.random.seed(derive_seed(seed, "numpy"))
+    if not torch_rng:
+        return
     try:
         import torch
     except ImportError:  # torch is optional for collection-only processes

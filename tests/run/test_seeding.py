@@ -1,6 +1,10 @@
-"""derive_seed: one seed per named component, independent across names."""
+"""derive_seed: one seed per named component, independent across names; seed_everything seeds torch
+only where asked."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
 
 from aime.run.seeding import derive_seed
 
@@ -17,3 +21,16 @@ def test_seeds_are_stable_and_depend_on_every_key():
     assert len({derive_seed(3, "episode", i) for i in range(100)}) == 100
     assert derive_seed(3, "episode", 7) != derive_seed(4, "episode", 7)
     assert all(0 <= derive_seed(s, "x") < 2**32 for s in range(20))
+
+
+def test_a_process_that_does_not_draw_from_torch_seeds_without_importing_it():
+    probe = (
+        "import random, sys, numpy as np\n"
+        "from aime.run.seeding import seed_everything\n"
+        "seed_everything(5, torch_rng=False)\n"
+        "first = (random.random(), float(np.random.rand()))\n"
+        "seed_everything(5, torch_rng=False)\n"
+        "print('torch' in sys.modules, first == (random.random(), float(np.random.rand())))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True"]
