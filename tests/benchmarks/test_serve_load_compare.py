@@ -1,23 +1,7 @@
 """serve_load.py's comparison: Serve's overhead against the floor measured apart and against the
 replica's own model time for the same requests, and batching's speed-up at the largest client count."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-
-
-def _serve_load():
-    sys.path.insert(0, str(BENCHMARKS))  # it imports its neighbours (load_clients, targets)
-    try:
-        spec = importlib.util.spec_from_file_location("serve_load_benchmark", BENCHMARKS / "serve_load.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+from benchmark_scripts import load_benchmark
 
 
 def _cell(clients: int, rps: float, p50: float, model_ms: float | None) -> dict:
@@ -31,7 +15,7 @@ def test_overhead_is_reported_against_the_floor_and_against_the_replicas_model_t
         "batched": {"imagine": [_cell(1, 7.0, 142.19, 122.7), _cell(32, 101.9, 288.2, 70.5)]},
         "unbatched": {"imagine": [_cell(1, 8.3, 120.73, 102.65), _cell(32, 16.6, 1820.5, 60.0)]},
     }
-    out = _serve_load().compare(measured, {"imagine": {"p50_ms": 118.24}}, [1, 32])["imagine"]
+    out = load_benchmark("serve_load").compare(measured, {"imagine": {"p50_ms": 118.24}}, [1, 32])["imagine"]
     assert out["serve_overhead_p50_ms"] == 2.49
     assert out["serve_overhead_vs_replica_model_p50_ms"] == 18.08
     assert out["batching_speedup_at_32_clients"] == round(101.9 / 16.6, 2)
@@ -42,6 +26,6 @@ def test_without_server_timing_only_the_floor_figure_is_given():
         "batched": {"encode": [_cell(1, 12.0, 80.0, None), _cell(32, 90.0, 300.0, None)]},
         "unbatched": {"encode": [_cell(1, 12.0, 82.0, None), _cell(32, 15.0, 2000.0, None)]},
     }
-    out = _serve_load().compare(measured, {"encode": {"p50_ms": 55.0}}, [1, 32])["encode"]
+    out = load_benchmark("serve_load").compare(measured, {"encode": {"p50_ms": 55.0}}, [1, 32])["encode"]
     assert out["serve_overhead_p50_ms"] == 27.0
     assert "serve_overhead_vs_replica_model_p50_ms" not in out

@@ -1,18 +1,12 @@
 """The benchmarks' shared target check (benchmarks/targets.py), loaded from its file: benchmarks/ is
 a folder of scripts, not a package."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
+from benchmark_scripts import load_benchmark
 
-SPEC = importlib.util.spec_from_file_location(
-    "benchmark_targets", Path(__file__).resolve().parents[2] / "benchmarks" / "targets.py"
-)
-assert SPEC is not None and SPEC.loader is not None
-targets = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(targets)
+targets = load_benchmark("targets")
 
 
 def test_pass_and_fail_are_computed():

@@ -1,23 +1,7 @@
 """train_gpu.py's scaling targets (issue 17): each GPU count is judged against 1 GPU's samples/s, and
 a count that was not run has no verdict and says what it needs."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-
-
-def _train_gpu():
-    sys.path.insert(0, str(BENCHMARKS))  # it imports its neighbours (targets, gpu_utilisation)
-    try:
-        spec = importlib.util.spec_from_file_location("train_gpu_benchmark", BENCHMARKS / "train_gpu.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+from benchmark_scripts import load_benchmark
 
 
 def test_scaling_is_judged_at_2_4_and_8_gpus_and_a_count_not_run_has_no_verdict():
@@ -26,7 +10,7 @@ def test_scaling_is_judged_at_2_4_and_8_gpus_and_a_count_not_run_has_no_verdict(
         {"gpus": 2, "gpu_utilisation_percent": 90.5, "scaling_vs_1_gpu": 1.95},
         {"gpus": 4, "gpu_utilisation_percent": 88.0, "scaling_vs_1_gpu": 3.4},
     ]
-    out = _train_gpu().scaling_and_utilisation_targets(runs)
+    out = load_benchmark("train_gpu").scaling_and_utilisation_targets(runs)
     assert out["scaling_2_gpus"]["passed"] is True and out["scaling_2_gpus"]["threshold"] == 1.8
     assert out["scaling_4_gpus"]["passed"] is False and out["scaling_4_gpus"]["threshold"] == 3.6
     assert out["scaling_8_gpus"]["passed"] is None
