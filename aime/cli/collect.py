@@ -43,7 +43,7 @@ def flag_overrides(args: argparse.Namespace) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from aime.actors.collect import collect
     from aime.envs.tasks import check_env_config
-    from aime.run.ray_init import check_shared_storage, init_ray, live_nodes, rollout_preload
+    from aime.run.ray_init import check_shared_storage, init_ray, live_nodes
     from aime.run.rundir import MetricsWriter, create_run_dir
     from aime.run.seeding import seed_everything
     from aime.storage import atomic_write_json
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(args, flag_overrides(args))
     check_env_config(cfg.env.task, cfg.env.image_size, cfg.env.camera)  # before a run directory or Ray
-    init_ray(cfg.ray, preload=rollout_preload(cfg.ray))
+    init_ray(cfg.ray, collects=True)
     check_shared_storage(cfg, live_nodes())  # before anything is written
     cfg, run_dir = create_run_dir(cfg)
     seed_everything(cfg.seed, torch_rng=False)  # this process never draws from torch

@@ -28,7 +28,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from aime.envs.tasks import check_env_config
-    from aime.run.ray_init import check_shared_storage, init_ray, live_nodes, rollout_preload
+    from aime.run.ray_init import check_shared_storage, init_ray, live_nodes
     from aime.run.rundir import create_run_dir
     from aime.storage.mirror import finish
     from aime.train.driver import check_train_config
@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     check_env_config(cfg.env.task, cfg.env.image_size, cfg.env.camera)  # before a run directory or Ray
     check_train_config(cfg)
-    init_ray(cfg.ray, preload=rollout_preload(cfg.ray))
+    init_ray(cfg.ray, collects=True)
     check_shared_storage(cfg, live_nodes())  # before anything is written
     cfg, run_dir = create_run_dir(cfg)
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from aime import console
@@ -18,20 +18,15 @@ log = logging.getLogger(__name__)
 ROLLOUT_MODULES = ("aime.actors.rollout", "dm_control.suite")
 
 
-def rollout_preload(cfg: RayConfig) -> tuple[str, ...]:
-    """The modules a collecting command's local workers import in advance (none when turned off)."""
-    return ROLLOUT_MODULES if cfg.preload_rollout_modules else ()
-
-
-def init_ray(cfg: RayConfig, address: str | None = None, *, preload: Sequence[str] = ()) -> Any:
+def init_ray(cfg: RayConfig, address: str | None = None, *, collects: bool = False) -> Any:
     """Join ``address`` / ``cfg.address`` / ``$RAY_ADDRESS`` if any, else start a local Ray.
 
     The worker environment below (EGL rendering, one llvmpipe thread, Ray Data's bars off) goes to a
     cluster as the job's runtime_env and to a local Ray through this process's ``os.environ``, which
-    it keeps set (a variable the user set first wins). A local Ray's prestarted workers import the
-    ``preload`` modules (``rollout_preload(cfg)`` for the commands that collect) while this process is
-    still setting up, so the actors placed in them start without those imports; a cluster's workers
-    were started by ``ray start`` and import nothing in advance."""
+    it keeps set (a variable the user set first wins). For a command that ``collects``, a local Ray's
+    prestarted workers import ``ROLLOUT_MODULES`` (unless ``cfg.preload_rollout_modules`` is off)
+    while this process is still setting up, so the actors placed in them start without those imports;
+    a cluster's workers were started by ``ray start`` and import nothing in advance."""
     import ray
 
     if ray.is_initialized():
@@ -72,8 +67,8 @@ def init_ray(cfg: RayConfig, address: str | None = None, *, preload: Sequence[st
             kwargs["num_cpus"] = cfg.num_cpus
         if cfg.object_store_memory_mb is not None:
             kwargs["object_store_memory"] = cfg.object_store_memory_mb * 2**20
-        if preload:  # Ray's worker entry point imports these before it accepts work
-            kwargs["_system_config"] = {"preload_python_modules": list(preload)}
+        if collects and cfg.preload_rollout_modules:  # Ray's worker imports these before any work
+            kwargs["_system_config"] = {"preload_python_modules": list(ROLLOUT_MODULES)}
     context = ray.init(**kwargs)
     console.drop_forwarded_noise()
     return context

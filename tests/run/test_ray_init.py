@@ -50,7 +50,7 @@ def test_ray_data_progress_bars_follow_the_setting_in_driver_and_workers():
 PRELOAD_PROBE = """
 import json, sys, ray
 from aime.config import RayConfig
-from aime.run.ray_init import ROLLOUT_MODULES, init_ray, rollout_preload
+from aime.run.ray_init import ROLLOUT_MODULES, init_ray
 
 @ray.remote(num_cpus=0)
 def imported_before_the_task():
@@ -59,7 +59,7 @@ def imported_before_the_task():
 seen = {}
 for on in (True, False):
     cfg = RayConfig(num_cpus=1, include_dashboard=False, preload_rollout_modules=on)
-    init_ray(cfg, preload=rollout_preload(cfg))
+    init_ray(cfg, collects=True)
     seen[str(on)] = {"worker": ray.get(imported_before_the_task.remote()),
                      "driver_has_dm_control": "dm_control.suite" in sys.modules}
     ray.shutdown()
