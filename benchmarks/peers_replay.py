@@ -24,7 +24,10 @@ aime_sampler_frame_cache: aime_sampler with ``replay.frame_cache`` (``aime/repla
 aime_ray_data_frame_cache: aime_ray_data with the same (already filled) cache;
 aime_ray_data_reader: the same with ``replay.gather: reader`` (``aime/replay/gather.py``): the stream
     carries window plans and this process copies the rows out of the cache (the trainer's stream
-    with that setting);
+    with that setting), the plans in blocks of ``--plans-per-read`` (``train.plans_per_read``);
+aime_ray_data_reader_window_blocks: the same as the stream read plans until 2026-12-04 (not a default
+    row: the comparison for that change): in blocks of ``--windows-per-read``, copied one batch at a
+    time by ``iter_torch_batches``' collate_fn in Ray Data's threads (not ``iter_gathered``);
 torchrl: ``ReplayBuffer(LazyMemmapStorage, SliceSampler(slice_len=T, traj_key="episode",
     cache_values=True), batch_size=B*T)``, reshaped to (B, T); memory-mapped files under a scratch
     directory on disk;
@@ -151,6 +154,7 @@ def aime_ray_data_row(
     args: argparse.Namespace,
     frame_cache: FrameCache | None = None,
     reader: bool = False,
+    collate_per_batch: bool = False,
 ) -> Row:
     runs = []
     for _ in range(args.repeats):
@@ -160,6 +164,7 @@ def aime_ray_data_row(
             columns=PEER_COLUMNS,
             frame_cache=frame_cache,
             reader=reader,
+            collate_per_batch=collate_per_batch,
         )
         runs.append(
             {
@@ -221,7 +226,7 @@ def scaling(small: Row, large: Row, s_small: int, s_large: int) -> Row:
 def ratios(rows: Row) -> Row:
     out: Row = {}
     mine_rows = ("aime_sampler", "aime_ray_data", "aime_sampler_frame_cache", "aime_ray_data_frame_cache")
-    for mine in (*mine_rows, "aime_ray_data_reader"):
+    for mine in (*mine_rows, "aime_ray_data_reader", "aime_ray_data_reader_window_blocks"):
         for peer in ("torchrl", "rllib"):
             if "windows_per_second" in rows.get(mine, {}) and "windows_per_second" in rows.get(peer, {}):
                 a = rows[mine]["windows_per_second"]["median"]
@@ -261,9 +266,13 @@ def measure_size(root: str, S: int, workdir: str, args: argparse.Namespace) -> R
         elif name == "aime_ray_data_frame_cache":
             cache = FrameCache(os.path.join(workdir, "frame_cache"), CACHE_GB)
             rows[name] = aime_ray_data_row(root, B, T, args, frame_cache=cache)
-        elif name == "aime_ray_data_reader":
+        elif name in ("aime_ray_data_reader", "aime_ray_data_reader_window_blocks"):
             cache = FrameCache(os.path.join(workdir, "frame_cache"), CACHE_GB)
-            rows[name] = aime_ray_data_row(root, B, T, args, frame_cache=cache, reader=True)
+            before = name.endswith("window_blocks")  # the stream until 2026-12-04: see the docstring
+            row_args = argparse.Namespace(
+                **{**vars(args), "plans_per_read": args.windows_per_read if before else args.plans_per_read}
+            )
+            rows[name] = aime_ray_data_row(root, B, T, row_args, cache, reader=True, collate_per_batch=before)
         elif name == "torchrl":
             scratch = tempfile.mkdtemp(prefix="torchrl-", dir=workdir)
             try:
@@ -311,6 +320,7 @@ def parse_args() -> argparse.Namespace:
         help="which rows",
     )
     parser.add_argument("--windows-per-read", type=int, default=64, help="aime_ray_data: windows per call")
+    parser.add_argument("--plans-per-read", type=int, default=512, help="..._reader: plans per call")
     parser.add_argument("--prefetch-batches", type=int, default=2, help="aime_ray_data: as training's")
     parser.add_argument("--ray-cpus", type=int, default=2, help="num_cpus for ray.init")
     parser.add_argument("--write-processes", type=int, default=2, help="processes writing the store")

@@ -210,17 +210,18 @@ def ray_data(
     columns: list | None = None,
     frame_cache: Any = None,
     reader: bool = False,
+    collate_per_batch: bool = False,
 ) -> dict:
     """``reader``: the stream carries window plans and this process gathers the rows from the frame
-    cache (``replay.gather: reader``, aime/replay/gather.py)."""
+    cache (``replay.gather: reader``; ``collate_per_batch``: the old way, gathered_stream.py)."""
     from aime.replay.dataset import window_dataset
 
     # The range's read tasks need a CPU of their own: sampler actors holding every Ray CPU (2 actors
     # of 1 CPU on ray.init(num_cpus=2)) starve them and the stream never yields a batch.
     cpus_per_sampler = min(1.0, (args.ray_cpus - 1) / workers)
-    # Batches arrive a block (windows_per_read) at a time; timing from the last batch of one block to
-    # the last batch of a later one covers the production of exactly the batches between.
-    per_block = max(1, args.windows_per_read // B)
+    # Batches arrive a block (windows_per_read windows, or plans_per_read plans) at a time; timing from
+    # the last batch of one block to the last batch of a later one covers the batches between.
+    per_block = max(1, (args.plans_per_read if reader else args.windows_per_read) // B)
     warmup = max(per_block, -(-warmup // per_block) * per_block)
     batches = -(-batches // per_block) * per_block
     dataset = window_dataset(
@@ -229,23 +230,24 @@ def ray_data(
         num_windows=(warmup + batches) * B,
         seed=3,
         windows_per_read=args.windows_per_read,
+        plans_per_read=args.plans_per_read,
         sampler_workers=workers,
         cpus_per_sampler=cpus_per_sampler,
         columns=columns,
         frame_cache=frame_cache,
         plans=reader,
     )
-    gather = None
-    if reader:
-        from aime.replay.gather import GatherWindows
-        from aime.replay.sampler import WindowSampler
-
-        gather = GatherWindows(WindowSampler(root, T, seed=3, columns=columns, frame_cache=frame_cache))
+    sampler = WindowSampler(root, T, seed=3, columns=columns, frame_cache=frame_cache) if reader else None
     begin = time.perf_counter()
     arrivals = []
-    batches_out = dataset.iter_torch_batches(
-        batch_size=B, prefetch_batches=args.prefetch_batches, drop_last=True, collate_fn=gather
-    )
+    if reader:
+        from gathered_stream import reader_batches
+
+        batches_out = reader_batches(dataset, sampler, B, args.prefetch_batches, collate_per_batch)
+    else:
+        batches_out = dataset.iter_torch_batches(
+            batch_size=B, prefetch_batches=args.prefetch_batches, drop_last=True
+        )
     for batch in batches_out:
         arrivals.append(time.perf_counter())
         assert tuple(batch["pixels"].shape) == (B, T, 3, IMAGE_SIZE, IMAGE_SIZE), batch["pixels"].shape
@@ -330,6 +332,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--warmup-batches", type=int, default=8, help="batches discarded before timing")
     parser.add_argument("--sampler-workers", type=int, nargs="+", default=[1, 2], help="(c): actor counts")
     parser.add_argument("--windows-per-read", type=int, default=64, help="(c): windows per sampler call")
+    parser.add_argument("--plans-per-read", type=int, default=512, help="(c), gathered by the reader")
     parser.add_argument("--prefetch-batches", type=int, default=2, help="(c): as train.prefetch_batches")
     parser.add_argument("--ray-cpus", type=int, default=2, help="num_cpus for ray.init")
     parser.add_argument("--write-processes", type=int, default=2, help="processes writing the store")

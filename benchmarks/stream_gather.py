@@ -6,13 +6,15 @@ alone (prints JSON).
     python benchmarks/stream_gather.py --workdir /tmp/peers [--batches 400] [--repeats 2]
 
 ``replay.gather=reader`` (aime/replay/gather.py): the stream carries window plans and the reading
-process copies the rows out of the frame cache in Ray Data's prefetch threads (``GatherWindows``, the
-``collate_fn``). Each repeat streams ``--batches`` batches of (B=16, T=32) windows of the peers'
-columns (2 sampler actors, ``executor_apart`` as a trainer iterates) and times every ``collate_fn``
-call; then it gathers 50 batches of the same plans in a plain loop (their pages already mapped). Per
-repeat: the stream's windows/s after 50 warm-up batches, milliseconds per ``collate_fn`` call inside
-the stream and alone, and the share of the wall time spent in ``collate_fn`` (above 1: its threads
-overlapped).
+process copies the rows out of the frame cache. This script measures the way it copied them until
+2026-12-04, in Ray Data's prefetch threads (``GatherWindows`` as ``iter_torch_batches``'
+``collate_fn``, one call per batch), which led to ``iter_gathered``. Each repeat streams
+``--batches`` batches of (B=16, T=32) windows of the peers' columns (2 sampler actors, plans in
+blocks of ``--plans-per-read``, ``executor_apart`` as a trainer iterates) and times every
+``collate_fn`` call; then it gathers 50 batches of the same plans in a plain loop (their pages already
+mapped). Per repeat: the stream's windows/s after 50 warm-up batches, milliseconds per ``collate_fn``
+call inside the stream and alone, and the share of the wall time spent in ``collate_fn`` (above 1:
+its threads overlapped).
 """
 
 from __future__ import annotations
@@ -46,13 +48,13 @@ class TimedGather(NumpyBatchCollateFn):
         return out
 
 
-def one_repeat(root: str, cache: FrameCache, batches: int, windows_per_read: int) -> dict:
+def one_repeat(root: str, cache: FrameCache, batches: int, plans_per_read: int) -> dict:
     dataset = window_dataset(
         root,
         seq_len=T,
         num_windows=B * (WARMUP + batches),
         seed=3,
-        windows_per_read=windows_per_read,
+        plans_per_read=plans_per_read,
         sampler_workers=2,
         cpus_per_sampler=0.5,
         columns=COLUMNS,
@@ -88,13 +90,14 @@ def main() -> None:
     parser.add_argument("--workdir", required=True, help="peers_replay.py --keep --workdir: store + cache")
     parser.add_argument("--batches", type=int, default=400)
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--windows-per-read", type=int, default=64)
+    parser.add_argument("--plans-per-read", type=int, default=512)
     args = parser.parse_args()
     root = os.path.join(args.workdir, "store")
     cache = FrameCache(os.path.join(args.workdir, "frame_cache"), 64)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    runs = [one_repeat(root, cache, args.batches, args.windows_per_read) for _ in range(args.repeats)]
-    print(json.dumps({"benchmark": "stream_gather", "B": B, "T": T, "runs": runs}, indent=2))
+    runs = [one_repeat(root, cache, args.batches, args.plans_per_read) for _ in range(args.repeats)]
+    out = {"benchmark": "stream_gather", "B": B, "T": T, "plans_per_read": args.plans_per_read, "runs": runs}
+    print(json.dumps(out, indent=2))
 
 
 if __name__ == "__main__":

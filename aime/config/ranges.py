@@ -47,7 +47,8 @@ _AT_LEAST_1 = (
     "collect.episodes collect.workers collect.envs_per_worker collect.max_attempts_per_episode "
     "replay.capacity_steps replay.chunk_steps replay.row_group_steps "
     "train.batch_size train.seq_len train.steps train.num_workers train.grad_accum train.sampler_workers "
-    "train.windows_per_read train.log_every train.checkpoint_every train.keep_checkpoints "
+    "train.windows_per_read train.plans_per_read train.log_every train.checkpoint_every "
+    "train.keep_checkpoints "
     "lenses.workers lenses.epochs lenses.batch_size ray.num_cpus ray.object_store_memory_mb"
 )
 _AT_LEAST_0 = (

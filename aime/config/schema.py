@@ -88,6 +88,9 @@ class TrainConfig:
     sampler_workers: int = 1  # Ray Data actors sampling windows, per Ray Train worker (each streams its own)
     sampler_cpus: float = 1.0  # CPUs reserved per sampler actor
     windows_per_read: int = 64  # windows each sampler call returns; amortises per-call overhead
+    # window plans each sampler call returns with replay.gather=reader: a plan is bytes, not pixels,
+    # so one block serves many batches and Ray Data's per-block work is paid once for them
+    plans_per_read: int = 512
     prefetch_batches: int = 2
     steps: int = 1000  # optimizer steps
     # world_model: the whole model; tokenizer: pre-train perception.tokenizer alone (aime/train/stages.py)

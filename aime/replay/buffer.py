@@ -28,9 +28,7 @@ class ReplayBuffer:
     def evict(self) -> list[str]:
         return self.store.evict(self.replay.capacity_steps)
 
-    def sampler(
-        self, episode_filter: Any = None, columns: Sequence[str] | None = None
-    ) -> WindowSampler:
+    def sampler(self, episode_filter: Any = None, columns: Sequence[str] | None = None) -> WindowSampler:
         """An in-process sampler (no Ray): the same windows the dataset yields for the same seed."""
         return WindowSampler(
             self.replay.root or "",
@@ -79,6 +77,7 @@ class ReplayBuffer:
             capacity_steps=self.replay.capacity_steps,
             refresh_seconds=self.replay.refresh_seconds,
             windows_per_read=self.train.windows_per_read,
+            plans_per_read=self.train.plans_per_read,
             sampler_workers=self.train.sampler_workers,
             cpus_per_sampler=self.train.sampler_cpus,
             episode_filter=episode_filter,
@@ -103,12 +102,17 @@ class ReplayBuffer:
         dataset = self.dataset(
             num_batches, first_batch, episode_filter, rank=rank, world_size=world_size, plans=reader
         )
-        gather = None
-        if reader:
-            from aime.replay.gather import GatherWindows
+        if not reader:
+            return self.iter_torch_batches(dataset=dataset, pin_memory=pin_memory)
+        from aime.replay.gather import iter_gathered
 
-            gather = GatherWindows(self.sampler(episode_filter, TRAINING_COLUMNS))
-        return self.iter_torch_batches(dataset=dataset, pin_memory=pin_memory, collate_fn=gather)
+        return iter_gathered(
+            executor_apart(dataset),
+            self.sampler(episode_filter, TRAINING_COLUMNS),
+            self.train.batch_size,
+            prefetch_batches=self.train.prefetch_batches,
+            pin_memory=pin_memory,
+        )
 
     def iter_torch_batches(
         self,
@@ -116,16 +120,14 @@ class ReplayBuffer:
         dataset: Any = None,
         *,
         pin_memory: bool = False,
-        collate_fn: Any = None,
     ) -> Iterator[dict[str, Any]]:
         """``(B, T, ...)`` torch batches of ``dataset`` (default: ``self.dataset(num_batches)``):
         pixels uint8 (B, T, C, H, W), action (B, T, A), ... The stream's executor runs apart from
-        this process (``executor_apart``). ``collate_fn``: what turns a batch of plans into windows."""
+        this process (``executor_apart``)."""
         dataset = dataset if dataset is not None else self.dataset(num_batches)
         return executor_apart(dataset).iter_torch_batches(
             batch_size=self.train.batch_size,
             prefetch_batches=self.train.prefetch_batches,
             drop_last=True,
             pin_memory=pin_memory,
-            collate_fn=collate_fn,
         )

@@ -75,6 +75,7 @@ def window_dataset(
     capacity_steps: int | None = None,
     refresh_seconds: float = 5.0,
     windows_per_read: int = 64,
+    plans_per_read: int = 512,
     sampler_workers: int = 1,
     cpus_per_sampler: float = 1.0,
     first_id: int = 0,
@@ -87,7 +88,8 @@ def window_dataset(
     ``num_windows`` ids from ``first_id``); the same seed and id give the same window. ``columns``:
     what each window carries (``WindowSampler``; default all); ``frame_cache``: where the sampler
     actors keep decoded episodes (frame_cache.py; None: they decode the row groups of every window).
-    ``plans``: the dataset carries window plans for its reader to gather (gather.py)."""
+    ``plans``: the dataset carries window plans for its reader to gather (gather.py), in blocks of
+    ``plans_per_read`` instead of ``windows_per_read``."""
     if window_ids is None:
         window_ids = np.arange(first_id, first_id + num_windows, dtype=np.int64)
     if plans:
@@ -105,7 +107,7 @@ def window_dataset(
             columns=columns,
             frame_cache=frame_cache,
         ),
-        block_size=windows_per_read,
+        block_size=plans_per_read if plans else windows_per_read,
         actors=sampler_workers,
         num_cpus=cpus_per_sampler,
     )

@@ -84,7 +84,7 @@ class FrameCache:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.directory, self.capacity_bytes = state["directory"], state["capacity_bytes"]
         self._maps: OrderedDict[str, dict[str, np.ndarray]] = OrderedDict()
-        self._lock = threading.Lock()  # the maps' order: a reader's prefetch threads share one cache
+        self._lock = threading.Lock()  # the maps' order: a reader's threads may share one cache
         self.open_map_budget = open_map_budget()
 
     def columns(self, store: Any, path: str, identity: str, names: Sequence[str]) -> dict[str, np.ndarray]:

@@ -13,12 +13,21 @@ from aime.replay import ReplayBuffer
 from aime.replay.synthetic import write_synthetic_episodes
 
 
-def _buffer(root, frame_cache: str | None = None, gather: str = "samplers") -> ReplayBuffer:
+def _buffer(
+    root, frame_cache: str | None = None, gather: str = "samplers", plans_per_read: int = 512
+) -> ReplayBuffer:
     # Ray Train keeps the workers' CPUs away from Ray Data: on a 2-CPU Ray, 2 x 0.5 for the workers
     # leaves 1 CPU for the range reads and the sampler actor together.
     return ReplayBuffer(
         ReplayConfig(root=str(root), refresh_seconds=0.0, frame_cache=frame_cache, gather=gather),  # type: ignore[arg-type]
-        TrainConfig(batch_size=4, seq_len=6, windows_per_read=8, sampler_cpus=0.5, prefetch_batches=1),
+        TrainConfig(
+            batch_size=4,
+            seq_len=6,
+            windows_per_read=8,
+            plans_per_read=plans_per_read,
+            sampler_cpus=0.5,
+            prefetch_batches=1,
+        ),
         seed=5,
     )
 
@@ -67,14 +76,48 @@ def _windows(batches):  # each window whole, as bytes: the stream need not keep 
 
 def test_gathered_by_the_reader_the_stream_carries_plans_and_gives_the_same_batches(tmp_path, ray_local):
     write_synthetic_episodes(tmp_path / "store", 4, length=20, image_size=16)
-    reader = _buffer(tmp_path / "store", str(tmp_path / "cache"), gather="reader")
+    reader = _buffer(tmp_path / "store", str(tmp_path / "cache"), gather="reader", plans_per_read=12)
     plans = reader.dataset(1, plans=True).take(1)[0]  # a plan is a few bytes, not the window's pixels
     assert set(plans) == {"id", "path", "start", "episode_id", "stamp"}
+    # Plans come in blocks of plans_per_read (not windows_per_read's 8): 16 windows -> 12 + 4.
+    blocks = reader.dataset(4, plans=True).iter_batches(batch_size=None)
+    assert [len(block["id"]) for block in blocks] == [12, 4]
     gathered = list(reader.stream(num_batches=4))
     plain = list(_buffer(tmp_path / "store").stream(num_batches=4))
     assert len(gathered) == 4 and _windows(gathered) == _windows(plain)
     assert gathered[0]["pixels"].dtype == torch.uint8 and gathered[0]["pixels"].shape == (4, 6, 3, 16, 16)
     assert len(list((tmp_path / "cache").glob("*.frames"))) == 4  # the sampler actors decoded them
+
+
+def test_the_reader_copies_several_batches_at_once_and_hands_them_out_whole_and_in_order(tmp_path, ray_local):
+    from aime.replay.dataset import window_dataset
+    from aime.replay.frame_cache import FrameCache
+    from aime.replay.gather import iter_gathered
+    from aime.replay.sampler import WindowSampler
+
+    write_synthetic_episodes(tmp_path / "store", 4, length=20, image_size=16)
+    root, cache, columns = str(tmp_path / "store"), FrameCache(str(tmp_path / "cache")), ("pixels", "action")
+    # 5 batches of 4, copied 8 windows (two batches) at a time: chunks of 2 + 2 + 1 batches.
+    plans = window_dataset(
+        root,
+        seq_len=6,
+        num_windows=20,
+        seed=5,
+        plans_per_read=12,
+        frame_cache=cache,
+        columns=columns,
+        sampler_workers=1,
+        cpus_per_sampler=0.5,
+        plans=True,
+    )
+    sampler = WindowSampler(root, 6, seed=5, columns=columns, frame_cache=cache)
+    batches = list(iter_gathered(plans, sampler, 4, prefetch_batches=1, gather_windows=8))
+    assert [tuple(b["pixels"].shape) for b in batches] == [(4, 6, 3, 16, 16)] * 5
+    for k, batch in enumerate(
+        batches
+    ):  # batch k holds windows 4k..4k+3, as the in-process sampler draws them
+        expected = sampler.sample(np.arange(4 * k, 4 * k + 4))
+        assert all(np.array_equal(batch[name].numpy(), expected[name]) for name in columns)
 
 
 def test_a_plan_whose_file_went_away_is_drawn_again_as_the_sampler_would(tmp_path):

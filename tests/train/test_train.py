@@ -199,6 +199,19 @@ def test_resume_after_a_crash_reproduces_the_uninterrupted_run(tmp_path, uninter
     assert not list(Path(tempfile.gettempdir()).glob(f"aime-ckpt-{run_dir.name}-*"))
 
 
+def test_rows_gathered_by_the_trainer_train_exactly_as_the_default_stream(tmp_path, uninterrupted):
+    # replay.gather=reader: the stream carries plans, the trainer copies the rows from the frame cache
+    # (iter_gathered); the windows, so the losses, are the default stream's.
+    replay, reference = uninterrupted
+    cache = tmp_path / "frame_cache"
+    cfg, run_dir = _tiny(
+        tmp_path, *EXACT, f"replay.root={replay}", f"replay.frame_cache={cache}", "replay.gather=reader"
+    )
+    assert train(cfg, run_dir, progress=False).steps == 4
+    assert list(cache.glob("*.frames"))  # the sampler actors decoded episodes for the trainer
+    _assert_same_steps(_records(run_dir), reference, [1, 2, 3, 4])
+
+
 def test_an_empty_replay_store_fails_at_once_saying_what_to_do(tmp_path, ray_local):
     (tmp_path / "empty").mkdir()
     cfg, run_dir = _tiny(tmp_path, f"replay.root={tmp_path / 'empty'}")
