@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from replay import EPISODE_STEPS, IMAGE_SIZE
+from bench_store import EPISODE_STEPS, IMAGE_SIZE
 
 from aime.replay.store import ReplayStore
 from aime.replay.windows import Window, read_windows

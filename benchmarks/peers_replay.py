@@ -67,6 +67,7 @@ os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_store import EPISODE_STEPS, IMAGE_SIZE, grow_store, store_bytes  # noqa: E402
 from peer_buffers import (  # noqa: E402
     FRAME_BYTES,
     MB,
@@ -77,15 +78,7 @@ from peer_buffers import (  # noqa: E402
     room_for,
     torchrl_row,
 )
-from replay import (  # noqa: E402
-    EPISODE_STEPS,
-    IMAGE_SIZE,
-    grow_store,
-    ray_data,
-    sampler_in_process,
-    sampler_rss_in_fresh_process,
-    store_bytes,
-)
+from replay import ray_data, sampler_in_process, sampler_rss_in_fresh_process  # noqa: E402
 from targets import check, only  # noqa: E402
 
 from aime.replay.frame_cache import FrameCache  # noqa: E402

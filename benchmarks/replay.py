@@ -37,12 +37,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import shutil
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -50,6 +48,7 @@ os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
 
 import numpy as np  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
+from bench_store import CONCEPTS, EPISODE_STEPS, IMAGE_SIZE, grow_store, store_bytes  # noqa: E402
 from page_cache import evict_from_page_cache, page_cache_resident  # noqa: E402
 from sampler_memory import sampler_rss_in_fresh_process  # noqa: E402
 from targets import check, only  # noqa: E402
@@ -57,39 +56,6 @@ from targets import check, only  # noqa: E402
 from aime.replay.sampler import STEP_COLUMNS, VECTOR_COLUMNS, WindowSampler  # noqa: E402
 from aime.replay.schema import CONCEPT_PREFIX  # noqa: E402
 from aime.replay.store import ReplayStore  # noqa: E402
-from aime.replay.synthetic import write_synthetic_episodes  # noqa: E402
-
-EPISODE_STEPS = 501  # a 1000-step dm_control episode at action repeat 2, plus the final observation
-IMAGE_SIZE = 64
-CONCEPTS = ("a", "b", "c", "d")
-
-
-# ---- the store -------------------------------------------------------------------------------
-def grow_store(root: str, have: int, want: int, processes: int) -> float:
-    """Write episodes ``have .. want - 1``; returns seconds. Episodes depend only on their index, so
-    contiguous ranges can be written by separate processes."""
-    start = time.perf_counter()
-    bounds = np.linspace(have, want, processes + 1).astype(int)
-    ranges = [(int(a), int(b - a)) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
-    kwargs = dict(length=EPISODE_STEPS, image_size=IMAGE_SIZE, concepts=CONCEPTS)
-    if len(ranges) <= 1:
-        for first, count in ranges:
-            write_synthetic_episodes(root, count, start_index=first, **kwargs)
-    else:
-        # spawn, not fork: the parent holds Ray's threads and sockets.
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(len(ranges), mp_context=context) as pool:
-            futures = [
-                pool.submit(write_synthetic_episodes, root, count, start_index=first, **kwargs)
-                for first, count in ranges
-            ]
-            for future in futures:
-                future.result()
-    return time.perf_counter() - start
-
-
-def store_bytes(root: str) -> int:
-    return sum(e.size_bytes for e in ReplayStore(root).scan())
 
 
 # ---- (a) the floor ---------------------------------------------------------------------------
