@@ -197,6 +197,7 @@ class _Actors:
             seed=cfg.seed,
             task=cfg.env.task,
             num_envs=envs_per_worker(c),
+            egl_device=cfg.env.egl_device,
         )
         self.generation = [0] * c.workers
         self.handles = [self._start(i) for i in range(c.workers)]

@@ -28,6 +28,7 @@ from aime.actors.policy import Policy
 from aime.actors.recorder import EpisodeRecorder
 from aime.config import ReplayConfig
 from aime.envs.dmc import DMCEnv
+from aime.envs.egl import configure_egl
 from aime.envs.lockstep import LockstepEnvs
 from aime.replay.episode import EpisodeArrays, episode_table
 from aime.replay.schema import EpisodeMetadata
@@ -76,9 +77,15 @@ class RolloutWorker:
         seed: int,
         task: str,
         num_envs: int = 1,
+        egl_device: str | int | None = None,
     ):
+        """``egl_device`` (``env.egl_device``), when given, is settled here with this worker's index as
+        its spread index, before the first environment: actors on a multi-GPU node share out its GPUs
+        for rendering (``aime/envs/egl.py``). None leaves it to the environments' own setting."""
         assert replay.root, "RolloutWorker needs a resolved replay.root"
         init_start = time.time()
+        if egl_device is not None:
+            configure_egl(egl_device, spread_index=worker_id)
         self.worker_id = worker_id
         self.run_id, self.seed, self.task = run_id, seed, task
         self.replay = replay

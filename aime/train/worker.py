@@ -7,6 +7,7 @@ injected functions; everything distributed lives in this file and ``distributed.
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
 from collections.abc import Iterator
@@ -186,14 +187,17 @@ def build_engine(
     *,
     zero_overrides: dict[str, Any] | None = None,
     clock: StartupClock | None = None,
+    built_on_device: bool = False,
 ) -> tuple[Any, torch.optim.Optimizer]:
     """The WorldModel, AdamW over its parameter groups and the lr schedule, in a DeepSpeed engine.
 
     Collective: every rank calls it (``torch.distributed`` already initialised). ``zero_overrides``
     are merged into the config's ``zero_optimization`` (tests use it to make ZeRO-3 partition even the
     tiny model's parameters). ``clock`` gets a "model" mark once the model is on the device (its
-    first CUDA use there), before the optimizer and DeepSpeed. Returns the engine and the torch
-    optimizer (its groups carry the lr).
+    first CUDA use there), before the optimizer and DeepSpeed. ``built_on_device`` makes the model's
+    tensors on ``device`` from the start instead of on the host first (``benchmarks/zero_capacity.py``:
+    eight ranks of a model of billions of parameters would fill the host's memory). Returns the engine
+    and the torch optimizer (its groups carry the lr).
     """
     import deepspeed
 
@@ -203,7 +207,8 @@ def build_engine(
     if t.zero_stage == 3:
         check_zero3_supported(cfg.model)
     torch.manual_seed(derive_seed(cfg.seed, "model"))  # the same initial weights on every rank
-    model = WorldModel(cfg.model, reduce=all_reduce_mean).to(device)
+    with device if built_on_device else contextlib.nullcontext():
+        model = WorldModel(cfg.model, reduce=all_reduce_mean).to(device)
     prepare_model(model, cfg)  # the stage's frozen components and loaded tokenizer, before the optimizer
     model.compile_rollout(resolve_compile_rollout(t, device.type == "cuda"))  # type: ignore[arg-type]
     if clock is not None:
