@@ -29,6 +29,7 @@ import dataclasses
 import json
 import os
 import platform
+import resource
 import signal
 import subprocess
 import sys
@@ -128,6 +129,7 @@ def probe_worker(loop_config: dict) -> None:
 
     from aime.config import Config, build
     from aime.models.balancing.balancer import GradientBalancer
+    from aime.storage import atomic_write_text
     from aime.train.distributed import all_reduce_mean
     from aime.train.worker import build_engine, train_microbatch
 
@@ -159,8 +161,10 @@ def probe_worker(loop_config: dict) -> None:
     if on_gpu:
         out["peak_allocated_gb"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
         out["peak_reserved_gb"] = round(torch.cuda.max_memory_reserved(device) / 2**30, 2)
-    out_dir = Path(loop_config["out_dir"])
-    (out_dir / f"rank{rank}.json").write_text(json.dumps(out))
+    else:  # the process's peak resident memory (Linux reports KiB)
+        out["peak_rss_gb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
+    # Whole or absent: a probe killed at its time limit must not leave half a record to be read.
+    atomic_write_text(Path(loop_config["out_dir"]) / f"rank{rank}.json", json.dumps(out))
 
 
 def random_batch(cfg: Any, device: Any) -> dict:
@@ -184,7 +188,7 @@ def run_probe_here(spec: dict) -> int:
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    ray.init(include_dashboard=False)
+    ray.init(address="local", include_dashboard=False)  # its own Ray, never one RAY_ADDRESS names
     use_gpu = not spec["cpu"]
     trainer = TorchTrainer(
         probe_worker,
@@ -242,6 +246,7 @@ def summarise_probe(stage: int, k: int, ranks: list[dict], workers: int, process
     # CUDA's allocator and DeepSpeed say "out of memory"; a timeout or another error is no evidence
     # of running out (though a rank that ran out may leave the others waiting: see the log's tail).
     peaks = [r["peak_allocated_gb"] for r in ranks if "peak_allocated_gb" in r]
+    host_peaks = [r["peak_rss_gb"] for r in ranks if "peak_rss_gb" in r]  # CPU workers
     steps = [r["step_seconds"][-1] for r in ranks if r.get("step_seconds")]
     return {
         "zero_stage": stage,
@@ -253,6 +258,7 @@ def summarise_probe(stage: int, k: int, ranks: list[dict], workers: int, process
         "log_tail": None if fits else process_end["log_tail"],
         "ranks_reported": len(ranks),
         "peak_allocated_gb_max_rank": max(peaks) if peaks else None,
+        "peak_rss_gb_max_rank": max(host_peaks) if host_peaks else None,
         "last_step_seconds_max_rank": max(steps) if steps else None,
         "probe_seconds": round(seconds, 1),
     }

@@ -90,6 +90,7 @@ def test_a_zero3_probe_on_two_cpu_workers_trains_and_reports_every_rank(tmp_path
     result = json.loads(out.read_text())
     (probe,) = result["probes"]
     assert probe["fits"] and probe["ranks_reported"] == 2 and not probe["errors"], probe
+    assert probe["peak_rss_gb_max_rank"] > 0 and probe["peak_allocated_gb_max_rank"] is None  # CPU workers
     # ZeRO-3 partitions the weights: the count is of the whole model, as built outside DeepSpeed.
     cfg = load_config(Config, "tiny", ["model.optim.balancing.mode=sum"])
     whole = sum(p.numel() for p in WorldModel(capacity.widened(cfg.model, 2)).parameters())
