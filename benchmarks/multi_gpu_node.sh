@@ -9,6 +9,7 @@
 #   main        `aime run --config gpu` on every GPU: a Ray Train worker per GPU, 16 environments per
 #               rollout actor and one actor per GPU (EGL spreads them: docs/RENDERING.md), timed whole
 #   capacity    zero_capacity.py on GPUS workers: the widest model ZeRO-2 and ZeRO-3 train at B=2
+#               (k = 1, 32, 48, then bisected twice: around the edge predicted for 4-8 H200s)
 #   z2-rgb-48 z2-sum-64 z2-rgb-64 z3-sum-48 z3-sum-64   the rest of the scaling table (ZeRO-3 refuses RGB)
 # Each step writes its JSON and log into OUT_DIR, then touches OUT_DIR/done_<step>, so a caller polling
 # from elsewhere sees how far it got. Needs MUJOCO_GL=egl and, for DeepSpeed on H100/H200,
@@ -47,8 +48,10 @@ for step in $steps; do
       run=$(newest_run)
       for f in metrics.jsonl eval.json config.yaml; do [ -n "$run" ] && cp "$run/$f" "$out/main_$f"; done ;;
     capacity)
-      $python benchmarks/zero_capacity.py --workers "$gpus" --out "$out/zero_capacity_${gpus}gpu.json" \
-        > "$out/capacity.log" 2>&1 ;;
+      # Straight to the edge the README's arithmetic predicts on 8 H200s (ZeRO-2 near k=40, ZeRO-3 near
+      # 45; k=1 for the preset's count), then two bisections: 5 probes a stage instead of about 10.
+      $python benchmarks/zero_capacity.py --workers "$gpus" --widths 1 32 48 --bisect 2 \
+        --out "$out/zero_capacity_${gpus}gpu.json" > "$out/capacity.log" 2>&1 ;;
   esac
   touch "$out/done_$step"
 done

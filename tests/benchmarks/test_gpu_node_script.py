@@ -53,4 +53,4 @@ def test_the_multi_gpu_steps_scale_over_doubling_gpu_counts_and_use_every_gpu_fo
     main = (folder / "main.log").read_text()
     assert "train.num_workers=4 collect.workers=4 collect.envs_per_worker=16" in main
     assert "collect.online_episodes=6144" in main
-    assert "zero_capacity.py --workers 4" in (folder / "capacity.log").read_text()
+    assert "zero_capacity.py --workers 4 --widths 1 32 48 --bisect 2" in (folder / "capacity.log").read_text()
