@@ -38,27 +38,34 @@ def test_without_a_cuda_device_nothing_is_chosen():
     assert choose_egl_device({}, ["0"], None) is None  # a GPU EGL does not list
 
 
-def _configure_in_a_fresh_process(env: dict[str, str], call: str) -> dict:
+def _configure_in_a_fresh_process(env: dict[str, str], call: str) -> tuple[list, dict[int, int]]:
+    """``call``'s result, a later ``configure_egl(7)``'s, the variable left set, and EGL's CUDA devices."""
     code = (
-        "import json, os; from aime.envs.egl import configure_egl; "
+        "import json, os; from aime.envs.egl import configure_egl, _egl_indices_by_cuda_ordinal; "
         f"first = {call}; second = configure_egl(7); "
-        "print(json.dumps([first, second, os.environ.get('MUJOCO_EGL_DEVICE_ID')]))"
+        "print(json.dumps([[first, second, os.environ.get('MUJOCO_EGL_DEVICE_ID')], "
+        "{str(k): v for k, v in _egl_indices_by_cuda_ordinal().items()}]))"
     )
     base = {k: v for k, v in os.environ.items() if k not in ("MUJOCO_EGL_DEVICE_ID", "CUDA_VISIBLE_DEVICES")}
     done = subprocess.run(
         [sys.executable, "-c", code], env={**base, "MUJOCO_GL": "egl", **env}, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.splitlines()[-1])
+    settings, devices = json.loads(done.stdout.splitlines()[-1])
+    return settings, {int(k): v for k, v in devices.items()}
 
 
-def test_on_this_cpu_machine_a_spread_actor_pins_nothing_and_the_first_setting_holds():
-    # EGL here lists Mesa's devices only: no CUDA ordinal to spread over, so MuJoCo keeps llvmpipe.
-    # The later call (an environment's own egl_device) changes nothing: one setting per process.
-    assert _configure_in_a_fresh_process({}, "configure_egl('auto', spread_index=3)") == [None, None, None]
+def test_a_spread_actor_pins_its_share_of_the_gpus_or_nothing_and_the_first_setting_holds():
+    # On a CPU machine EGL lists Mesa's devices only: nothing to spread over, MuJoCo keeps llvmpipe.
+    # On an NVIDIA node actor 3 gets the 3 % n-th GPU. Either way the later call (an environment's own
+    # egl_device) changes nothing: one setting per process.
+    settings, devices = _configure_in_a_fresh_process({}, "configure_egl('auto', spread_index=3)")
+    expected = choose_egl_device(devices, [], 3)
+    assert settings == [None if expected is None else str(expected)] * 3, (settings, devices)
 
 
 def test_an_explicit_index_or_the_environment_variable_wins():
-    assert _configure_in_a_fresh_process({}, "configure_egl(2, spread_index=5)") == ["2", "2", "2"]
+    assert _configure_in_a_fresh_process({}, "configure_egl(2, spread_index=5)")[0] == ["2", "2", "2"]
     preset = {"MUJOCO_EGL_DEVICE_ID": "1"}
-    assert _configure_in_a_fresh_process(preset, "configure_egl('auto', spread_index=5)") == ["1", "1", "1"]
+    settings, _ = _configure_in_a_fresh_process(preset, "configure_egl('auto', spread_index=5)")
+    assert settings == ["1", "1", "1"]
