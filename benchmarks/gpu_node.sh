@@ -7,15 +7,17 @@
 #   tests    the CUDA-only tests (they skip without a GPU; here they must pass)
 #   fill     the gpu preset for 20 steps: fills the compile caches, times a cold start
 #   warm     the gpu preset as users run it, right after `fill` (warm caches), timed as a whole
+#   imports  a 5-step `aime train` on warm's store with Python's import timing in every Ray worker:
+#            where the training worker's and Train controller's import seconds go (import_times.py)
 #   serve    serve_load with one GPU replica and direct ingress
 #   collect  `aime collect` of 150 episodes with 15 workers, preload off and on, alternated 3 times
 # Each step writes its JSON and log into OUT_DIR, then touches OUT_DIR/done_<step>, so a caller
 # polling from elsewhere sees how far it got. Needs MUJOCO_GL=egl and, for DeepSpeed on H100/H200,
 # TORCH_CUDA_ARCH_LIST=9.0 (both set here when unset).
 set -uo pipefail
-out=${1:?usage: benchmarks/gpu_node.sh OUT_DIR [tests fill warm serve collect]}
+out=${1:?usage: benchmarks/gpu_node.sh OUT_DIR [tests fill warm imports serve collect]}
 shift
-steps=${*:-tests fill warm serve collect}
+steps=${*:-tests fill warm imports serve collect}
 mkdir -p "$out"
 export MUJOCO_GL=${MUJOCO_GL:-egl} TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}
 export RAY_USAGE_STATS_ENABLED=${RAY_USAGE_STATS_ENABLED:-0} WANDB_MODE=${WANDB_MODE:-offline}
@@ -37,6 +39,16 @@ for step in $steps; do
         > "$out/warm.log" 2>&1
       run=$(newest_run)
       for f in metrics.jsonl eval.json config.yaml; do [ -n "$run" ] && cp "$run/$f" "$out/warm_$f"; done ;;
+    imports)
+      run=$(newest_run)
+      ray_logs=$(mktemp -d)
+      PYTHONPROFILEIMPORTTIME=1 RAY_TMPDIR=$ray_logs $python -m aime.cli.main train --config gpu \
+        --no-progress replay.root="${run}replay" train.steps=5 train.checkpoint_every=5 \
+        results_dir=/tmp/aime-imports > "$out/imports.log" 2>&1
+      for actor in RayTrainWorker TrainController; do
+        $python benchmarks/import_times.py $(find "$ray_logs" -name "worker-*.err") --match $actor \
+          > "$out/import_times_$actor.json" 2>> "$out/imports.log"
+      done ;;
     serve)
       $python benchmarks/serve_load.py --num-gpus 1 --direct-ingress --requests 200 --seconds 30 \
         --out "$out/serve_load.json" > "$out/serve.log" 2>&1 ;;
@@ -53,7 +65,7 @@ for step in $steps; do
           } >> "$out/collect_150.txt"
         done
       done ;;
-    *) echo "unknown step: $step (tests fill warm serve collect)" >&2; exit 2 ;;
+    *) echo "unknown step: $step (tests fill warm imports serve collect)" >&2; exit 2 ;;
   esac
   touch "$out/done_$step"
 done

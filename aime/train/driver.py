@@ -36,9 +36,11 @@ class TrainSummary:
     # From train() being called to the first step's report: Ray Train's workers, DeepSpeed, the data
     # stream's first batch and compilation (None when no step ran).
     seconds_to_first_step: float | None = None
-    # Where those seconds went (rank 0's worker; aime/train/startup.py): "workers" until its loop began,
-    # then engine, restore, periodic_eval, first_batch (what the overlapped stream still took) and
-    # first_step (compilation and CUDA-graph recording).
+    # Where those seconds went (``startup_breakdown``): the driver's checks, Ray Train spawning rank 0's
+    # worker process and that process starting (imports, torch.distributed) until its loop began, then
+    # the worker's phases (aime/train/startup.py): imports, device, model, compile_setup, engine,
+    # restore, periodic_eval, first_batch (what the overlapped stream still took) and first_step
+    # (compilation and CUDA-graph recording).
     startup: dict[str, float] | None = None
 
 
@@ -262,6 +264,7 @@ def _fit_with_progress(
 
     def fit() -> None:
         try:
+            outcome["launched"] = time.time()
             outcome["result"] = trainer.fit()
         except BaseException as error:  # re-raised in the caller's thread
             outcome["error"] = error
@@ -278,7 +281,7 @@ def _fit_with_progress(
             ray_metrics.training_record(run_id, record)  # the driver outlives the run's last report
             if M.TRAIN_TOTAL in record:
                 if not startup and record["time"] >= started:  # not a resumed run's old lines
-                    startup = startup_breakdown(record, started)
+                    startup = startup_breakdown(record, started, outcome.get("launched", started))
                     bar.write(describe_startup(startup))
                 bar.update(max(0, record["step"] - bar.n))
                 loss, wait = record[M.TRAIN_TOTAL], record.get(M.TRAIN_DATA_WAIT, 0.0)
@@ -289,15 +292,23 @@ def _fit_with_progress(
     return outcome["result"], startup
 
 
-def startup_breakdown(first_report: dict[str, Any], started: float) -> dict[str, float]:
-    """Seconds from ``started`` to the first step's report ("total") and per phase: "workers" (until
-    the worker's loop began: Ray Train's worker group, imports) and the worker's own phases."""
-    out = {"total": round(first_report["time"] - started, 1)}
+def startup_breakdown(first_report: dict[str, Any], started: float, launched: float) -> dict[str, float]:
+    """Seconds from ``started`` to the first step's report ("total") and per phase: "driver" (its
+    checks and the periodic evaluation's plan, until ``trainer.fit()`` was called at ``launched``),
+    "worker_spawn" (Ray Train's controller and placement group until rank 0's worker process was
+    created), "worker_init" (that process starting: Python, Ray, imports, torch.distributed, until
+    the worker's loop began), then the worker's own phases."""
+    out = {"total": round(first_report["time"] - started, 1), "driver": round(launched - started, 1)}
     began = first_report.get(M.STARTUP_WORKER_STARTED_AT)
-    if began is not None:
-        out["workers"] = round(began - started, 1)
-    phases = {k[len(M.STARTUP) :]: v for k, v in first_report.items() if k.startswith(M.STARTUP)}
-    return out | {k: round(v, 1) for k, v in phases.items() if k != "worker_started_at"}
+    spawned = first_report.get(M.STARTUP_PROCESS_STARTED_AT)
+    if began is not None and spawned is not None:
+        spawned = min(max(spawned, launched), began)  # a process Ray started earlier: no spawn time
+        out |= {"worker_spawn": round(spawned - launched, 1), "worker_init": round(began - spawned, 1)}
+    elif began is not None:
+        out["workers"] = round(began - launched, 1)
+    times = (M.STARTUP_WORKER_STARTED_AT, M.STARTUP_PROCESS_STARTED_AT)
+    phases = {k: v for k, v in first_report.items() if k.startswith(M.STARTUP) and k not in times}
+    return out | {k[len(M.STARTUP) :]: round(v, 1) for k, v in phases.items()}
 
 
 def describe_startup(startup: dict[str, float]) -> str:

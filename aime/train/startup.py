@@ -57,10 +57,12 @@ def _first_or_nothing(batches: Iterator[Any]) -> list[Any]:
 
 
 class StartupClock:
-    """Seconds per start-up phase, in the order marked, plus the worker's wall-clock start."""
+    """Seconds per start-up phase, in the order marked, plus the wall-clock times at which the worker's
+    process was created and its loop began (the driver splits the time before the loop by them)."""
 
     def __init__(self) -> None:
         self.started_at = time.time()
+        self.process_started_at = _process_created_at()
         self._last = time.perf_counter()
         self.phases: dict[str, float] = {}
 
@@ -71,6 +73,17 @@ class StartupClock:
         self._last = now
 
     def metrics(self) -> dict[str, float]:
-        """``startup/<phase>`` seconds and ``startup/worker_started_at`` (Unix time)."""
+        """``startup/<phase>`` seconds, ``startup/worker_started_at`` and ``startup/process_started_at``
+        (Unix times)."""
         out = {M.STARTUP + phase: round(seconds, 3) for phase, seconds in self.phases.items()}
-        return out | {M.STARTUP_WORKER_STARTED_AT: self.started_at}
+        return out | {
+            M.STARTUP_WORKER_STARTED_AT: self.started_at,
+            M.STARTUP_PROCESS_STARTED_AT: self.process_started_at,
+        }
+
+
+def _process_created_at() -> float:
+    """Unix time this process was created: for a Ray Train worker, when Ray spawned its actor."""
+    import psutil
+
+    return float(psutil.Process().create_time())

@@ -193,8 +193,9 @@ def build_engine(
 
     Collective: every rank calls it (``torch.distributed`` already initialised). ``zero_overrides``
     are merged into the config's ``zero_optimization`` (tests use it to make ZeRO-3 partition even the
-    tiny model's parameters). ``clock`` gets a "model" mark once the model is on the device (its
-    first CUDA use there), before the optimizer and DeepSpeed. ``built_on_device`` makes the model's
+    tiny model's parameters). ``clock`` gets marks as the start-up phases end: "imports" (DeepSpeed and
+    the model's modules), "device" (its first use: on a GPU, the CUDA context), "model" (built on the
+    device), "compile_setup"; the caller marks the engine. ``built_on_device`` makes the model's
     tensors on ``device`` from the start instead of on the host first (``benchmarks/zero_capacity.py``:
     eight ranks of a model of billions of parameters would fill the host's memory). Returns the engine
     and the torch optimizer (its groups carry the lr).
@@ -203,6 +204,13 @@ def build_engine(
 
     from aime.models.world_model import WorldModel
 
+    def mark(phase: str) -> None:
+        if clock is not None:
+            clock.mark(phase)
+
+    mark("imports")
+    torch.empty(0, device=device)  # the device's first use (a GPU's context) on its own clock
+    mark("device")
     t = cfg.train
     if t.zero_stage == 3:
         check_zero3_supported(cfg.model)
@@ -210,9 +218,9 @@ def build_engine(
     with device if built_on_device else contextlib.nullcontext():
         model = WorldModel(cfg.model, reduce=all_reduce_mean).to(device)
     prepare_model(model, cfg)  # the stage's frozen components and loaded tokenizer, before the optimizer
+    mark("model")
     model.compile_rollout(resolve_compile_rollout(t, device.type == "cuda"))  # type: ignore[arg-type]
-    if clock is not None:
-        clock.mark("model")
+    mark("compile_setup")
     optimizer, schedule = build_optimizer(model, cfg)
     bf16 = resolve_bf16(t, device.type == "cuda")
     config = deepspeed_config(t, grad_clip=cfg.model.optim.grad_clip, world_size=world_size, bf16=bf16)

@@ -12,7 +12,7 @@ SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_node.sh"
 def test_an_unknown_step_is_refused_by_name_and_nothing_is_marked_done(tmp_path):
     out = subprocess.run(["bash", str(SCRIPT), str(tmp_path), "warmm"], capture_output=True, text=True)
     assert out.returncode == 2
-    assert "unknown step: warmm (tests fill warm serve collect)" in out.stderr
+    assert "unknown step: warmm (tests fill warm imports serve collect)" in out.stderr
     assert not list(tmp_path.glob("done_*"))
 
 

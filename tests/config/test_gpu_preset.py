@@ -14,7 +14,7 @@ from aime.train.driver import check_cpu_budget, check_train_config
 
 def test_gpu_preset_fits_one_gpu_node_and_renders_online_in_one_actor():
     cfg = load_config(Config, "gpu", [])
-    assert (cfg.env.image_size, cfg.model.image_size, cfg.train.batch_size) == (64, 64, 128)
+    assert (cfg.env.image_size, cfg.model.image_size, cfg.train.batch_size) == (64, 64, 256)
     # The options the GPU quality sweep chose (README, "The main job on a GPU").
     assert (cfg.model.vae.output, cfg.model.optim.lr, cfg.model.vae.residual) == ("gaussian", 1e-3, True)
     assert cfg.collect.online_episodes > 0 and cfg.train.num_workers == 1

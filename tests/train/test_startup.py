@@ -39,19 +39,27 @@ def test_a_failing_or_empty_stream_is_seen_by_the_caller():
     assert list(FirstBatchPrefetch(iter([]))) == []
 
 
-def test_the_clock_marks_phases_in_order_and_the_driver_adds_the_workers_start():
+def test_the_clock_marks_phases_in_order_and_the_driver_splits_the_time_before_the_loop():
     clock = StartupClock()
     time.sleep(0.05)
     clock.mark("engine")
     clock.mark("first_step")
     metrics = clock.metrics()
     assert list(clock.phases) == ["engine", "first_step"] and clock.phases["engine"] >= 0.05
-    report = {"time": clock.started_at + 3.0, **metrics}
-    breakdown = startup_breakdown(report, started=clock.started_at - 2.0)
-    assert list(breakdown) == ["total", "workers", "engine", "first_step"]
-    assert (breakdown["total"], breakdown["workers"]) == (5.0, 2.0)
+    # This process was created before the clock, and not in the future (psutil's creation time).
+    assert clock.started_at - 3600 < clock.process_started_at <= clock.started_at
+    began = clock.started_at
+    report = {"time": began + 3.0, **metrics, "startup/process_started_at": began - 1.5}
+    breakdown = startup_breakdown(report, started=began - 2.5, launched=began - 2.0)
+    assert list(breakdown) == ["total", "driver", "worker_spawn", "worker_init", "engine", "first_step"]
+    assert [breakdown[k] for k in ("total", "driver", "worker_spawn", "worker_init")] == [5.5, 0.5, 0.5, 1.5]
     assert breakdown["engine"] == round(clock.phases["engine"], 1)
-    line = describe_startup({"total": 62.4, "workers": 20.0, "engine": 9.2, "first_step": 30.6})
+    # A worker process Ray had started before fit(): no spawn time, its whole start is worker_init.
+    early = startup_breakdown({**report, "startup/process_started_at": began - 60}, began - 2.5, began - 2.0)
+    assert (early["worker_spawn"], early["worker_init"]) == (0.0, 2.0)
+    phases = {"driver": 0.4, "worker_spawn": 20.0, "engine": 9.2, "first_step": 30.6}
+    line = describe_startup({"total": 62.4, **phases})
     assert line == (
-        "first training step 62 s after the trainer started (workers 20 s, engine 9 s, first step 31 s)"
+        "first training step 62 s after the trainer started "
+        "(driver 0 s, worker spawn 20 s, engine 9 s, first step 31 s)"
     )
