@@ -37,7 +37,7 @@ TRAIN_CHECKPOINT = "train/checkpoint"
 TRAIN_INTERVAL_END = "train/interval_end"
 
 # A training worker's start-up, on its first step's report (aime/train/startup.py): seconds per phase.
-STARTUP = "startup/"  # + imports, device, model, compile_setup, engine, restore, ..., first_step
+STARTUP = "startup/"  # + stream, imports, device, model, compile_setup, engine, ..., first_step
 STARTUP_WORKER_STARTED_AT = "startup/worker_started_at"  # Unix time the worker's loop began
 STARTUP_PROCESS_STARTED_AT = "startup/process_started_at"  # Unix time its process was created
 

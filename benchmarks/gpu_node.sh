@@ -7,8 +7,9 @@
 #   tests    the CUDA-only tests (they skip without a GPU; here they must pass)
 #   fill     the gpu preset for 20 steps: fills the compile caches, times a cold start
 #   warm     the gpu preset as users run it, right after `fill` (warm caches), timed as a whole
-#   imports  a 5-step `aime train` on warm's store with Python's import timing in every Ray worker:
-#            where the training worker's and Train controller's import seconds go (import_times.py)
+#   imports  a 5-step `aime train` on warm's store with Python's import timing in every Ray worker
+#            (import_times.py: the training worker's and Train controller's import seconds) and
+#            train.profile_startup (startup_rank0.txt: cProfile of the worker up to its first step)
 #   serve    serve_load with one GPU replica and direct ingress
 #   collect  `aime collect` of 150 episodes with 15 workers, preload off and on, alternated 3 times
 # Each step writes its JSON and log into OUT_DIR, then touches OUT_DIR/done_<step>, so a caller
@@ -44,7 +45,8 @@ for step in $steps; do
       ray_logs=$(mktemp -d)
       PYTHONPROFILEIMPORTTIME=1 RAY_TMPDIR=$ray_logs $python -m aime.cli.main train --config gpu \
         --no-progress replay.root="${run}replay" train.steps=5 train.checkpoint_every=5 \
-        results_dir=/tmp/aime-imports > "$out/imports.log" 2>&1
+        train.profile_startup=true results_dir=/tmp/aime-imports > "$out/imports.log" 2>&1
+      cp "$(newest_run /tmp/aime-imports)profile/startup_rank0.txt" "$out/" 2>> "$out/imports.log"
       for actor in RayTrainWorker TrainController; do
         $python benchmarks/import_times.py $(find "$ray_logs" -name "worker-*.err") --match $actor \
           > "$out/import_times_$actor.json" 2>> "$out/imports.log"

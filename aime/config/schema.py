@@ -121,6 +121,9 @@ class TrainConfig:
     max_failures: int = 2  # worker-group failures survived by resuming from the last checkpoint
     # Profile this optimizer step on rank 0 with torch.profiler: summary + timeline in <run_dir>/profile/
     profile_step: int | None = None
+    # cProfile of rank 0's start-up, from the worker's start to its first step's end (what the start-up
+    # phases are made of): <run_dir>/profile/startup_rank0.{pstats,txt}
+    profile_startup: bool = False
     # Fault-injection for tests and drills: the last worker raises once on reaching this step.
     inject_failure_at_step: int | None = None
 

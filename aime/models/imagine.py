@@ -116,15 +116,20 @@ def dream(model: WorldModel, start: DreamStart, future_action: Tensor, temperatu
         slot_maps = uniform_slot_maps(B, model.attention.slots, model.attention.map_size**2, like=start.z)
     state, frames = start.state, start.frames
     c_prev, z_prev, a_prev = start.context.contiguous(), start.z.contiguous(), start.action.contiguous()
+    # A compiled step guards on its inputs' strides and requires_grad flags: the inputs are contiguous,
+    # and the first step's real frame and the later steps' perception c (neither has a gradient path)
+    # carry the flag the other steps' do, so one graph serves all H steps instead of two.
+    imagined_grad = start.z.requires_grad  # the imagined frames carry gradients (training) or not
+    context_grad = start.context.requires_grad
     out = []
-    for k in range(Hn):  # the steps' inputs contiguous: a compiled step guards on strides
-        previous = frames[:, -1].contiguous()
+    for k in range(Hn):
+        previous = frames[:, -1].contiguous() if k else _flagged(frames[:, -1], imagined_grad)
         h_prev, z, params, frame = predict(model, state, c_prev, a_prev, previous, temperature)
         out.append(params)
         if k + 1 == Hn:  # what follows only prepares a frame nobody asked for
             break
         frames = torch.cat([frames[:, -keep:], frame.unsqueeze(1)], dim=1)  # the recent past
-        c = c_prev[:, :0] if perceiving is None else perceiving.add(frames).contiguous()
+        c = c_prev[:, :0] if perceiving is None else _flagged(perceiving.add(frames), context_grad)
         a_t = future_action[:, k].contiguous()
         state, slot_maps = advance(model, state, h_prev, z_prev, z, c, slot_maps, a_t, temperature)
         c_prev, z_prev, a_prev = c, z, a_t
@@ -165,6 +170,13 @@ def dream_advance(
         attention_state, _, _ = model.attention.state(fused[:, 0], temperature=temperature)
     state = model.dynamics.step(torch.cat([z, c, attention_state, action], dim=-1), state)
     return state, slot_maps
+
+
+def _flagged(tensor: Tensor, requires_grad: bool) -> Tensor:
+    """``tensor`` (no gradient path into the model) as a contiguous leaf with the given flag: the
+    model's parameters get the same gradients either way."""
+    leaf = tensor.detach().contiguous()
+    return leaf.requires_grad_() if requires_grad else leaf
 
 
 def _keep(model: WorldModel) -> int:

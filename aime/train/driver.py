@@ -38,7 +38,7 @@ class TrainSummary:
     seconds_to_first_step: float | None = None
     # Where those seconds went (``startup_breakdown``): the driver's checks, Ray Train spawning rank 0's
     # worker process and that process starting (imports, torch.distributed) until its loop began, then
-    # the worker's phases (aime/train/startup.py): imports, device, model, compile_setup, engine,
+    # the worker's phases (aime/train/startup.py): stream, imports, device, model, compile_setup, engine,
     # restore, periodic_eval, first_batch (what the overlapped stream still took) and first_step
     # (compilation and CUDA-graph recording).
     startup: dict[str, float] | None = None

@@ -7,13 +7,22 @@ the sampler actors then). The stream does not depend on the engine, only on the 
 from, so ``FirstBatchPrefetch`` starts it in a thread before the engine is built and the two
 overlap. ``StartupClock`` times the phases; the first step's report carries them (``startup/*``)
 and the driver prints them beside "first training step N s after the trainer started".
+
+With ``train.profile_startup`` the clock also runs cProfile over the worker's thread from its start to
+the end of the first step and writes ``<run_dir>/profile/startup_rank<R>.pstats`` (for ``python -m
+pstats`` or snakeviz) and ``startup_rank<R>.txt`` (the functions by cumulative and by own time): what
+the phases above are made of. Profiling slows Python code down, so a profiled start is not timed.
 """
 
 from __future__ import annotations
 
+import cProfile
+import io
+import pstats
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from aime import metrics as M
@@ -60,17 +69,31 @@ class StartupClock:
     """Seconds per start-up phase, in the order marked, plus the wall-clock times at which the worker's
     process was created and its loop began (the driver splits the time before the loop by them)."""
 
-    def __init__(self) -> None:
+    def __init__(self, profile_to: Path | None = None) -> None:
         self.started_at = time.time()
         self.process_started_at = _process_created_at()
         self._last = time.perf_counter()
         self.phases: dict[str, float] = {}
+        self._profile_to = profile_to  # <dir>/<name>: cProfile from here to ``finish``
+        self._profiler = cProfile.Profile() if profile_to is not None else None
+        if self._profiler is not None:
+            self._profiler.enable()
 
     def mark(self, phase: str) -> None:
         """The phase that has just ended: the seconds since the previous mark (or the start)."""
         now = time.perf_counter()
         self.phases[phase] = now - self._last
         self._last = now
+
+    def finish(self) -> None:
+        """Start-up is over (the first step is done): stop the profiler, if any, and write its files."""
+        if self._profiler is None or self._profile_to is None:
+            return
+        self._profiler.disable()
+        self._profile_to.parent.mkdir(parents=True, exist_ok=True)
+        self._profiler.dump_stats(str(self._profile_to.with_suffix(".pstats")))
+        self._profile_to.with_suffix(".txt").write_text(_profile_report(self._profiler))
+        self._profiler = None
 
     def metrics(self) -> dict[str, float]:
         """``startup/<phase>`` seconds, ``startup/worker_started_at`` and ``startup/process_started_at``
@@ -87,3 +110,13 @@ def _process_created_at() -> float:
     import psutil
 
     return float(psutil.Process().create_time())
+
+
+def _profile_report(profiler: cProfile.Profile, lines: int = 60) -> str:
+    """The profile as text: the functions by cumulative time, then by their own time."""
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out).strip_dirs()
+    for order, title in (("cumulative", "cumulative time"), ("tottime", "own time")):
+        out.write(f"=== by {title} ===\n")
+        stats.sort_stats(order).print_stats(lines)
+    return out.getvalue()

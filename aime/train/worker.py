@@ -51,7 +51,9 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     device = ray.train.torch.get_device()
-    clock = StartupClock()
+    run_dir = Path(loop_config["run_dir"])
+    profiled = cfg.train.profile_startup and rank == 0
+    clock = StartupClock(run_dir / "profile" / f"startup_rank{rank}" if profiled else None)
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is None and loop_config.get("resume_from"):
         filesystem, path = resolve_filesystem(loop_config["resume_from"])  # local, or shared storage
@@ -59,6 +61,7 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     step = read_meta(checkpoint.path, checkpoint.filesystem)["step"] if checkpoint is not None else 0
     # The stream depends only on the step it starts from: its first batch arrives while the engine builds.
     batches = FirstBatchPrefetch(iter(replay_batches(cfg, first_step=step, rank=rank, world_size=world)))
+    clock.mark("stream")  # set up here (Ray Data, its split coordinator); the first batch comes in a thread
     engine, optimizer = build_engine(cfg, device, world, clock=clock)
     clock.mark("engine")
     _remove_stale_saves(cfg.run_id, rank)
@@ -75,9 +78,7 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     clock.mark("periodic_eval")  # its held-out windows
     batches.wait()
     clock.mark("first_batch")
-    loop = TrainLoop(
-        cfg, engine, optimizer, balancer, periodic, device, rank, world, Path(loop_config["run_dir"])
-    )
+    loop = TrainLoop(cfg, engine, optimizer, balancer, periodic, device, rank, world, run_dir)
     loop.run(iter(batches), step, clock)
 
 
@@ -122,6 +123,7 @@ class TrainLoop:
             metrics: dict[str, float] = {"step": step}
             if step == first_step:
                 clock.mark("first_step")  # compilation and CUDA-graph recording happen here
+                clock.finish()
                 metrics |= clock.metrics()
             if log_now:
                 samples = since_log * t.grad_accum * t.batch_size * self.world

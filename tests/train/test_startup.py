@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pstats
 import threading
 import time
 
@@ -63,3 +64,27 @@ def test_the_clock_marks_phases_in_order_and_the_driver_splits_the_time_before_t
         "first training step 62 s after the trainer started "
         "(driver 0 s, worker spawn 20 s, engine 9 s, first step 31 s)"
     )
+
+
+def _busy_start_up() -> int:
+    return sum(i * i for i in range(200_000))
+
+
+def test_a_profiled_clock_writes_what_the_start_up_was_made_of(tmp_path):
+    clock = StartupClock(tmp_path / "profile" / "startup_rank0")
+    _busy_start_up()
+    clock.mark("engine")
+    clock.finish()
+    _busy_start_up()  # after the first step: not in the profile
+    clock.finish()  # a second call changes nothing
+    stats = pstats.Stats(str(tmp_path / "profile" / "startup_rank0.pstats"))
+    calls = {name: row[0] for (_, _, name), row in stats.stats.items()}  # type: ignore[attr-defined]
+    assert calls["_busy_start_up"] == 1
+    report = (tmp_path / "profile" / "startup_rank0.txt").read_text()
+    assert "=== by cumulative time ===" in report and "=== by own time ===" in report
+    assert "_busy_start_up" in report
+    # Without a destination the clock profiles nothing and writes nothing.
+    plain = StartupClock()
+    plain.finish()
+    written = sorted(p.name for p in (tmp_path / "profile").iterdir())
+    assert written == ["startup_rank0.pstats", "startup_rank0.txt"]

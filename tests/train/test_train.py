@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pstats
+
 import pytest
 import torch
 
@@ -20,7 +22,12 @@ def test_zero2_on_two_workers_trains_logs_and_checkpoints_the_trainers_weights(
     from aime.run import ray_metrics as R
 
     cfg, run_dir = _tiny(
-        tmp_path, "train.steps=2", "train.log_every=1", "train.wandb=true", "train.profile_step=2"
+        tmp_path,
+        "train.steps=2",
+        "train.log_every=1",
+        "train.wandb=true",
+        "train.profile_step=2",
+        "train.profile_startup=true",
     )
     assert (cfg.train.zero_stage, cfg.train.num_workers) == (2, 2)  # the tiny preset's defaults
     summary = train(cfg, run_dir, progress=False)
@@ -32,8 +39,8 @@ def test_zero2_on_two_workers_trains_logs_and_checkpoints_the_trainers_weights(
     # Where start-up went, rank 0's phases in order; together they are the seconds to the first step
     # (the phases are rounded to 0.1 s, and the report reaches the driver's metrics file after the step).
     startup = train_json["startup"]
-    phases = ["driver", "worker_spawn", "worker_init", "imports", "device", "model", "compile_setup"]
-    phases += ["engine", "periodic_eval", "first_batch", "first_step"]
+    phases = ["driver", "worker_spawn", "worker_init", "stream", "imports", "device", "model"]
+    phases += ["compile_setup", "engine", "periodic_eval", "first_batch", "first_step"]
     assert list(startup) == ["total", *phases]
     assert startup["total"] == summary.seconds_to_first_step and startup["engine"] > 0
     assert 0 < sum(startup.values()) - startup["total"] <= startup["total"] + 0.5
@@ -75,6 +82,12 @@ def test_zero2_on_two_workers_trains_logs_and_checkpoints_the_trainers_weights(
     assert sum(profile["phase_wall_ms"].values()) <= profile["wall_ms"]
     assert profile["cpu_self_ms_by_op"]
     assert (run_dir / "profile" / "step2.trace.json.gz").stat().st_size > 0
+    # train.profile_startup: rank 0's start-up under cProfile, DeepSpeed's engine and the first step in it
+    startup_profile = pstats.Stats(str(run_dir / "profile" / "startup_rank0.pstats"))
+    profiled = {name for (_, _, name) in startup_profile.stats}  # type: ignore[attr-defined]
+    assert {"build_engine", "train_microbatch"} <= profiled
+    assert "build_engine" in (run_dir / "profile" / "startup_rank0.txt").read_text()
+    assert not (run_dir / "profile" / "startup_rank1.txt").exists()
 
 
 def _assert_consolidated_weights_are_the_engines(checkpoint, run_dir) -> None:
