@@ -37,9 +37,11 @@ TRAIN_CHECKPOINT = "train/checkpoint"
 TRAIN_INTERVAL_END = "train/interval_end"
 
 # A training worker's start-up, on its first step's report (aime/train/startup.py): seconds per phase.
-STARTUP = "startup/"  # + stream, imports, device, model, compile_setup, engine, ..., first_step
+STARTUP = "startup/"  # + imports, device, model, compile_setup, engine, restore, ..., first_step
 STARTUP_WORKER_STARTED_AT = "startup/worker_started_at"  # Unix time the worker's loop began
 STARTUP_PROCESS_STARTED_AT = "startup/process_started_at"  # Unix time its process was created
+# + stream_ready: seconds from the worker's start to its stream's first batch, fetched in a thread
+STARTUP_OVERLAPPED = "startup/overlapped/"
 
 # Evaluation (aime/eval, and the periodic evaluation during training).
 EVAL = "eval/"  # + a summary name (psnr_one_step/model, ssim_mean/baseline, neg_elbo, ...)

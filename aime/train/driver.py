@@ -38,9 +38,10 @@ class TrainSummary:
     seconds_to_first_step: float | None = None
     # Where those seconds went (``startup_breakdown``): the driver's checks, Ray Train spawning rank 0's
     # worker process and that process starting (imports, torch.distributed) until its loop began, then
-    # the worker's phases (aime/train/startup.py): stream, imports, device, model, compile_setup, engine,
+    # the worker's phases (aime/train/startup.py): imports, device, model, compile_setup, engine,
     # restore, periodic_eval, first_batch (what the overlapped stream still took) and first_step
-    # (compilation and CUDA-graph recording).
+    # (compilation and CUDA-graph recording); then, not a phase, overlapped_stream_ready: when the
+    # stream's first batch was ready, in seconds from the worker's start (it is fetched in a thread).
     startup: dict[str, float] | None = None
 
 
@@ -297,7 +298,8 @@ def startup_breakdown(first_report: dict[str, Any], started: float, launched: fl
     checks and the periodic evaluation's plan, until ``trainer.fit()`` was called at ``launched``),
     "worker_spawn" (Ray Train's controller and placement group until rank 0's worker process was
     created), "worker_init" (that process starting: Python, Ray, imports, torch.distributed, until
-    the worker's loop began), then the worker's own phases."""
+    the worker's loop began), then the worker's own phases, then what it did beside them
+    (``overlapped_*``: seconds from the worker's start, not phases)."""
     out = {"total": round(first_report["time"] - started, 1), "driver": round(launched - started, 1)}
     began = first_report.get(M.STARTUP_WORKER_STARTED_AT)
     spawned = first_report.get(M.STARTUP_PROCESS_STARTED_AT)
@@ -307,13 +309,26 @@ def startup_breakdown(first_report: dict[str, Any], started: float, launched: fl
     elif began is not None:
         out["workers"] = round(began - launched, 1)
     times = (M.STARTUP_WORKER_STARTED_AT, M.STARTUP_PROCESS_STARTED_AT)
-    phases = {k: v for k, v in first_report.items() if k.startswith(M.STARTUP) and k not in times}
-    return out | {k[len(M.STARTUP) :]: round(v, 1) for k, v in phases.items()}
+    phases = {
+        k: v
+        for k, v in first_report.items()
+        if k.startswith(M.STARTUP) and k not in times and not k.startswith(M.STARTUP_OVERLAPPED)
+    }
+    out |= {k[len(M.STARTUP) :]: round(v, 1) for k, v in phases.items()}
+    overlapped = {k: v for k, v in first_report.items() if k.startswith(M.STARTUP_OVERLAPPED)}
+    return out | {OVERLAPPED + k[len(M.STARTUP_OVERLAPPED) :]: round(v, 1) for k, v in overlapped.items()}
+
+
+OVERLAPPED = "overlapped_"  # a breakdown key of work done beside the phases (in another thread)
 
 
 def describe_startup(startup: dict[str, float]) -> str:
     """One console line: "first training step 62 s after the trainer started (workers 20 s, ...)"."""
-    parts = ", ".join(f"{k.replace('_', ' ')} {v:.0f} s" for k, v in startup.items() if k != "total")
+    phases = {k: v for k, v in startup.items() if k != "total" and not k.startswith(OVERLAPPED)}
+    parts = ", ".join(f"{k.replace('_', ' ')} {v:.0f} s" for k, v in phases.items())
+    ready = startup.get(OVERLAPPED + "stream_ready")
+    if ready is not None:
+        parts += f"; the stream's first batch was ready {ready:.0f} s into the worker, in a thread"
     return f"first training step {startup['total']:.0f} s after the trainer started" + (
         f" ({parts})" if parts else ""
     )

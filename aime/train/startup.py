@@ -4,9 +4,10 @@ seconds to the first step went.
 Before the first step a worker builds the DeepSpeed engine (model, optimizer, compilation set-up),
 restores a checkpoint when resuming, and waits for its replay stream's first batch (Ray Data starts
 the sampler actors then). The stream does not depend on the engine, only on the step it starts
-from, so ``FirstBatchPrefetch`` starts it in a thread before the engine is built and the two
-overlap. ``StartupClock`` times the phases; the first step's report carries them (``startup/*``)
-and the driver prints them beside "first training step N s after the trainer started".
+from, so ``FirstBatchPrefetch`` sets it up and fetches its first batch in a thread started before
+the engine is built: the stream's waits (Ray Data's actors starting) overlap the engine's imports.
+``StartupClock`` times the phases; the first step's report carries them (``startup/*``) and the
+driver prints them beside "first training step N s after the trainer started".
 
 With ``train.profile_startup`` the clock also runs cProfile over the worker's thread from its start to
 the end of the first step and writes ``<run_dir>/profile/startup_rank<R>.pstats`` (for ``python -m
@@ -21,7 +22,7 @@ import io
 import pstats
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,23 +30,29 @@ from aime import metrics as M
 
 
 class FirstBatchPrefetch:
-    """Iterates ``batches`` unchanged, but its first item is fetched in a thread started at once.
+    """Iterates the batches ``make_batches()`` returns, unchanged; the call and the first batch are
+    made in a thread started at once.
 
     Iterating waits for that thread; an error it met is raised there, in the caller's thread.
     """
 
-    def __init__(self, batches: Iterator[Any]) -> None:
-        self._batches = batches
+    def __init__(self, make_batches: Callable[[], Iterator[Any]]) -> None:
+        self._make_batches = make_batches
+        self._batches: Iterator[Any] = iter(())
         self._first: list[Any] = []
         self._error: BaseException | None = None
+        self._started = time.perf_counter()
+        self.ready_after: float | None = None  # seconds from here to the first batch (or the end)
         self._thread = threading.Thread(target=self._fetch, name="aime-first-batch", daemon=True)
         self._thread.start()
 
     def _fetch(self) -> None:
         try:
+            self._batches = self._make_batches()
             self._first.extend(_first_or_nothing(self._batches))
         except BaseException as error:  # re-raised in the iterating thread
             self._error = error
+        self.ready_after = time.perf_counter() - self._started
 
     def wait(self) -> None:
         """Block until the first batch is here (or the stream has ended or failed)."""
@@ -74,6 +81,7 @@ class StartupClock:
         self.process_started_at = _process_created_at()
         self._last = time.perf_counter()
         self.phases: dict[str, float] = {}
+        self.overlapped: dict[str, float] = {}  # seconds of work in other threads, not phases
         self._profile_to = profile_to  # <dir>/<name>: cProfile from here to ``finish``
         self._profiler = cProfile.Profile() if profile_to is not None else None
         if self._profiler is not None:
@@ -99,6 +107,7 @@ class StartupClock:
         """``startup/<phase>`` seconds, ``startup/worker_started_at`` and ``startup/process_started_at``
         (Unix times)."""
         out = {M.STARTUP + phase: round(seconds, 3) for phase, seconds in self.phases.items()}
+        out |= {M.STARTUP_OVERLAPPED + name: round(seconds, 3) for name, seconds in self.overlapped.items()}
         return out | {
             M.STARTUP_WORKER_STARTED_AT: self.started_at,
             M.STARTUP_PROCESS_STARTED_AT: self.process_started_at,

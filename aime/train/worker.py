@@ -59,9 +59,11 @@ def train_worker(loop_config: dict[str, Any]) -> None:
         filesystem, path = resolve_filesystem(loop_config["resume_from"])  # local, or shared storage
         checkpoint = ray.train.Checkpoint(path, filesystem=filesystem)
     step = read_meta(checkpoint.path, checkpoint.filesystem)["step"] if checkpoint is not None else 0
-    # The stream depends only on the step it starts from: its first batch arrives while the engine builds.
-    batches = FirstBatchPrefetch(iter(replay_batches(cfg, first_step=step, rank=rank, world_size=world)))
-    clock.mark("stream")  # set up here (Ray Data, its split coordinator); the first batch comes in a thread
+    # The stream depends only on the step it starts from: it is set up and its first batch fetched in a
+    # thread while the engine builds.
+    batches = FirstBatchPrefetch(
+        lambda: iter(replay_batches(cfg, first_step=step, rank=rank, world_size=world))
+    )
     engine, optimizer = build_engine(cfg, device, world, clock=clock)
     clock.mark("engine")
     _remove_stale_saves(cfg.run_id, rank)
@@ -78,6 +80,7 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     clock.mark("periodic_eval")  # its held-out windows
     batches.wait()
     clock.mark("first_batch")
+    clock.overlapped["stream_ready"] = batches.ready_after or 0.0  # in its thread, from the worker's start
     loop = TrainLoop(cfg, engine, optimizer, balancer, periodic, device, rank, world, run_dir)
     loop.run(iter(batches), step, clock)
 
