@@ -1,0 +1,146 @@
+"""The trainer's start-up, commit against commit: `aime train` runs alternated between git refs (prints JSON).
+
+    python benchmarks/train_startup.py --replay-root STORE [--refs OLD NEW] [--repeats 3] \
+        [--out startup.json] [-- key=value ...]
+
+Each ref is checked out into its own git worktree (the working tree itself when the ref is
+``WORKTREE``, the default second ref) and every run is ``python -m aime.cli.main train --config gpu
+--no-progress replay.root=STORE train.steps=3 train.checkpoint_every=3 [key=value ...]`` from that
+checkout, in a fresh process with its own local Ray. One untimed run per ref first fills the
+compile caches (warm caches are what the start-up target allows), then the refs alternate,
+``--repeats`` times each, so a machine that slows down during the benchmark slows both alike. Each
+run's start-up is its ``train.json`` (``startup``: the seconds to the first step and where they
+went, aime/train/driver.py); the JSON gives every run, the median/min/max per ref and phase, and
+the ratio of the medians (second ref over first).
+
+On the CPU the runs keep the preset's model but take a batch of 4 and 16 steps
+(``train.batch_size=4 train.seq_len=16 ray.num_cpus=8``) unless overridden; ``train.compile_rollout=
+default`` compiles the rollout there as GPUs do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+WORKTREE = "WORKTREE"  # the working tree as it is, uncommitted changes included
+
+
+def checkout(ref: str, parent: Path) -> Path:
+    """A checkout of ``ref``: the repository itself for WORKTREE, else a detached git worktree."""
+    if ref == WORKTREE:
+        return REPO
+    path = parent / ref.replace("/", "_")
+    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(path), ref], check=True)
+    return path
+
+
+def one_run(source: Path, replay_root: str, results: Path, overrides: list[str]) -> dict[str, Any]:
+    """One ``aime train`` from ``source``; its train.json start-up and the command's wall seconds."""
+    before = set(results.glob("*/")) if results.exists() else set()
+    command = [
+        sys.executable, "-m", "aime.cli.main", "train", "--config", "gpu", "--no-progress",
+        f"replay.root={replay_root}", "train.steps=3", "train.checkpoint_every=3",
+        f"results_dir={results}", *overrides,
+    ]  # fmt: skip
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=source, env=_environment(source), capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} exited {done.returncode}:\n{done.stdout[-3000:]}")
+    (run_dir,) = set(results.glob("*/")) - before
+    startup = json.loads((run_dir / "train.json").read_text())["startup"]
+    return {"command_seconds": round(seconds, 1), "startup": startup}
+
+
+def _environment(source: Path) -> dict[str, str]:
+    """This process's environment with ``source`` first on PYTHONPATH (its aime, in the driver and in
+    the workers of the local Ray it starts, which inherit it) and the repository itself off it."""
+    kept = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and Path(p).resolve() != REPO]
+    path = os.pathsep.join([str(source), *kept])
+    return {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl"), "PYTHONPATH": path}
+
+
+def summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Per ref and figure (the command's seconds, each start-up phase): median, min, max; and the
+    ratio of the second ref's medians to the first's."""
+    per_ref: dict[str, dict[str, Any]] = {}
+    for ref, results in runs.items():
+        figures: dict[str, list[float]] = {"command_seconds": [r["command_seconds"] for r in results]}
+        for result in results:
+            for phase, seconds in result["startup"].items():
+                figures.setdefault(phase, []).append(seconds)
+        per_ref[ref] = {
+            k: {"median": statistics.median(v), "min": min(v), "max": max(v)} for k, v in figures.items()
+        }
+    refs = list(per_ref)
+    ratios = {}
+    if len(refs) == 2:
+        first, second = per_ref[refs[0]], per_ref[refs[1]]
+        ratios = {
+            k: round(second[k]["median"] / first[k]["median"], 3)
+            for k in first
+            if k in second and first[k]["median"]
+        }
+    return {"by_ref": per_ref, "ratio_of_medians": ratios}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--replay-root", required=True)
+    parser.add_argument("--refs", nargs="+", default=["HEAD", WORKTREE])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out")
+    parser.add_argument("overrides", nargs="*", help="key=value for every run")
+    args = parser.parse_args()
+    overrides = args.overrides or ["train.batch_size=4", "train.seq_len=16", "ray.num_cpus=8"]
+    with tempfile.TemporaryDirectory(prefix="aime-startup-", dir=REPO.parent) as scratch:
+        parent = Path(scratch)
+        sources = {ref: checkout(ref, parent) for ref in args.refs}
+        try:
+            results = parent / "results"
+            for ref, source in sources.items():  # fills the compile caches: not timed
+                print(f"fill {ref}: {one_run(source, args.replay_root, results, overrides)}", file=sys.stderr)
+            runs: dict[str, list[dict[str, Any]]] = {ref: [] for ref in sources}
+            for repeat in range(args.repeats):
+                for ref, source in sources.items():
+                    runs[ref].append(one_run(source, args.replay_root, results, overrides))
+                    print(f"run {repeat + 1} {ref}: {runs[ref][-1]}", file=sys.stderr)
+        finally:
+            for source in sources.values():
+                if source != REPO:
+                    subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(source)])
+    result = {
+        "benchmark": "train_startup",
+        "refs": {ref: _describe(ref) for ref in args.refs},
+        "overrides": overrides,
+        "repeats": args.repeats,
+        "runs": runs,
+        **summarise(runs),
+    }
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+
+
+def _describe(ref: str) -> str:
+    if ref == WORKTREE:
+        return "the working tree"
+    out = subprocess.run(["git", "-C", str(REPO), "log", "-1", "--format=%h %s", ref], capture_output=True)
+    return out.stdout.decode().strip()
+
+
+if __name__ == "__main__":
+    main()
