@@ -12,7 +12,8 @@ driver prints them beside "first training step N s after the trainer started".
 With ``train.profile_startup`` the clock also runs cProfile over the worker's thread from its start to
 the end of the first step and writes ``<run_dir>/profile/startup_rank<R>.pstats`` (for ``python -m
 pstats`` or snakeviz) and ``startup_rank<R>.txt`` (the functions by cumulative and by own time): what
-the phases above are made of. Profiling slows Python code down, so a profiled start is not timed.
+the phases above are made of. The profiler slows Python down: a profiled run's phases are still
+reported, but are not comparable with an unprofiled run's.
 """
 
 from __future__ import annotations
