@@ -14,7 +14,6 @@ from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
@@ -22,6 +21,10 @@ import torch  # noqa: E402
 from aime.checkpoints import write_model_files  # noqa: E402
 from aime.config import Config, dump_yaml, load_config  # noqa: E402
 from aime.replay.synthetic import write_synthetic_episodes  # noqa: E402
+from aime.run.ray_init import worker_environment  # noqa: E402
+
+# What aime's own Ray gets (aime.run.ray_init), for the session's Ray below and the commands tests run.
+os.environ.update(worker_environment())
 
 
 @pytest.fixture(scope="session")
@@ -32,7 +35,7 @@ def ray_local(s3_server):
 
     if not ray.is_initialized():
         # "local": never a cluster another test started (ray start, cluster_utils) and left behind.
-        # MUJOCO_GL reaches the workers from os.environ (above), as aime.run.ray_init does it.
+        # The worker environment reaches the workers from os.environ (above), as aime.run.ray_init does it.
         ray.init(address="local", num_cpus=2, include_dashboard=True)
     yield ray
     ray.shutdown()

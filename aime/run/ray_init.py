@@ -18,12 +18,35 @@ log = logging.getLogger(__name__)
 ROLLOUT_MODULES = ("aime.actors.rollout", "dm_control.suite")
 
 
+def worker_environment() -> dict[str, str]:
+    """The environment every Ray worker of aime's gets (a variable the user set first wins)."""
+    return {
+        "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl"),
+        # llvmpipe renders a 64x64 frame no faster with more threads (measured: 3.12 vs 3.18 ms/step
+        # with 1 and 2), and many actors per node would oversubscribe the cores.
+        "LP_NUM_THREADS": os.environ.get("LP_NUM_THREADS", "1"),
+        # aime draws one progress bar per job (training steps, evaluated windows); Ray Data's bars,
+        # one per dataset in every worker, interleave with it and bury the closing summary.
+        # RAY_DATA_DISABLE_PROGRESS_BARS=0 brings them back.
+        "RAY_DATA_DISABLE_PROGRESS_BARS": os.environ.get("RAY_DATA_DISABLE_PROGRESS_BARS", "1"),
+        # Ray Train's controller hears of reports, failures and the end of training when it polls
+        # its workers, every 2 s by default: metrics.jsonl, the progress bar and the first step's
+        # time lagged by up to that, and each run ended 2-4 s after its last step (a 2-step run
+        # on 2 cores: 21-26 s with 2 s, 17-19 s with 0.2 s). A poll is one small actor call a worker.
+        HEALTH_CHECK_INTERVAL: os.environ.get(HEALTH_CHECK_INTERVAL, "0.25"),
+    }
+
+
+HEALTH_CHECK_INTERVAL = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"  # read by Ray Train's controller
+
+
 def init_ray(cfg: RayConfig, address: str | None = None, *, collects: bool = False) -> Any:
     """Join ``address`` / ``cfg.address`` / ``$RAY_ADDRESS`` if any, else start a local Ray.
 
-    The worker environment below (EGL rendering, one llvmpipe thread, Ray Data's bars off) goes to a
-    cluster as the job's runtime_env and to a local Ray through this process's ``os.environ``, which
-    it keeps set (a variable the user set first wins). For a command that ``collects``, a local Ray's
+    The worker environment (``worker_environment``: EGL rendering, one llvmpipe thread, Ray Data's
+    bars off, Ray Train's controller polling every 0.25 s) goes to a cluster as the job's runtime_env
+    and to a local Ray through this process's ``os.environ``, which it keeps set (a variable the user
+    set first wins). For a command that ``collects``, a local Ray's
     prestarted workers import ``ROLLOUT_MODULES`` (unless ``cfg.preload_rollout_modules`` is off)
     while this process is still setting up, so the actors placed in them start without those imports;
     a cluster's workers were started by ``ray start`` and import nothing in advance."""
@@ -32,16 +55,7 @@ def init_ray(cfg: RayConfig, address: str | None = None, *, collects: bool = Fal
     if ray.is_initialized():
         return ray.get_runtime_context()
     address = address or cfg.address or os.environ.get("RAY_ADDRESS")
-    # llvmpipe renders a 64x64 frame no faster with more threads (measured: 3.12 vs 3.18 ms/step
-    # with 1 and 2), and many actors per node would oversubscribe the cores.
-    env_vars = {
-        "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl"),
-        "LP_NUM_THREADS": os.environ.get("LP_NUM_THREADS", "1"),
-        # aime draws one progress bar per job (training steps, evaluated windows); Ray Data's bars,
-        # one per dataset in every worker, interleave with it and bury the closing summary.
-        # RAY_DATA_DISABLE_PROGRESS_BARS=0 brings them back.
-        "RAY_DATA_DISABLE_PROGRESS_BARS": os.environ.get("RAY_DATA_DISABLE_PROGRESS_BARS", "1"),
-    }
+    env_vars = worker_environment()
     import ray.data
 
     # This process's datasets (evaluation) follow the same setting.

@@ -10,24 +10,29 @@ import os
 import subprocess
 import sys
 
+from aime.run.ray_init import HEALTH_CHECK_INTERVAL
+
 PROBE = """
 import json, os, ray, ray.data
 from aime.config import RayConfig
-from aime.run.ray_init import init_ray
+from aime.run.ray_init import HEALTH_CHECK_INTERVAL, init_ray
 
 @ray.remote(num_cpus=0)
 def worker_view():
     import ray.data
-    return ray.data.DataContext.get_current().enable_progress_bars, os.environ.get("LP_NUM_THREADS")
+    env = os.environ
+    return ray.data.DataContext.get_current().enable_progress_bars, env.get("LP_NUM_THREADS"), env.get(
+        HEALTH_CHECK_INTERVAL
+    )
 
 seen = {}
 for setting in (None, "0"):  # the default, then a user who asks for Ray Data's bars
     if setting is not None:
         os.environ["RAY_DATA_DISABLE_PROGRESS_BARS"] = setting
     init_ray(RayConfig(num_cpus=1, include_dashboard=False))
-    bars, threads = ray.get(worker_view.remote())
+    bars, threads, poll = ray.get(worker_view.remote())
     seen[str(setting)] = {"driver": ray.data.DataContext.get_current().enable_progress_bars,
-                          "worker": bars, "worker_lp_threads": threads,
+                          "worker": bars, "worker_lp_threads": threads, "worker_train_poll_s": poll,
                           "job_runtime_env": ray.get_runtime_context().get_runtime_env_string()}
     ray.shutdown()
 print(json.dumps(seen))
@@ -35,12 +40,13 @@ print(json.dumps(seen))
 
 
 def test_ray_data_progress_bars_follow_the_setting_in_driver_and_workers():
-    env = {k: v for k, v in os.environ.items() if k not in ("RAY_DATA_DISABLE_PROGRESS_BARS", "RAY_ADDRESS")}
+    ours = ("RAY_DATA_DISABLE_PROGRESS_BARS", "RAY_ADDRESS", HEALTH_CHECK_INTERVAL)  # init_ray's defaults
+    env = {k: v for k, v in os.environ.items() if k not in ours}
     out = subprocess.run(
         [sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=240, check=True
     )
     seen = json.loads(out.stdout.strip().splitlines()[-1])
-    same = {"worker_lp_threads": "1", "job_runtime_env": "{}"}
+    same = {"worker_lp_threads": "1", "worker_train_poll_s": "0.25", "job_runtime_env": "{}"}
     assert seen == {
         "None": {"driver": False, "worker": False, **same},
         "0": {"driver": True, "worker": True, **same},
