@@ -23,13 +23,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from repeat import spread  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 WORKTREE = "WORKTREE"  # the working tree as it is, uncommitted changes included
@@ -71,7 +73,7 @@ def _environment(source: Path) -> dict[str, str]:
 
 
 def summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    """Per ref and figure (the command's seconds, each start-up phase): median, min, max; and the
+    """Per ref and figure (the command's seconds, each start-up phase): median, min, max, runs; and the
     ratio of the second ref's medians to the first's."""
     per_ref: dict[str, dict[str, Any]] = {}
     for ref, results in runs.items():
@@ -79,9 +81,7 @@ def summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
         for result in results:
             for phase, seconds in result["startup"].items():
                 figures.setdefault(phase, []).append(seconds)
-        per_ref[ref] = {
-            k: {"median": statistics.median(v), "min": min(v), "max": max(v)} for k, v in figures.items()
-        }
+        per_ref[ref] = {k: spread(v) for k, v in figures.items()}
     refs = list(per_ref)
     ratios = {}
     if len(refs) == 2:
