@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -94,13 +95,17 @@ def _best_checkpoint(run_dir: Path) -> str | None:
 
 
 def _row(result: Any, sweep: SweepConfig, experiment_dir: Path) -> dict[str, Any]:
-    trial_id = (result.metrics or {}).get("trial_id") or _trial_id_from_path(result.path)
+    # The trial's own folder names it: a trial PBT exploited at its last evaluation trains no more,
+    # and its last result (and config) are then the other trial's copies.
+    trial_id = _trial_id_from_path(result.path) or (result.metrics or {})["trial_id"]
     run_dir = experiment_dir / TRIALS / trial_id
     history = _history(run_dir / "metrics.jsonl", sweep.metric)
     values = [v for _, v in history]
     best = (max(values) if sweep.mode == "max" else min(values)) if values else None
     steps = history[-1][0] if history else 0
-    total = sweep.trial_config(dict(result.config.get("params", {}))).train.steps
+    trained = run_dir / "params.json"  # the values the trial's run trained with last
+    params = json.loads(trained.read_text()) if trained.exists() else dict(result.config.get("params", {}))
+    total = sweep.trial_config(params).train.steps
     status = "error" if result.error else ("finished" if steps >= total else "stopped early")
     return {
         "trial_id": trial_id,
@@ -108,16 +113,17 @@ def _row(result: Any, sweep: SweepConfig, experiment_dir: Path) -> dict[str, Any
         "steps": steps,
         "best": best,
         "last": values[-1] if values else None,
-        "params": dict(result.config.get("params", {})),
+        "params": params,
         "history": history,
         "run_dir": run_dir,
     }
 
 
-def _trial_id_from_path(path: str) -> str:
-    """Tune names trial folders ``<trainable>_<trial id>_<index>_...``."""
-    parts = Path(path).name.split("_")
-    return parts[2] if len(parts) > 2 else Path(path).name
+def _trial_id_from_path(path: str) -> str | None:
+    """Tune names trial folders ``<trainable>_<trial id>_<index>_...``, a trial id being
+    ``<experiment hex>_<5 digits>``."""
+    found = re.search(r"_([0-9a-f]+_\d{5})_\d+", Path(path).name)
+    return found.group(1) if found else None
 
 
 def _history(metrics_file: Path, metric: str) -> list[tuple[int, float]]:

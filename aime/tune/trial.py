@@ -73,9 +73,15 @@ def run_trial(
         shutil.rmtree(staging_dir(f"{experiment_dir}/{TRIALS}/{trial_id}"), ignore_errors=True)
     if replay_root:
         extra.append(f"replay.root={replay_root}")
-    cfg, run_dir = create_run_dir(sweep.trial_config(params, tuple(extra)))
+    cfg = sweep.trial_config(params, tuple(extra))
+    adopted = adopted_checkpoint(f"{experiment_dir}/{TRIALS}/{trial_id}", f"{experiment_dir}/{TRIALS}")
+    if adopted and _step_of(adopted) >= cfg.train.steps:
+        # PBT exploited this trial at its last evaluation: no step is left to train from the adopted
+        # checkpoint, and a Ray Train run of none would cost a whole start-up. The trial's run
+        # directory stays as its own training left it (config, params, last evaluation).
+        return
+    cfg, run_dir = create_run_dir(cfg)
     atomic_write_text(run_dir / "params.json", json.dumps(params, indent=2) + "\n")
-    adopted = adopted_checkpoint(run_dir, f"{experiment_dir}/{TRIALS}")
     if adopted:
         record_lineage(run_dir, adopted, params)
     resume_from = adopted or resume_location(run_dir)  # a retried trial continues where it failed
@@ -96,10 +102,11 @@ def run_trial(
         finish(run_dir)  # on shared storage: pushed there, staging removed
 
 
-def adopted_checkpoint(run_dir: Path, trials: str) -> str | None:
+def adopted_checkpoint(run_dir: str, trials: str) -> str | None:
     """The aime checkpoint Tune restored this trial from when it is another trial's (PBT's exploit),
-    else None: a first start, or a retry, which continues from its own checkpoints. Only checkpoints
-    of this experiment's trials are ever loaded (DeepSpeed's loader unpickles)."""
+    else None: a first start, or a retry, which continues from its own checkpoints (under
+    ``run_dir``, the trial's path or URI). Only checkpoints of this experiment's trials are ever
+    loaded (DeepSpeed's loader unpickles)."""
     from ray import tune
 
     from aime.storage.mirror import shared_location
@@ -131,6 +138,13 @@ def record_lineage(run_dir: Path, checkpoint: str, params: dict[str, Any]) -> No
     lineage = run_dir / LINEAGE
     previous = lineage.read_text() if lineage.exists() else ""
     atomic_write_text(lineage, previous + json.dumps(entry, default=str) + "\n")
+
+
+def _step_of(checkpoint: str) -> int:
+    """The step an aime checkpoint (a path or URI) was saved at."""
+    from aime.checkpoints import read_meta, resolve
+
+    return int(read_meta(resolve(checkpoint))["step"])
 
 
 def _dotted(config: dict[str, Any], key: str) -> Any:

@@ -71,7 +71,7 @@ def test_asha_stops_weak_trials_and_the_best_config_reproduces(store, ray_local,
 def test_pbt_moves_the_weaker_trial_onto_the_stronger_ones_checkpoint_at_its_perturbed_rate(
     store, ray_local, tmp_path
 ):
-    # Two trials at once, three evaluations each: at an evaluation where both have scores, the one
+    # Two trials at once, two evaluations each: at an evaluation where both have scores, the one
     # behind continues from the other's checkpoint with the other's rate x 0.8 or x 1.2 (the seeded
     # draws start them 50x apart). Synchronous: with the asynchronous default a trial that starts late
     # on a busy machine meets the other's last checkpoint only (a CI run did).
@@ -79,37 +79,46 @@ def test_pbt_moves_the_weaker_trial_onto_the_stronger_ones_checkpoint_at_its_per
     pbt = ["scheduler.name=pbt", "scheduler.quantile_fraction=0.5", "scheduler.resample_probability=0"]
     pbt += ["scheduler.synch=true"]
     args = _args(store, tmp_path / "sweeps", lrs, "samples=2", "max_concurrent_trials=2", *pbt)
-    longer = ["train.steps=6", "train.keep_checkpoints=3"]
-    args[2] = "overrides=" + json.dumps([*json.loads(args[2].split("=", 1)[1]), *longer])
+    kept = ["train.keep_checkpoints=3"]  # the newest, the best, the one being adopted (TRIAL: 4 steps)
+    args[2] = "overrides=" + json.dumps([*json.loads(args[2].split("=", 1)[1]), *kept])
     assert main(["tune", "--config", "lr", "--no-progress", *args]) == 0
     experiment = _experiment(tmp_path / "sweeps")
     adopters = [t for t in (experiment / "trials").iterdir() if (t / "lineage.jsonl").exists()]
     params = [(t / "params.json").read_text() for t in (experiment / "trials").iterdir()]
     assert adopters, f"no trial continued from another's checkpoint: {params}"
-    # Synchronous PBT perturbs at the first evaluation both reached (step 2), with steps left to
-    # train; later the trial behind may be the other one, so both trials can hold a lineage.
-    lineages = {
-        t: [json.loads(line) for line in (t / "lineage.jsonl").read_text().splitlines()] for t in adopters
-    }
-    trial, entry = min(
-        ((t, e) for t, lineage in lineages.items() for e in lineage), key=lambda te: te[1]["step"]
-    )
-    assert entry["step"] == 2, f"the first adoption should come at the first evaluation: {lineages}"
+    # Synchronous PBT exploits the trial behind at both evaluations (Tune's own log of them). At the
+    # first (step 2) it continues from the other's checkpoint; at the last (step 4) no step is left
+    # to train, so that trial keeps its own run: one adoption, one Ray Train run of it.
+    exploits = (experiment / "tune" / "pbt_global.txt").read_text().splitlines()
+    assert len(exploits) == 2, exploits
+    ((trial, lineage),) = [
+        (t, [json.loads(line) for line in (t / "lineage.jsonl").read_text().splitlines()]) for t in adopters
+    ]
+    (entry,) = lineage
+    assert entry["step"] == 2, f"the adoption should come at the first evaluation: {lineage}"
     assert (
         entry["checkpoint"].startswith(str(experiment / "trials")) and trial.name not in entry["checkpoint"]
     )
     donor_lr, lr = entry["perturbed"]["model.optim.lr"]
     assert lr / donor_lr == pytest.approx(0.8) or lr / donor_lr == pytest.approx(1.2), entry
-    assert any(d.name.startswith("adopted-") for d in (trial / "checkpoints").iterdir())
+    runs = [d.name for t in (experiment / "trials").iterdir() for d in (t / "checkpoints").iterdir()]
+    assert sorted(name.split("-")[0] for name in runs) == ["adopted", "train", "train"], runs
     # The first step after adopting ran at this trial's peak rate on the donor's schedule position.
     records = [json.loads(line) for line in (trial / "metrics.jsonl").read_text().splitlines()]
     step = entry["step"] + 1
     first = [r for r in records if r.get("step") == step and "train/lr/main" in r][-1]
     assert first["train/lr/main"] == pytest.approx(
-        lr * warmup_cosine(step, warmup_steps=1, total_steps=6, min_lr_ratio=0.1)
+        lr * warmup_cosine(step, warmup_steps=1, total_steps=4, min_lr_ratio=0.1)
     )
     rows = (experiment / "results.csv").read_text().splitlines()[1:]
     assert len(rows) == 2 and all(",finished," in row for row in rows), rows
+    # Each row is its own trial with the values it trained with last (Tune's last result of a trial
+    # exploited at the end is a copy of the other's).
+    trials = {row.split(",")[1]: row for row in rows}
+    assert sorted(trials) == sorted(t.name for t in (experiment / "trials").iterdir()), rows
+    for t, row in trials.items():
+        trained = json.loads((experiment / "trials" / t / "params.json").read_text())
+        assert f",{trained['model.optim.lr']}," in row, (trained, row)
 
 
 def test_a_trial_that_fails_once_is_retried_and_the_sweep_finishes(store, ray_local, tmp_path, capsys):
