@@ -23,7 +23,7 @@ import pyarrow.fs as pafs
 import torch
 
 from aime.metrics import EVAL_SCORE
-from aime.storage import atomic_write, atomic_write_text
+from aime.storage import atomic_write, atomic_write_text, resolve_filesystem
 from aime.storage.mirror import is_uri, pull
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,13 @@ def read_meta(directory: str | Path, filesystem: pafs.FileSystem | None = None) 
     if not isinstance(meta, dict) or not isinstance(meta.get("step"), int):
         raise IncompleteCheckpointError(f"{path} has no integer 'step': not an aime checkpoint")
     return meta
+
+
+def checkpoint_step(checkpoint: str | Path) -> int:
+    """The step of the checkpoint directory at ``checkpoint`` (a path or URI), read where it lies: a
+    URI's run is not staged (another run's staging folder on this node may be in use by that run)."""
+    filesystem, path = resolve_filesystem(str(checkpoint).rstrip("/"))
+    return int(read_meta(path, filesystem)["step"])
 
 
 def config_hash(checkpoint: str | Path) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 
 from aime import console
 from aime import metrics as M
-from aime.checkpoints import read_meta, resolve
+from aime.checkpoints import checkpoint_step, resolve
 from aime.config import Config, to_dict
 from aime.models.overshoot import start_steps
 from aime.replay.split import HeldOutSplit
@@ -152,7 +152,7 @@ def train(
     use_gpu = resolve_use_gpu(cfg, ray.cluster_resources().get("GPU", 0))
     check_cpu_budget(cfg, ray.cluster_resources().get("CPU", 0))  # aime run adds its online actors
     files = check_replay(cfg)
-    start = read_meta(resolve(resume_from))["step"] if resume_from else 0  # a URI: its staged copy
+    start = checkpoint_step(resume_from) if resume_from else 0  # another trial's too, never staged
     eval_plan = plan_periodic_eval(cfg, files) if t.stage == "world_model" else []
     trainer = TorchTrainer(
         train_worker,

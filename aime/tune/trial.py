@@ -60,6 +60,7 @@ def run_trial(
 ) -> None:
     from ray import tune
 
+    from aime.checkpoints import checkpoint_step
     from aime.run.rundir import create_run_dir
     from aime.storage.mirror import finish, is_uri, remote_of, staging_dir
     from aime.train.checkpoint import resume_location
@@ -75,7 +76,7 @@ def run_trial(
         extra.append(f"replay.root={replay_root}")
     cfg = sweep.trial_config(params, tuple(extra))
     adopted = adopted_checkpoint(f"{experiment_dir}/{TRIALS}/{trial_id}", f"{experiment_dir}/{TRIALS}")
-    if adopted and _step_of(adopted) >= cfg.train.steps:
+    if adopted and checkpoint_step(adopted) >= cfg.train.steps:
         # PBT exploited this trial at its last evaluation: no step is left to train from the adopted
         # checkpoint, and a Ray Train run of none would cost a whole start-up. The trial's run
         # directory stays as its own training left it (config, params, last evaluation).
@@ -128,23 +129,17 @@ def record_lineage(run_dir: Path, checkpoint: str, params: dict[str, Any]) -> No
     changed: {"checkpoint", "step", "perturbed": {key: [the checkpoint's value, this trial's]}}."""
     import yaml
 
-    from aime.checkpoints import read_meta, resolve
-    from aime.checkpoints.layout import CONFIG
+    from aime.checkpoints import CONFIG, checkpoint_step
+    from aime.storage.location import join, read_text
 
-    source = resolve(checkpoint)  # a URI: its staged copy
-    trained = yaml.safe_load((source / CONFIG).read_text())
+    # Read where it lies: staging the other trial's run could overwrite that trial's working copy
+    # when both run on this node (they share its staging folder).
+    trained = yaml.safe_load(read_text(join(checkpoint, CONFIG)))
     perturbed = {key: [_dotted(trained, key), value] for key, value in params.items() if key != VARIANT}
-    entry = {"checkpoint": checkpoint, "step": read_meta(source)["step"], "perturbed": perturbed}
+    entry = {"checkpoint": checkpoint, "step": checkpoint_step(checkpoint), "perturbed": perturbed}
     lineage = run_dir / LINEAGE
     previous = lineage.read_text() if lineage.exists() else ""
     atomic_write_text(lineage, previous + json.dumps(entry, default=str) + "\n")
-
-
-def _step_of(checkpoint: str) -> int:
-    """The step an aime checkpoint (a path or URI) was saved at."""
-    from aime.checkpoints import read_meta, resolve
-
-    return int(read_meta(resolve(checkpoint))["step"])
 
 
 def _dotted(config: dict[str, Any], key: str) -> Any:

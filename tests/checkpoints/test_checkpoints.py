@@ -72,3 +72,20 @@ def test_no_temporary_files_are_left_beside_a_checkpoint(tmp_path, cfg):
     assert sorted(p.name for p in directory.iterdir()) == sorted(
         [checkpoints.CONFIG, checkpoints.META, checkpoints.WEIGHTS]
     )
+
+
+def test_a_checkpoints_step_is_read_where_it_lies_without_staging_its_run(
+    tmp_path, cfg, s3_server, monkeypatch
+):
+    import pyarrow.fs as pafs
+
+    local, _ = _save(tmp_path / "run", 10, cfg)
+    assert checkpoints.checkpoint_step(local) == 10
+    remote = s3_server.uri("steps", "run", "checkpoints", "train", local.name)
+    pafs.copy_files(str(local), remote.removeprefix("s3://"), destination_filesystem=s3_server.filesystem())
+    staging = tmp_path / "staging"
+    monkeypatch.setenv("AIME_STAGING_DIR", str(staging))
+    assert checkpoints.checkpoint_step(remote) == checkpoints.checkpoint_step(remote + "/") == 10
+    assert not staging.exists() or not any(staging.iterdir())  # another run's staging folder untouched
+    with pytest.raises(checkpoints.IncompleteCheckpointError, match="no meta.json"):
+        checkpoints.checkpoint_step(s3_server.uri("steps", "run", "checkpoints", "train", "step00000099"))
