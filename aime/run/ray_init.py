@@ -46,10 +46,10 @@ def init_ray(cfg: RayConfig, address: str | None = None, *, collects: bool = Fal
     The worker environment (``worker_environment``: EGL rendering, one llvmpipe thread, Ray Data's
     bars off, Ray Train's controller polling every 0.25 s) goes to a cluster as the job's runtime_env
     and to a local Ray through this process's ``os.environ``, which it keeps set (a variable the user
-    set first wins). For a command that ``collects``, a local Ray's
-    prestarted workers import ``ROLLOUT_MODULES`` (unless ``cfg.preload_rollout_modules`` is off)
-    while this process is still setting up, so the actors placed in them start without those imports;
-    a cluster's workers were started by ``ray start`` and import nothing in advance."""
+    set first wins). For a command that ``collects``, a local Ray's prestarted workers import
+    ``ROLLOUT_MODULES`` (unless ``cfg.preload_rollout_modules`` is off) while this process is still
+    setting up, so the actors placed in them start without those imports; a cluster's workers were
+    started by ``ray start`` and import nothing in advance."""
     import ray
 
     if ray.is_initialized():
