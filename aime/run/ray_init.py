@@ -17,6 +17,8 @@ log = logging.getLogger(__name__)
 # about 1.2 s of a 2.5 s start on an H200 host (README, "Rollout on a GPU").
 ROLLOUT_MODULES = ("aime.actors.rollout", "dm_control.suite")
 
+HEALTH_CHECK_INTERVAL = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"  # read by Ray Train's controller
+
 
 def worker_environment() -> dict[str, str]:
     """The environment every Ray worker of aime's gets (a variable the user set first wins)."""
@@ -35,9 +37,6 @@ def worker_environment() -> dict[str, str]:
         # on 2 cores: 21-26 s with 2 s, 17-19 s with 0.2 s). A poll is one small actor call a worker.
         HEALTH_CHECK_INTERVAL: os.environ.get(HEALTH_CHECK_INTERVAL, "0.25"),
     }
-
-
-HEALTH_CHECK_INTERVAL = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"  # read by Ray Train's controller
 
 
 def init_ray(cfg: RayConfig, address: str | None = None, *, collects: bool = False) -> Any:
