@@ -28,37 +28,65 @@ def run(args: argparse.Namespace) -> int:
     from aime.run.ray_init import check_shared_storage, init_ray, live_nodes
     from aime.run.rundir import create_run_dir
     from aime.run.seeding import seed_everything
-    from aime.storage.mirror import finish, is_uri, pull
-    from aime.train.checkpoint import resume_location
+    from aime.storage.mirror import drop, finish
     from aime.train.driver import check_replay, check_train_config, train
 
-    resume_from = None
-    if args.resume:
-        remote = args.resume.rstrip("/") if is_uri(args.resume) else None
-        run_dir = pull(remote) if remote else Path(args.resume)  # shared storage: its staged copy
-        if args.config:
-            raise ValueError("--resume takes the run's own config.yaml; give overrides, not --config")
-        args.config = str(run_dir / "config.yaml")
-        resume_from = resume_location(run_dir)  # on shared storage: the checkpoint's URI
-        if resume_from is None:
-            raise ValueError(
-                f"{run_dir} has no complete checkpoint registered by Ray Train to resume from "
-                "(checkpoints/*/checkpoint_manager_snapshot.json lists them)"
-            )
-    cfg = config_from_args(args)
-    check_train_config(cfg)  # before a run directory or Ray exists: a bad input leaves nothing behind
-    check_replay(cfg)
+    staged, resume_from = _resume_point(args)
+    try:  # before a run directory or Ray exists: a bad input leaves nothing behind
+        cfg = config_from_args(args)
+        check_train_config(cfg)
+        check_replay(cfg)
+        if resume_from is not None:
+            _check_steps_left(args.resume, resume_from, cfg.train.steps)
+    except Exception:
+        if staged is not None:
+            drop(staged)  # only read so far: nothing to push back
+        raise
     init_ray(cfg.ray)
     check_shared_storage(cfg, live_nodes())  # before anything is written
     cfg, run_dir = create_run_dir(cfg)
     seed_everything(cfg.seed)
     print(f"run directory {run_dir}" + (f" (resuming from {resume_from})" if resume_from else ""))
     try:
-        summary = train(
-            cfg, run_dir, resume_from=str(resume_from) if resume_from else None, progress=not args.no_progress
-        )
+        summary = train(cfg, run_dir, resume_from=resume_from, progress=not args.no_progress)
     finally:
         finish(run_dir)  # a run on shared storage: pushed there, staging removed
     print(f"trained to step {summary.steps}; loss {summary.metrics.get('train/total', float('nan')):.4f}")
     print(f"checkpoint {summary.checkpoint}")
     return 0
+
+
+def _resume_point(args: argparse.Namespace) -> tuple[Path | None, str | None]:
+    """For ``--resume RUN_DIR``: the run's folder (its staging copy for a URI) and the checkpoint it
+    continues from, with ``args.config`` pointed at the run's own config.yaml; else (None, None)."""
+    from aime.storage.mirror import drop, is_uri, pull
+    from aime.train.checkpoint import resume_location
+
+    if not args.resume:
+        return None, None
+    if args.config:
+        raise ValueError("--resume takes the run's own config.yaml; give overrides, not --config")
+    remote = args.resume.rstrip("/") if is_uri(args.resume) else None
+    run_dir = pull(remote) if remote else Path(args.resume)  # shared storage: its staged copy
+    resume_from = resume_location(run_dir)  # on shared storage: the checkpoint's URI
+    if resume_from is None:
+        drop(run_dir)
+        raise ValueError(
+            f"{run_dir} has no complete checkpoint registered by Ray Train to resume from "
+            "(checkpoints/*/checkpoint_manager_snapshot.json lists them)"
+        )
+    args.config = str(run_dir / "config.yaml")
+    return run_dir, str(resume_from)
+
+
+def _check_steps_left(run: str, checkpoint: str, steps: int) -> None:
+    """A run already trained to ``train.steps`` is refused, naming the override that trains it on
+    (resuming it as it is would start Ray Train's whole worker group for no step)."""
+    from aime.checkpoints import checkpoint_step
+
+    done = checkpoint_step(checkpoint)
+    if done >= steps:
+        raise ValueError(
+            f"{run} is already trained to step {done} (train.steps={steps}): nothing to resume; train "
+            f"it on with a larger train.steps, e.g. aime train --resume {run} train.steps={done + steps}"
+        )

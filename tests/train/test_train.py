@@ -166,7 +166,7 @@ def test_a_worker_that_raises_once_is_replaced_and_the_run_resumes(tmp_path, uni
     _assert_same_steps(records, reference, [1, 2, 3, 4])
 
 
-def test_resume_after_a_crash_reproduces_the_uninterrupted_run(tmp_path, uninterrupted, caplog):
+def test_resume_after_a_crash_reproduces_the_uninterrupted_run(tmp_path, uninterrupted, caplog, capsys):
     import json
     import logging
     import shutil
@@ -212,6 +212,13 @@ def test_resume_after_a_crash_reproduces_the_uninterrupted_run(tmp_path, uninter
     assert client["step"] == 4 and client["lr_scheduler"]["last_epoch"] == 4  # the schedule continued
     # Every save was staged in the temp dir and removed once Ray Train persisted it.
     assert not list(Path(tempfile.gettempdir()).glob(f"aime-ckpt-{run_dir.name}-*"))
+    # Resuming the finished run as it is: refused before Ray Train starts, naming the override.
+    files = sorted((f, f.stat().st_mtime_ns) for f in run_dir.rglob("*"))
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run_dir), "--no-progress"]) == 2
+    assert "already trained to step 4 (train.steps=4)" in (error := capsys.readouterr().err), error
+    assert f"aime train --resume {run_dir} train.steps=8" in error
+    assert sorted((f, f.stat().st_mtime_ns) for f in run_dir.rglob("*")) == files
 
 
 def test_rows_gathered_by_the_trainer_train_exactly_as_the_default_stream(tmp_path, uninterrupted):
