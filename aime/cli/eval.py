@@ -64,45 +64,51 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from aime.storage.mirror import is_uri, private_staging
+
+    if not is_uri(args.checkpoint):
+        return _evaluate(args)
+    # A run on shared storage is read into a staging folder of this command's own: the node's shared
+    # one may be the working copy of that run, still training here, whose unpushed files a pull
+    # would overwrite. Only the report goes back to the run directory.
+    with private_staging():
+        return _evaluate(args)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
     from aime import checkpoints
     from aime.eval import runner
     from aime.eval.report import EVAL_JSON, PSNR_PLOT, summary_lines
     from aime.run.ray_init import check_shared_locations, init_ray, live_nodes
-    from aime.storage.mirror import drop, finish, remote_of, shared_location
+    from aime.storage.mirror import push, remote_of, shared_location
 
     try:  # before Ray starts: a typo fails in a second
         checkpoint = checkpoints.resolve(args.checkpoint)
+        cfg = checkpoints.checkpoint_config(checkpoint)
     except checkpoints.IncompleteCheckpointError as error:
         raise ValueError(str(error)) from None
-    try:
-        cfg = checkpoints.checkpoint_config(checkpoint)
-        if args.windows < 1:
-            raise ValueError(f"--windows must be >= 1, got {args.windows}")
-        options = runner.EvalOptions(
-            open_loop=runner.default_open_loop(
-                cfg, args.context, args.horizon, args.temperature, args.samples
-            ),
-            episodes=args.episodes,
-            windows=args.windows,
-            eval_fraction=args.eval_fraction,
-            split_seed=args.split_seed,
-            all_episodes=args.all_episodes,
-            actors=args.actors,
-            out=args.out,
-            progress=not args.no_progress,
-        )
-        init_ray(cfg.ray, address=args.address)
-        read_by_actors: dict[str, str | None] = {"checkpoint": shared_location(checkpoint)}
-        read_by_actors["episodes"] = args.episodes or cfg.replay.root
-        check_shared_locations(live_nodes(), read_by_actors, shared_paths=cfg.ray.shared_paths)
-        report = runner.evaluate(checkpoint, options)
-        for line in summary_lines(report):
-            print(line)
-    except BaseException:
-        drop(checkpoints.run_dir_of(checkpoint))  # a pulled copy of a run on shared storage goes
-        raise
+    if args.windows < 1:
+        raise ValueError(f"--windows must be >= 1, got {args.windows}")
+    options = runner.EvalOptions(
+        open_loop=runner.default_open_loop(cfg, args.context, args.horizon, args.temperature, args.samples),
+        episodes=args.episodes,
+        windows=args.windows,
+        eval_fraction=args.eval_fraction,
+        split_seed=args.split_seed,
+        all_episodes=args.all_episodes,
+        actors=args.actors,
+        out=args.out,
+        progress=not args.no_progress,
+    )
+    init_ray(cfg.ray, address=args.address)
+    read_by_actors: dict[str, str | None] = {"checkpoint": shared_location(checkpoint)}
+    read_by_actors["episodes"] = args.episodes or cfg.replay.root
+    check_shared_locations(live_nodes(), read_by_actors, shared_paths=cfg.ray.shared_paths)
+    report = runner.evaluate(checkpoint, options)
+    for line in summary_lines(report):
+        print(line)
     out = args.out or checkpoints.run_dir_of(checkpoint)
     shown = remote_of(out) or out  # a checkpoint on shared storage: the report goes back there
-    finish(out)
+    push(out, only=(EVAL_JSON, PSNR_PLOT))
     print(f"wrote {shown}/{EVAL_JSON} and {shown}/{PSNR_PLOT}")
     return 0

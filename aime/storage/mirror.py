@@ -89,9 +89,12 @@ def as_uri(remote: str, fs_path: str) -> str:
     return f"{remote.split('://', 1)[0]}://{fs_path.lstrip('/')}"
 
 
-def push(run_dir: str | Path, skip: Collection[str] = NOT_PUSHED) -> int:
+def push(
+    run_dir: str | Path, skip: Collection[str] = NOT_PUSHED, only: Collection[str] | None = None
+) -> int:
     """Upload a staging folder's files (each atomically) to the URI it mirrors; returns the count.
-    An ordinary local run directory is left alone (0)."""
+    ``only``: just these files (paths relative to the folder), for a command that wrote them into a
+    copy it otherwise only read. An ordinary local run directory is left alone (0)."""
     remote = remote_of(run_dir)
     if remote is None:
         return 0
@@ -100,6 +103,8 @@ def push(run_dir: str | Path, skip: Collection[str] = NOT_PUSHED) -> int:
     for file in sorted(Path(run_dir).rglob("*")):
         relative = file.relative_to(run_dir)
         if not file.is_file() or file.name == MARKER or relative.parts[0] in skip:
+            continue
+        if only is not None and relative.as_posix() not in only:
             continue
         atomic_write_bytes(f"{root}/{relative.as_posix()}", file.read_bytes(), fs=fs)
         count += 1

@@ -3,13 +3,14 @@ the lens commands and the replay tools against a real S3-compatible server on 12
 checkpoints, run files, activations and lens pack are there; nothing stays on the local disk."""
 
 import json
+import shutil
 
 import numpy as np
 
 from aime import checkpoints
 from aime.cli.main import main
 from aime.replay.importers.testing import dreamer_arrays, rlds_episode
-from aime.storage.mirror import finish, staged_uri
+from aime.storage.mirror import finish, staged_uri, start_staging
 
 
 def _files(s3_server, *parts: str) -> dict[str, int]:
@@ -50,8 +51,18 @@ def test_run_resume_and_eval_on_s3_keep_nothing_local(s3_server, ray_local, tmp_
     steps_logged = [r["step"] for r in lines if "train/total" in r]
     assert steps_logged[-2:] == [5, 6] and 4 in steps_logged  # resumed after step 4, history kept
 
+    # Evaluated while (as far as eval can tell) the run still trains on this node: its working copy
+    # holds lines not pushed yet. Eval reads a copy of its own and sends back only its report.
+    live = start_staging(f"{runs}/shared")
+    (live / "metrics.jsonl").write_text('{"step": 7, "unpushed": true}\n')
+    metrics_before = s3_server.read("runs", "shared", "metrics.jsonl")
     assert main(["eval", f"{runs}/shared", "--no-progress", "--windows", "4"]) == 0
     assert _read_json(s3_server, "runs", "shared", "eval.json")["step"] == 6
+    assert "psnr_horizon.png" in _files(s3_server, "runs", "shared")
+    assert (live / "metrics.jsonl").read_text() == '{"step": 7, "unpushed": true}\n'
+    assert sorted(p.name for p in live.iterdir()) == [".aime-remote", "metrics.jsonl"]  # nothing pulled in
+    assert s3_server.read("runs", "shared", "metrics.jsonl") == metrics_before
+    shutil.rmtree(live)
     # What a Serve replica on another node does: load the chosen checkpoint by its URI.
     loaded = checkpoints.load(f"{runs}/shared")
     assert loaded.step == 6 and staged_uri(loaded.path) == f"{runs}/shared/checkpoints/train/step00000006"
