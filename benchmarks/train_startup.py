@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -31,19 +30,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from repeat import spread  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
-WORKTREE = "WORKTREE"  # the working tree as it is, uncommitted changes included
-
-
-def checkout(ref: str, parent: Path) -> Path:
-    """A checkout of ``ref``: the repository itself for WORKTREE, else a detached git worktree."""
-    if ref == WORKTREE:
-        return REPO
-    path = parent / ref.replace("/", "_")
-    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(path), ref], check=True)
-    return path
+import refs  # noqa: E402
+from refs import WORKTREE, checkout  # noqa: E402
 
 
 def one_run(source: Path, replay_root: str, results: Path, overrides: list[str]) -> dict[str, Any]:
@@ -55,7 +43,7 @@ def one_run(source: Path, replay_root: str, results: Path, overrides: list[str])
         f"results_dir={results}", *overrides,
     ]  # fmt: skip
     started = time.perf_counter()
-    done = subprocess.run(command, cwd=source, env=_environment(source), capture_output=True, text=True)
+    done = subprocess.run(command, cwd=source, env=refs.environment(source), capture_output=True, text=True)
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} exited {done.returncode}:\n{done.stdout[-3000:]}")
@@ -64,34 +52,14 @@ def one_run(source: Path, replay_root: str, results: Path, overrides: list[str])
     return {"command_seconds": round(seconds, 1), "startup": startup}
 
 
-def _environment(source: Path) -> dict[str, str]:
-    """This process's environment with ``source`` first on PYTHONPATH (its aime, in the driver and in
-    the workers of the local Ray it starts, which inherit it) and the repository itself off it."""
-    kept = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and Path(p).resolve() != REPO]
-    path = os.pathsep.join([str(source), *kept])
-    return {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl"), "PYTHONPATH": path}
-
-
 def summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     """Per ref and figure (the command's seconds, each start-up phase): median, min, max, runs; and the
     ratio of the second ref's medians to the first's."""
-    per_ref: dict[str, dict[str, Any]] = {}
-    for ref, results in runs.items():
-        figures: dict[str, list[float]] = {"command_seconds": [r["command_seconds"] for r in results]}
-        for result in results:
-            for phase, seconds in result["startup"].items():
-                figures.setdefault(phase, []).append(seconds)
-        per_ref[ref] = {k: spread(v) for k, v in figures.items()}
-    refs = list(per_ref)
-    ratios = {}
-    if len(refs) == 2:
-        first, second = per_ref[refs[0]], per_ref[refs[1]]
-        ratios = {
-            k: round(second[k]["median"] / first[k]["median"], 3)
-            for k in first
-            if k in second and first[k]["median"]
-        }
-    return {"by_ref": per_ref, "ratio_of_medians": ratios}
+    flat = {
+        ref: [{"command_seconds": r["command_seconds"], **r["startup"]} for r in rs]
+        for ref, rs in runs.items()
+    }
+    return refs.summarise(flat)
 
 
 def main() -> None:
@@ -105,7 +73,7 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="key=value for every run")
     args = parser.parse_args()
     overrides = args.overrides or ["train.batch_size=4", "train.seq_len=16", "ray.num_cpus=8"]
-    with tempfile.TemporaryDirectory(prefix="aime-startup-", dir=REPO.parent) as scratch:
+    with tempfile.TemporaryDirectory(prefix="aime-startup-", dir=refs.REPO.parent) as scratch:
         parent = Path(scratch)
         sources = {ref: checkout(ref, parent) for ref in args.refs}
         try:
@@ -119,11 +87,10 @@ def main() -> None:
                     print(f"run {repeat + 1} {ref}: {runs[ref][-1]}", file=sys.stderr)
         finally:
             for source in sources.values():
-                if source != REPO:
-                    subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(source)])
+                refs.remove(source)
     result = {
         "benchmark": "train_startup",
-        "refs": {ref: _describe(ref) for ref in args.refs},
+        "refs": {ref: refs.describe(ref) for ref in args.refs},
         "overrides": overrides,
         "repeats": args.repeats,
         "runs": runs,
@@ -133,13 +100,6 @@ def main() -> None:
     print(text)
     if args.out:
         Path(args.out).write_text(text + "\n")
-
-
-def _describe(ref: str) -> str:
-    if ref == WORKTREE:
-        return "the working tree"
-    out = subprocess.run(["git", "-C", str(REPO), "log", "-1", "--format=%h %s", ref], capture_output=True)
-    return out.stdout.decode().strip()
 
 
 if __name__ == "__main__":

@@ -1,8 +1,6 @@
-"""benchmarks/train_startup.py: the per-ref medians and their ratio, a ref checked out as its own git
-worktree (and removed), and the runs' PYTHONPATH that puts the checkout's aime first."""
+"""benchmarks/train_startup.py: the per-ref medians of the command's seconds and each start-up phase,
+and their ratio."""
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -26,16 +24,3 @@ def test_medians_per_ref_and_the_second_refs_ratio_to_the_first():
     assert summary["by_ref"]["new"]["first_step"]["median"] == 5.0
     assert summary["ratio_of_medians"] == {"command_seconds": 0.833, "total": 0.75, "first_step": 0.714}
     assert train_startup.summarise({"only": runs["old"]})["ratio_of_medians"] == {}
-
-
-def test_a_ref_is_its_own_worktree_and_the_working_tree_is_the_repository(tmp_path):
-    assert train_startup.checkout(train_startup.WORKTREE, tmp_path) == train_startup.REPO
-    head = train_startup.checkout("HEAD", tmp_path)
-    try:
-        assert (head / "aime" / "__init__.py").exists() and head.parent == tmp_path
-        environment = train_startup._environment(head)
-        first, *rest = environment["PYTHONPATH"].split(os.pathsep)
-        assert first == str(head) and str(train_startup.REPO) not in rest
-    finally:
-        subprocess.run(["git", "-C", str(train_startup.REPO), "worktree", "remove", "--force", str(head)])
-    assert not head.exists()
