@@ -59,7 +59,8 @@ def one_run(source: Path, store: str, overrides: list[str]) -> dict[str, float]:
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} exited {done.returncode}:\n{done.stderr[-3000:]}")
-    return {**json.loads(done.stdout.strip().splitlines()[-1]), "process_seconds": round(seconds, 2)}
+    (figures, *_) = [line for line in reversed(done.stdout.splitlines()) if line.startswith("{")]
+    return {**json.loads(figures), "process_seconds": round(seconds, 2)}
 
 
 def synthetic_store(store: Path, episodes: int) -> str:
