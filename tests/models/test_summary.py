@@ -17,6 +17,21 @@ def test_summary_lists_components_and_flops(tiny_cfg):
         assert word in text, (word, text)
 
 
+def test_the_open_loop_loss_is_counted_too():
+    # The gpu preset's open-loop loss imagines frames and perceives them without gradients (a
+    # parameter's expanded view there once broke the counter's hooks on module inputs).
+    from dataclasses import replace
+
+    from aime.config import Config, load_config
+
+    cfg = load_config(Config, "gpu").model
+    assert cfg.loss.overshoot > 0
+    torch.manual_seed(0)
+    with_loss = count_flops(WorldModel(cfg), seq_len=16)
+    without = count_flops(WorldModel(replace(cfg, loss=replace(cfg.loss, overshoot=0.0))), seq_len=16)
+    assert with_loss["forward"] > without["forward"] > 0 and with_loss["backward"] > without["backward"]
+
+
 def test_flops_scale_with_sequence_length(tiny_cfg):
     torch.manual_seed(0)
     model = WorldModel(tiny_cfg)
@@ -43,7 +58,7 @@ def test_benchmark_script_prints_json_on_cpu(balancing):
         "--steps",
         "1",
         "--warmup",
-        "0",
+        "2",
         "--modes",
         "fp32",
         "--balancing",
@@ -53,3 +68,5 @@ def test_benchmark_script_prints_json_on_cpu(balancing):
     report = json.loads(out.stdout)
     (row,) = report["results"]
     assert row["balancing"] == balancing and row["sequences_per_s"] > 0 and report["flops_per_sequence"] > 0
+    assert len(row["warmup_step_s"]) == 2 and all(s > 0 for s in row["warmup_step_s"])  # each timed alone
+    assert report["cudagraph_asserts"] == "on"  # torch's default unless asked

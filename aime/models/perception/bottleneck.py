@@ -46,7 +46,9 @@ class PerceiverBottleneck(nn.Module):
         time = self.temporal[:T]  # (T, d)
         x = self.embed(rearrange(ids, "b t h w -> b t (h w)")) + self.spatial + time[:, None]  # (B, T, L, d)
         x = rearrange(x, "b t l d -> (b t) l d")
-        latents = self.read(self.queries.expand(x.shape[0], -1, -1), x)  # (B*T, Q, d)
+        # repeat, not expand: under no_grad (imagined frames) an expanded view of a parameter is flagged
+        # requires_grad without a graph, which hooks on module inputs (FLOP counting) cannot follow.
+        latents = self.read(self.queries.repeat(x.shape[0], 1, 1), x)  # (B*T, Q, d)
         frames = rearrange(latents.mean(1), "(b t) d -> b t d", b=B) + time  # (B, T, d)
         mask = episode_causal_mask(reset)
         for block in self.blocks:
