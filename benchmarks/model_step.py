@@ -14,8 +14,12 @@ summarised as ``train.profile_step`` summarises a training step (``aime/train/pr
 per step and per phase, GPU busy fraction, host syncs); its busy fraction and the MFU stand beside the
 utilisation in each row.
 
-Each configuration runs ``--warmup`` untimed steps (compilation happens there), then ``--steps`` timed
-ones, the clock read after a ``torch.cuda.synchronize`` at both ends. A step is forward, losses,
+Each configuration runs ``--warmup`` untimed steps (compilation happens there; each one's seconds are
+in ``warmup_step_s``: with CUDA graphs the first step runs the compiled steps as warm-up and the
+second records their graphs), then ``--steps`` timed ones, the clock read after a
+``torch.cuda.synchronize`` at both ends. ``--cudagraph-asserts off`` turns off the checks CUDA graph
+trees make of their memory pool while they warm up and record (inductor's
+``triton.slow_path_cudagraph_asserts``; on by default, as in torch). A step is forward, losses,
 balancing and backward (no optimizer update). MFU is the model FLOPs of a step (counted once in fp32
 by ``aime.models.summary.count_flops``; RGB counts one backward per task) times steps per second,
 over the GPU's dense bf16 peak.
@@ -61,6 +65,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--set", nargs="*", default=[], help="model overrides, e.g. vae.residual=true")
     p.add_argument("--balancing", default="sum,rgb", help="comma list of sum, rgb")
     p.add_argument("--peak-tflops", type=float, default=None, help="override the bf16 peak used for MFU")
+    p.add_argument(
+        "--cudagraph-asserts",
+        choices=("on", "off"),
+        default="on",
+        help="CUDA graph trees' memory-pool checks",
+    )
     return p.parse_args()
 
 
@@ -104,9 +114,13 @@ def run(cfg: ModelConfig, args: argparse.Namespace, mode: str, balancing: str, d
             p.grad = None
         return float(loss.total.detach())
 
+    warmup_seconds = []
     for _ in range(args.warmup):
+        sync(device)
+        started = time.perf_counter()
         step()
-    sync(device)
+        sync(device)
+        warmup_seconds.append(round(time.perf_counter() - started, 3))
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     with GpuSampler() if device.type == "cuda" else contextlib.nullcontext() as gpu:
@@ -122,6 +136,7 @@ def run(cfg: ModelConfig, args: argparse.Namespace, mode: str, balancing: str, d
         "compile": {"": None, "compile": "model", "compile-step": "rollout step"}[compiled],
         "compile_mode": args.step_compile_mode if compiled == "compile-step" else None,
         "balancing": balancing,
+        "warmup_step_s": warmup_seconds,
         "step_ms": 1e3 * seconds,
         "sequences_per_s": args.batch_size / seconds,
         "peak_memory_mb": peak_memory_mb(device),
@@ -173,6 +188,7 @@ def main() -> None:
             node = node.setdefault(key, {})
         node[leaf] = yaml.safe_load(override.split("=", 1)[1])
     cfg = build(ModelConfig, raw)
+    torch._inductor.config.triton.slow_path_cudagraph_asserts = args.cudagraph_asserts == "on"
     torch.manual_seed(0)
     flops = count_flops(WorldModel(cfg), seq_len=args.seq_len)
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
@@ -201,6 +217,7 @@ def main() -> None:
         "device": gpu or platform.processor() or "cpu",
         "torch": torch.__version__,
         "preset": args.preset,
+        "cudagraph_asserts": args.cudagraph_asserts,
         "batch_size": args.batch_size,
         "seq_len": args.seq_len,
         "parameters": sum(p.numel() for p in WorldModel(cfg).parameters()),
