@@ -197,14 +197,48 @@ def test_the_trainers_stream_runs_its_executor_outside_the_consuming_process(tmp
     buffer = _buffer(tmp_path)
 
     # The check sees the executor where it runs in this process (Ray names its thread so) ...
-    beside = []
-    for _ in buffer.dataset(num_batches=6).iter_batches(batch_size=4):
-        beside.extend(_executor_threads())
-    assert beside, "no StreamingExecutor thread seen: Ray renamed it, so this test checks nothing"
+    batches, beside = _read_watching_executor_threads(
+        buffer.dataset(num_batches=6).iter_batches(batch_size=4)
+    )
+    assert batches == 6 and beside, (
+        "no StreamingExecutor thread seen: Ray renamed it, so this test checks nothing"
+    )
+    _wait_until(lambda: not _executor_threads())  # that executor's thread ends with its stream
 
     # ... and never sees it while the trainer's stream is read.
-    seen = 0
-    for _ in buffer.iter_torch_batches(num_batches=6):
-        seen += 1
-        assert not _executor_threads(), _executor_threads()
-    assert seen == 6
+    batches, apart = _read_watching_executor_threads(buffer.iter_torch_batches(num_batches=6))
+    assert batches == 6 and not apart, apart
+
+
+def _read_watching_executor_threads(batches) -> tuple[int, set[str]]:
+    """Read ``batches`` to the end while a thread looks for executor threads in this process every
+    millisecond (an executor that is done before the first batch is taken is still seen); returns the
+    batches read and the executor threads seen."""
+    import threading
+    import time
+
+    seen: set[str] = set()
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            seen.update(_executor_threads())
+            time.sleep(0.001)
+
+    watcher = threading.Thread(target=watch, name="watch-executor-threads")
+    watcher.start()
+    try:
+        count = sum(1 for _ in batches)
+    finally:
+        done.set()
+        watcher.join()
+    return count, seen
+
+
+def _wait_until(condition, timeout: float = 30.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
