@@ -56,7 +56,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--out",
         metavar="DIR",
-        help="where eval.json and the plot go (default: the checkpoint's run directory)",
+        help="where eval.json and the plot go: a folder or a URI such as s3://bucket/reports "
+        "(default: the checkpoint's run directory)",
     )
     parser.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else a local Ray)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -66,11 +67,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from aime.storage.mirror import is_uri, private_staging
 
-    if not is_uri(args.checkpoint):
+    if not is_uri(args.checkpoint) and not (args.out and is_uri(args.out)):
         return _evaluate(args)
     # A run on shared storage is read into a staging folder of this command's own: the node's shared
     # one may be the working copy of that run, still training here, whose unpushed files a pull
-    # would overwrite. Only the report goes back to the run directory.
+    # would overwrite. Only the report goes back, to the run directory or to --out.
     with private_staging():
         return _evaluate(args)
 
@@ -80,7 +81,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from aime.eval import runner
     from aime.eval.report import EVAL_JSON, PSNR_PLOT, summary_lines
     from aime.run.ray_init import check_shared_locations, init_ray, live_nodes
-    from aime.storage.mirror import push, remote_of, shared_location
+    from aime.storage.mirror import is_uri, push, remote_of, shared_location, start_staging
 
     try:  # before Ray starts: a typo fails in a second
         checkpoint = checkpoints.resolve(args.checkpoint)
@@ -89,6 +90,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         raise ValueError(str(error)) from None
     if args.windows < 1:
         raise ValueError(f"--windows must be >= 1, got {args.windows}")
+    out = str(start_staging(args.out)) if args.out and is_uri(args.out) else args.out  # pushed at the end
     options = runner.EvalOptions(
         open_loop=runner.default_open_loop(cfg, args.context, args.horizon, args.temperature, args.samples),
         episodes=args.episodes,
@@ -97,7 +99,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         split_seed=args.split_seed,
         all_episodes=args.all_episodes,
         actors=args.actors,
-        out=args.out,
+        out=out,
         progress=not args.no_progress,
     )
     init_ray(cfg.ray, address=args.address)
@@ -107,8 +109,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     report = runner.evaluate(checkpoint, options)
     for line in summary_lines(report):
         print(line)
-    out = args.out or checkpoints.run_dir_of(checkpoint)
-    shown = remote_of(out) or out  # a checkpoint on shared storage: the report goes back there
+    out = out or checkpoints.run_dir_of(checkpoint)
+    shown = remote_of(out) or out  # on shared storage: the report goes there
     push(out, only=(EVAL_JSON, PSNR_PLOT))
     print(f"wrote {shown}/{EVAL_JSON} and {shown}/{PSNR_PLOT}")
     return 0

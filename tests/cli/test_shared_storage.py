@@ -63,6 +63,11 @@ def test_run_resume_and_eval_on_s3_keep_nothing_local(s3_server, ray_local, tmp_
     assert sorted(p.name for p in live.iterdir()) == [".aime-remote", "metrics.jsonl"]  # nothing pulled in
     assert s3_server.read("runs", "shared", "metrics.jsonl") == metrics_before
     shutil.rmtree(live)
+    # A report sent elsewhere in the bucket: written there, nothing local (not a folder named "s3:").
+    elsewhere = ["--out", f"{runs}/reports"]
+    assert main(["eval", f"{runs}/shared", "--no-progress", "--windows", "4", *elsewhere]) == 0
+    assert {"eval.json", "psnr_horizon.png"} == set(_files(s3_server, "runs", "reports"))
+    assert not list(tmp_path.glob("s3*")) and not any(staging.iterdir())
     # What a Serve replica on another node does: load the chosen checkpoint by its URI.
     loaded = checkpoints.load(f"{runs}/shared")
     assert loaded.step == 6 and staged_uri(loaded.path) == f"{runs}/shared/checkpoints/train/step00000006"
