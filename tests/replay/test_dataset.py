@@ -144,6 +144,8 @@ def test_reading_from_the_cache_needs_a_cache():
 
 
 def test_each_ray_train_worker_gets_its_own_shard(tmp_path, ray_local):
+    import signal
+
     from ray.train import ScalingConfig
     from ray.train.torch import TorchTrainer
 
@@ -170,7 +172,11 @@ def test_each_ray_train_worker_gets_its_own_shard(tmp_path, ray_local):
         datasets={"replay": buffer.dataset(num_batches=8)},
         run_config=ray_train_run_config(tmp_path),
     )
-    result = trainer.fit()
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        result = trainer.fit()
+    finally:  # Ray Train's Ctrl-C handler holds its controller actor (and the test session's CPUs)
+        signal.signal(signal.SIGINT, previous)
     assert result.error is None
     seen = {p.name: int(p.read_text()) for p in counts.iterdir()}
     assert set(seen) == {"rank0", "rank1"}
