@@ -8,8 +8,12 @@ PYTHONPATH, so its local Ray's workers (which inherit it) import the same aime.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -70,3 +74,34 @@ def summarise(runs: dict[str, list[dict[str, float]]]) -> dict[str, Any]:
             if k in second and first[k]["median"]
         }
     return {"by_ref": per_ref, "ratio_of_medians": ratios}
+
+
+def alternate(
+    names: list[str], run: Callable[[Path, Path], dict[str, Any]], repeats: int
+) -> dict[str, list[dict[str, Any]]]:
+    """``run(checkout, scratch)`` for each ref: once untimed (caches and the OS file cache warm), then
+    the refs in turn ``repeats`` times, so a machine that slows down slows them alike. The checkouts
+    and the scratch folder are removed afterwards. Returns each ref's timed results."""
+    runs: dict[str, list[dict[str, Any]]] = {ref: [] for ref in names}
+    with tempfile.TemporaryDirectory(prefix="aime-refs-", dir=REPO.parent) as folder:
+        scratch = Path(folder)
+        sources = {ref: checkout(ref, scratch) for ref in names}
+        try:
+            for ref, source in sources.items():
+                print(f"untimed {ref}: {run(source, scratch)}", file=sys.stderr)
+            for repeat in range(repeats):
+                for ref, source in sources.items():
+                    runs[ref].append(run(source, scratch))
+                    print(f"run {repeat + 1} {ref}: {runs[ref][-1]}", file=sys.stderr)
+        finally:
+            for source in sources.values():
+                remove(source)
+    return runs
+
+
+def emit(result: dict[str, Any], out: str | None) -> None:
+    """The benchmark's JSON on stdout, and in ``out`` when given."""
+    text = json.dumps(result, indent=2)
+    print(text)
+    if out:
+        Path(out).write_text(text + "\n")

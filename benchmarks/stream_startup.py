@@ -24,7 +24,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import refs  # noqa: E402
@@ -90,19 +89,7 @@ def main() -> None:
         return
     default_store = Path(tempfile.gettempdir()) / f"aime-stream-startup-{args.episodes}"
     store = synthetic_store(Path(args.store) if args.store else default_store, args.episodes)
-    runs: dict[str, list[dict[str, Any]]] = {ref: [] for ref in args.refs}
-    with tempfile.TemporaryDirectory(prefix="aime-stream-startup-", dir=refs.REPO.parent) as scratch:
-        sources = {ref: refs.checkout(ref, Path(scratch)) for ref in args.refs}
-        try:
-            for ref, source in sources.items():  # untimed: the OS file cache, Python's bytecode
-                print(f"warm-up {ref}: {one_run(source, store, overrides)}", file=sys.stderr)
-            for repeat in range(args.repeats):
-                for ref, source in sources.items():
-                    runs[ref].append(one_run(source, store, overrides))
-                    print(f"run {repeat + 1} {ref}: {runs[ref][-1]}", file=sys.stderr)
-        finally:
-            for source in sources.values():
-                refs.remove(source)
+    runs = refs.alternate(args.refs, lambda source, _: one_run(source, store, overrides), args.repeats)
     result = {
         "benchmark": "stream_startup",
         "refs": {ref: refs.describe(ref) for ref in args.refs},
@@ -112,10 +99,7 @@ def main() -> None:
         "runs": runs,
         **refs.summarise(runs),
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
+    refs.emit(result, args.out)
 
 
 if __name__ == "__main__":

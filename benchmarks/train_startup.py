@@ -24,14 +24,13 @@ import argparse
 import json
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import refs  # noqa: E402
-from refs import WORKTREE, checkout  # noqa: E402
+from refs import WORKTREE  # noqa: E402
 
 
 def one_run(source: Path, replay_root: str, results: Path, overrides: list[str]) -> dict[str, Any]:
@@ -73,21 +72,11 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="key=value for every run")
     args = parser.parse_args()
     overrides = args.overrides or ["train.batch_size=4", "train.seq_len=16", "ray.num_cpus=8"]
-    with tempfile.TemporaryDirectory(prefix="aime-startup-", dir=refs.REPO.parent) as scratch:
-        parent = Path(scratch)
-        sources = {ref: checkout(ref, parent) for ref in args.refs}
-        try:
-            results = parent / "results"
-            for ref, source in sources.items():  # fills the compile caches: not timed
-                print(f"fill {ref}: {one_run(source, args.replay_root, results, overrides)}", file=sys.stderr)
-            runs: dict[str, list[dict[str, Any]]] = {ref: [] for ref in sources}
-            for repeat in range(args.repeats):
-                for ref, source in sources.items():
-                    runs[ref].append(one_run(source, args.replay_root, results, overrides))
-                    print(f"run {repeat + 1} {ref}: {runs[ref][-1]}", file=sys.stderr)
-        finally:
-            for source in sources.values():
-                refs.remove(source)
+    runs = refs.alternate(
+        args.refs,
+        lambda source, scratch: one_run(source, args.replay_root, scratch / "results", overrides),
+        args.repeats,
+    )
     result = {
         "benchmark": "train_startup",
         "refs": {ref: refs.describe(ref) for ref in args.refs},
@@ -96,10 +85,7 @@ def main() -> None:
         "runs": runs,
         **summarise(runs),
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
+    refs.emit(result, args.out)
 
 
 if __name__ == "__main__":

@@ -37,3 +37,18 @@ def test_spread_per_ref_and_figure_and_the_ratio_of_the_second_to_the_first():
     }
     assert summary["ratio_of_medians"] == {"s": 0.455, "n": 1.0}
     assert refs.summarise({"only": runs["old"]})["ratio_of_medians"] == {}
+
+
+def test_alternate_runs_each_ref_once_untimed_then_in_turn_and_removes_its_checkouts():
+    calls = []
+
+    def run(source, scratch):
+        calls.append((source, scratch))
+        assert scratch.is_dir() and (source / "aime").is_dir()
+        return {"n": len(calls)}
+
+    runs = refs.alternate(["HEAD", refs.WORKTREE], run, repeats=2)
+    assert runs == {"HEAD": [{"n": 3}, {"n": 5}], refs.WORKTREE: [{"n": 4}, {"n": 6}]}
+    head, scratch = calls[0]
+    assert [c[0] for c in calls] == [head, refs.REPO] * 3 and head != refs.REPO
+    assert not head.exists() and not scratch.exists()
