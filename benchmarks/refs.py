@@ -28,7 +28,8 @@ def checkout(ref: str, parent: Path) -> Path:
     if ref == WORKTREE:
         return REPO
     path = parent / ref.replace("/", "_")
-    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(path), ref], check=True)
+    add = ["git", "-C", str(REPO), "worktree", "add", "--detach", str(path), ref]
+    subprocess.run(add, check=True, stdout=sys.stderr)  # stdout is the benchmark's JSON alone
     return path
 
 

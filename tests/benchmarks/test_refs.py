@@ -39,7 +39,7 @@ def test_spread_per_ref_and_figure_and_the_ratio_of_the_second_to_the_first():
     assert refs.summarise({"only": runs["old"]})["ratio_of_medians"] == {}
 
 
-def test_alternate_runs_each_ref_once_untimed_then_in_turn_and_removes_its_checkouts():
+def test_alternate_runs_each_ref_once_untimed_then_in_turn_and_removes_its_checkouts(capfd):
     calls = []
 
     def run(source, scratch):
@@ -52,3 +52,4 @@ def test_alternate_runs_each_ref_once_untimed_then_in_turn_and_removes_its_check
     head, scratch = calls[0]
     assert [c[0] for c in calls] == [head, refs.REPO] * 3 and head != refs.REPO
     assert not head.exists() and not scratch.exists()
+    assert capfd.readouterr().out == ""  # a benchmark's stdout is its JSON alone (git's lines go to stderr)
