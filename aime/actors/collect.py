@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from aime import metrics as M
 from aime.actors.lockstep_size import envs_per_worker, resolve_envs_per_worker
+from aime.actors.placement import PlacementWatch, actor_request
 from aime.actors.policy import make_policy
 from aime.actors.remote import CALLS_IN_FLIGHT, rollout_actor
 from aime.actors.rollout import EpisodeRecord
@@ -173,6 +174,7 @@ class _Collection:
 
     def _log(self, now: float) -> None:
         """Frames/s so far on the bar, Ray's metrics and the run's metrics file."""
+        self.actors.placement.check()
         steps = _live_steps(self.actors.handles, self.records)
         if steps and self.first_frame is None:
             self.first_frame = now - self.start
@@ -199,12 +201,15 @@ class _Actors:
             num_envs=envs_per_worker(c),
             egl_device=cfg.env.egl_device,
         )
+        self.placement = PlacementWatch(actor_request(c.cpus_per_worker, c.resources), c.placement_warning_s)
         self.generation = [0] * c.workers
         self.handles = [self._start(i) for i in range(c.workers)]
 
     def _start(self, index: int) -> Any:
         name = actor_name(self.cfg.run_id or "", index, self.generation[index], phase=self.phase)
-        return rollout_actor(self.cfg.collect, name=name, worker_id=index, **self.kwargs)
+        actor = rollout_actor(self.cfg.collect, name=name, worker_id=index, **self.kwargs)
+        self.placement.watch(actor, name)
+        return actor
 
     def replace(self, index: int, generation: int) -> None:
         """Replace actor ``index`` after a failed call of ``generation`` (its other call fails too:

@@ -40,6 +40,9 @@ class CollectConfig:
     # Custom Ray resources each rollout actor requests, e.g. {rollout: 1}: on a cluster whose rollout
     # nodes declare that resource (cluster/aws.yaml, cluster/kuberay/) the actors land only there.
     resources: dict[str, float] = field(default_factory=dict)
+    # Warn (once per actor) when a rollout actor has waited this long for Ray to place it: the
+    # collection would otherwise wait silently for resources something else holds. <= 0: never.
+    placement_warning_s: float = 60.0
 
 
 @dataclass(frozen=True)

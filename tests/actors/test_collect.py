@@ -145,3 +145,50 @@ def test_every_command_has_help(command, capsys):
         main([*command, "--help"])
     assert exit_info.value.code == 0
     assert "usage: aime" in capsys.readouterr().out
+
+
+def test_an_actor_ray_cannot_place_is_named_with_what_it_needs_and_starts_once_freed(
+    tmp_path, ray_local, caplog
+):
+    from ray.util.placement_group import placement_group, remove_placement_group
+
+    cfg = load_config(
+        Config,
+        "tiny",
+        [
+            f"results_dir={tmp_path}",
+            "collect.episodes=1",
+            "collect.workers=1",
+            "env.max_episode_steps=10",
+            "collect.placement_warning_s=1",
+            "log_every_seconds=0.5",
+        ],
+    )
+    cfg, _ = create_run_dir(cfg)
+    _wait_until(lambda: ray_local.available_resources().get("CPU", 0) >= 1)  # earlier tests' actors gone
+    holder = placement_group([{"CPU": ray_local.available_resources()["CPU"]}])  # every free CPU, held
+    ray_local.get(holder.ready(), timeout=60)
+    result: dict = {}
+    thread = threading.Thread(target=lambda: result.update(summary=collect(cfg, progress=False)))
+    caplog.set_level("WARNING", logger="aime.actors.placement")
+    thread.start()
+    try:
+        _wait_until(lambda: any("not started" in r.getMessage() for r in caplog.records), timeout=60)
+    finally:
+        remove_placement_group(holder)
+    thread.join(timeout=120)
+    assert not thread.is_alive(), "the collection did not go on once the CPUs were free"
+    assert result["summary"].episodes == 1
+    (warning,) = [r.getMessage() for r in caplog.records if "not started" in r.getMessage()]
+    assert actor_name(cfg.run_id, 0) in warning and "each needs CPU 1;" in warning
+    assert "CPU 0 free of 2" in warning and "lower collect.workers" in warning
+
+
+def test_an_actor_no_node_can_hold_is_told_apart_from_one_waiting_for_freed_resources(ray_local):
+    from aime.actors.placement import actor_request, unplaced_message
+
+    message = unplaced_message(["a"], actor_request(64, {}), waited=61)
+    assert "not started after 61 s" in message and "each needs CPU 64;" in message
+    assert "no node has that much" in message and "lower collect.cpus_per_worker" in message
+    gpus = unplaced_message(["a"], actor_request(1, {"rollout": 1}), waited=5)
+    assert "rollout 0 free of 0" in gpus and "fix collect.resources" in gpus
