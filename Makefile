@@ -19,6 +19,7 @@ test: setup lint
 
 lint: setup
 	$(VENV)/bin/ruff check aime tests benchmarks examples
+	$(VENV)/bin/ruff format --check aime tests benchmarks examples
 	$(VENV)/bin/mypy aime
 
 bench-rollout: setup

@@ -74,9 +74,7 @@ def spread(ms: list[float]) -> dict[str, float]:
 def compare(old: Any, record: bytes, sequence: bool, repeats: int) -> dict[str, Any]:
     if sequence:
         (_, a), (_, b) = old.parse_sequence_example(record), protobuf.parse_sequence_example(record)
-        assert a.keys() == b.keys() and all(
-            len(a[k]) == len(b[k]) and all(map(same, a[k], b[k])) for k in a
-        )
+        assert a.keys() == b.keys() and all(len(a[k]) == len(b[k]) and all(map(same, a[k], b[k])) for k in a)
         old_ms = timed(lambda: old.parse_sequence_example(record), repeats)
         new_ms = timed(lambda: protobuf.parse_sequence_example(record), repeats)
     else:

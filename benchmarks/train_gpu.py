@@ -112,6 +112,7 @@ def run_one(args: argparse.Namespace, workers: int, replay: Path, results: Path,
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     # Whole log intervals only: the first step's record (its start-up figures) stands alone.
     records = [r for r in records if SAMPLES in r and STARTUP_WORKER_STARTED_AT not in r]
+
     # Steady state: every log interval after the first (start-up, compilation, CUDA graph recording)
     # but the last (it ends with the final checkpoint's save) and the profiled one (profiler overhead).
     # Each interval runs from the previous record's end to its own, on the worker's clock.

@@ -73,8 +73,7 @@ def _prepare_direct_ingress(args: argparse.Namespace, settings: dict) -> None:
         raise ValueError("--direct-port serves one ingress replica: set ingress_replicas=1")
     check_port_free(args.host, args.direct_port)
     needs = (
-        "--direct-port needs a Ray that aime serve starts itself (Serve reads it when its controller "
-        "starts)"
+        "--direct-port needs a Ray that aime serve starts itself (Serve reads it when its controller starts)"
     )
     if args.address or os.environ.get("RAY_ADDRESS"):
         raise ValueError(f"{needs}: unset --address and RAY_ADDRESS")

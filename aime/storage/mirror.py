@@ -89,9 +89,7 @@ def as_uri(remote: str, fs_path: str) -> str:
     return f"{remote.split('://', 1)[0]}://{fs_path.lstrip('/')}"
 
 
-def push(
-    run_dir: str | Path, skip: Collection[str] = NOT_PUSHED, only: Collection[str] | None = None
-) -> int:
+def push(run_dir: str | Path, skip: Collection[str] = NOT_PUSHED, only: Collection[str] | None = None) -> int:
     """Upload a staging folder's files (each atomically) to the URI it mirrors; returns the count.
     ``only``: just these files (paths relative to the folder), for a command that wrote them into a
     copy it otherwise only read. An ordinary local run directory is left alone (0)."""

@@ -49,9 +49,7 @@ class Feature:
 
 
 def _descriptor() -> descriptor_pb2.FileDescriptorProto:
-    proto = descriptor_pb2.FileDescriptorProto(
-        name="aime/tfexample.proto", package=PACKAGE, syntax="proto3"
-    )
+    proto = descriptor_pb2.FileDescriptorProto(name="aime/tfexample.proto", package=PACKAGE, syntax="proto3")
     rep, opt = _F.LABEL_REPEATED, _F.LABEL_OPTIONAL
 
     def add(name: str, *fields: tuple[str, int, int, int, str]) -> descriptor_pb2.DescriptorProto:
