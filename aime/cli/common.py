@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 from aime.config import Config, load_config
 
@@ -45,3 +48,16 @@ def setup_logging(verbose: bool = False) -> None:
     if verbose:
         console.show_everything()
     console.quiet_known_noise()
+
+
+@contextlib.contextmanager
+def resume_hint_on_interrupt(shown: str | Path) -> Iterator[None]:
+    """Ctrl-C while a run trains: say how to continue it (its checkpoints stay), then let it stop."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        print(
+            f"interrupted; to continue from the run's last checkpoint:  aime train --resume {shown}",
+            file=sys.stderr,
+        )
+        raise

@@ -55,6 +55,9 @@ def main(argv: Sequence[str] | None = None, *, filter_native_stderr: bool = Fals
     except RuntimeError as error:  # a collection or training that gave up: the message says why
         _report(args, f"failed: {error}")
         return 1
+    except KeyboardInterrupt:  # Ctrl-C: one line, no traceback; the shell's convention for SIGINT
+        print(f"aime {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 def _report(args: argparse.Namespace, message: str) -> None:

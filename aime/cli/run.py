@@ -7,7 +7,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from aime.cli.common import add_config_arguments, config_from_args
+from aime.cli.common import add_config_arguments, config_from_args, resume_hint_on_interrupt
 from aime.storage import atomic_write_json
 
 if TYPE_CHECKING:
@@ -97,7 +97,8 @@ def _train_and_evaluate(cfg: Config, run_dir: Path, args: argparse.Namespace, sh
         online.start()
         print(f"      collecting up to {cfg.collect.online_episodes} more episodes while training (online)")
     try:
-        trained = train(cfg, run_dir, progress=not args.no_progress)
+        with resume_hint_on_interrupt(shown):
+            trained = train(cfg, run_dir, progress=not args.no_progress)
     finally:
         online_summary = online.stop() if online else None
     if online_summary is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from aime.cli.common import add_config_arguments, config_from_args
+from aime.cli.common import add_config_arguments, config_from_args, resume_hint_on_interrupt
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     from aime.run.ray_init import check_shared_storage, init_ray, live_nodes
     from aime.run.rundir import create_run_dir
     from aime.run.seeding import seed_everything
-    from aime.storage.mirror import drop, finish
+    from aime.storage.mirror import drop, finish, remote_of
     from aime.train.driver import check_replay, check_train_config, train
 
     staged, resume_from = _resume_point(args)
@@ -48,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
     seed_everything(cfg.seed)
     print(f"run directory {run_dir}" + (f" (resuming from {resume_from})" if resume_from else ""))
     try:
-        summary = train(cfg, run_dir, resume_from=resume_from, progress=not args.no_progress)
+        with resume_hint_on_interrupt(remote_of(run_dir) or run_dir):
+            summary = train(cfg, run_dir, resume_from=resume_from, progress=not args.no_progress)
     finally:
         finish(run_dir)  # a run on shared storage: pushed there, staging removed
     print(f"trained to step {summary.steps}; loss {summary.metrics.get('train/total', float('nan')):.4f}")

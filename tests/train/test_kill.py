@@ -53,6 +53,21 @@ def test_a_driver_killed_mid_run_resumes_losing_at_most_one_checkpoint_interval(
     assert read_meta(resumable_checkpoint(run_dir))["step"] == 4
 
 
+def test_ctrl_c_stops_the_run_with_one_line_naming_the_resume_command(tmp_path, reference, ray_local):
+    """Ctrl-C (SIGINT) on ``aime train``: no traceback, exit 130, the resume command on the console,
+    the run's actors gone from Ray and its last checkpoint there to resume from."""
+    replay, _ = reference
+    driver = Driver(tmp_path, replay, overrides=("train.steps=1000",))
+    run_dir = driver.run_dir
+    driver.wait_for(lambda: resumable_checkpoint(run_dir) is not None)
+    driver.kill(sig=signal.SIGINT)  # waits until the run's actors and placement group are gone
+    assert driver.process.returncode == 130
+    log = driver.log.read_text()
+    assert f"aime train --resume {run_dir}" in log and "aime train: interrupted" in log, log
+    assert "Traceback" not in log and "KeyboardInterrupt" not in log, log
+    assert _last_step(run_dir) < 1000
+
+
 def test_a_kill_during_a_checkpoint_save_resumes_from_the_previous_complete_one(
     tmp_path, reference, ray_local, caplog
 ):
@@ -104,7 +119,7 @@ class Driver:
     """``aime train`` as its own process, joining the session's Ray as a job (a second local Ray on
     this machine would confuse Ray Train's state queries)."""
 
-    def __init__(self, tmp_path: Path, replay: Path):
+    def __init__(self, tmp_path: Path, replay: Path, overrides: tuple[str, ...] = ()):
         import ray
 
         self.before = _alive()
@@ -114,7 +129,9 @@ class Driver:
         env = dict(os.environ, RAY_ADDRESS=ray.get_runtime_context().gcs_address)
         self.log = tmp_path / "driver.log"
         with open(self.log, "wb") as out:
-            self.process = subprocess.Popen([*command, *ONE_WORKER], env=env, stdout=out, stderr=out)
+            self.process = subprocess.Popen(
+                [*command, *ONE_WORKER, *overrides], env=env, stdout=out, stderr=out
+            )
         self.wait_for(lambda: any(results.glob("*/config.yaml")))
         (config,) = results.glob("*/config.yaml")
         self.run_dir = config.parent
@@ -126,12 +143,12 @@ class Driver:
             assert time.monotonic() < deadline, f"not there within 90 s:\n{self.log.read_text()}"
             time.sleep(poll)
 
-    def kill(self, workers: list[int] = ()) -> None:
-        """SIGKILL ``workers`` and the driver, then wait until Ray has cleaned up the dead driver's
-        job: its trainer, workers and their placement group (the resumed run needs their CPUs)."""
+    def kill(self, workers: list[int] = (), sig: int = signal.SIGKILL) -> None:
+        """SIGKILL ``workers``, send the driver ``sig``, then wait until Ray has cleaned up the dead
+        driver's job: its trainer, workers and their placement group (the resumed run needs their CPUs)."""
         for pid in workers:
             os.kill(pid, signal.SIGKILL)
-        self.process.send_signal(signal.SIGKILL)
+        self.process.send_signal(sig)
         self.process.wait(timeout=60)
         deadline = time.monotonic() + 60
         while (left := _alive() - self.before) and time.monotonic() < deadline:
