@@ -19,7 +19,11 @@ in ``warmup_step_s``: with CUDA graphs the first step runs the compiled steps as
 second records their graphs), then ``--steps`` timed ones, the clock read after a
 ``torch.cuda.synchronize`` at both ends. ``--cudagraph-asserts off`` turns off the checks CUDA graph
 trees make of their memory pool while they warm up and record (inductor's
-``triton.slow_path_cudagraph_asserts``; on by default, as in torch). A step is forward, losses,
+``triton.slow_path_cudagraph_asserts``; on by default, as in torch). ``--capture-empty-cache off``
+makes ``torch.cuda.empty_cache`` a no-op during the warm-up steps: ``torch.cuda.graph`` calls it before
+every capture, and CUDA graph trees capture one graph per call of the compiled steps in the second
+step. ``--profile-warmup-step N`` runs warm-up step N under cProfile and adds its functions by
+cumulative time (``warmup_profile``). A step is forward, losses,
 balancing and backward (no optimizer update). MFU is the model FLOPs of a step (counted once in fp32
 by ``aime.models.summary.count_flops``; RGB counts one backward per task) times steps per second,
 over the GPU's dense bf16 peak.
@@ -29,12 +33,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import cProfile
 import json
 import platform
+import pstats
 import resource
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import torch
 import yaml
@@ -71,6 +78,15 @@ def parse_args() -> argparse.Namespace:
         default="on",
         help="CUDA graph trees' memory-pool checks",
     )
+    p.add_argument(
+        "--capture-empty-cache",
+        choices=("on", "off"),
+        default="on",
+        help="off: torch.cuda.empty_cache does nothing during the warm-up steps (each capture calls it)",
+    )
+    p.add_argument(
+        "--profile-warmup-step", type=int, default=None, help="cProfile this warm-up step (1-based)"
+    )
     return p.parse_args()
 
 
@@ -84,6 +100,35 @@ def make_batch(cfg: ModelConfig, B: int, T: int, device: torch.device) -> dict[s
     }
     batch["is_first"][:, 0] = True
     return {k: v.to(device) for k, v in batch.items()}
+
+
+@contextlib.contextmanager
+def empty_cache_during_warmup(enabled: bool) -> Iterator[None]:
+    """With ``enabled`` False, ``torch.cuda.empty_cache`` does nothing inside (torch.cuda.graph calls it
+    by attribute before each capture, so replacing the attribute reaches it)."""
+    if enabled:
+        yield
+        return
+    original = torch.cuda.empty_cache
+    torch.cuda.empty_cache = lambda: None
+    try:
+        yield
+    finally:
+        torch.cuda.empty_cache = original
+
+
+def top_functions(profiler: cProfile.Profile, count: int = 25) -> list[dict]:
+    """The profile's functions by cumulative seconds: where a slow warm-up step goes."""
+    stats = pstats.Stats(profiler)
+    rows = [
+        {
+            "function": f"{Path(file).name}:{line}({name})",
+            "calls": calls,
+            "cumulative_s": round(cumulative, 3),
+        }
+        for (file, line, name), (_, calls, _, cumulative, _) in stats.stats.items()  # type: ignore[attr-defined]
+    ]
+    return sorted(rows, key=lambda row: -row["cumulative_s"])[:count]
 
 
 def run(cfg: ModelConfig, args: argparse.Namespace, mode: str, balancing: str, device: torch.device) -> dict:
@@ -114,13 +159,18 @@ def run(cfg: ModelConfig, args: argparse.Namespace, mode: str, balancing: str, d
             p.grad = None
         return float(loss.total.detach())
 
-    warmup_seconds = []
-    for _ in range(args.warmup):
-        sync(device)
-        started = time.perf_counter()
-        step()
-        sync(device)
-        warmup_seconds.append(round(time.perf_counter() - started, 3))
+    warmup_seconds, warmup_profile = [], None
+    with empty_cache_during_warmup(args.capture_empty_cache == "on"):
+        for number in range(1, args.warmup + 1):
+            profiler = cProfile.Profile() if number == args.profile_warmup_step else None
+            sync(device)
+            started = time.perf_counter()
+            with profiler or contextlib.nullcontext():
+                step()
+                sync(device)
+            warmup_seconds.append(round(time.perf_counter() - started, 3))
+            if profiler is not None:
+                warmup_profile = top_functions(profiler)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     with GpuSampler() if device.type == "cuda" else contextlib.nullcontext() as gpu:
@@ -137,6 +187,7 @@ def run(cfg: ModelConfig, args: argparse.Namespace, mode: str, balancing: str, d
         "compile_mode": args.step_compile_mode if compiled == "compile-step" else None,
         "balancing": balancing,
         "warmup_step_s": warmup_seconds,
+        "warmup_profile": warmup_profile,
         "step_ms": 1e3 * seconds,
         "sequences_per_s": args.batch_size / seconds,
         "peak_memory_mb": peak_memory_mb(device),
@@ -218,6 +269,7 @@ def main() -> None:
         "torch": torch.__version__,
         "preset": args.preset,
         "cudagraph_asserts": args.cudagraph_asserts,
+        "capture_empty_cache": args.capture_empty_cache,
         "batch_size": args.batch_size,
         "seq_len": args.seq_len,
         "parameters": sum(p.numel() for p in WorldModel(cfg).parameters()),
