@@ -51,3 +51,25 @@ def test_cuda_graph_rollouts_repeat_the_eager_values_and_per_task_gradients(tiny
         model.compile_rollout(None)
     # Inductor falls back to plain launches, silently, where it cannot record a graph.
     assert torch._dynamo.utils.counters["inductor"]["cudagraph_skips"] == 0
+
+
+def test_the_per_frame_step_compiles_once_under_bf16_autocast(tiny_cfg):
+    """Every frame's state has the initial state's dtype, so the posterior's step is one graph for all
+    frames under the trainer's bf16 autocast (the LSTM cells return bf16 there; an fp32 first state
+    and bf16 later ones compiled it twice)."""
+    torch.manual_seed(0)
+    model = WorldModel(tiny_cfg).cuda().eval()
+    batch = {k: v.cuda() for k, v in moving_squares(tiny_cfg, batch=2, steps=5).items()}
+    frames = batch["obs"].float() / 127.5 - 1.0
+    reset = episode_resets(batch["is_first"])
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    model.compile_rollout("default")
+    try:
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            context = model.perception.context(frames, reset) if model.perception is not None else None
+            roll = model._rollout(frames, batch["action"], reset, context, sample=False)
+    finally:
+        model.compile_rollout(None)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1
+    assert roll.h.dtype == torch.float32 and torch.isfinite(roll.h).all()

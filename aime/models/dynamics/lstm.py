@@ -52,14 +52,20 @@ class Dynamics(nn.Module):
         return torch.where(m, h0, state[0]), torch.where(m, c0, state[1])
 
     def step(self, inputs: Tensor, state: State) -> State:
-        """inputs (B, D_in) -> new state; the top layer's h is ``state[0][-1]`` (B, H)."""
+        """inputs (B, D_in) -> new state; the top layer's h is ``state[0][-1]`` (B, H).
+
+        The state keeps the learned initial state's dtype (fp32). Under CUDA autocast the cells return
+        bf16, and a compiled per-frame step guards on its inputs' dtypes: a bf16 state from the second
+        frame on compiled the step twice (the first frame's fp32 state, then bf16). The values are the
+        cells' own; only their container widens.
+        """
         hs, cs = [], []
         x = inputs
         for layer, cell in enumerate(self.cells):
             x, c = cell(x, (state[0][layer], state[1][layer]))
             hs.append(x)
             cs.append(c)
-        return torch.stack(hs), torch.stack(cs)
+        return torch.stack(hs).to(self.h0.dtype), torch.stack(cs).to(self.c0.dtype)
 
     @staticmethod
     def top(state: State) -> Tensor:
