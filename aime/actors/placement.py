@@ -52,9 +52,6 @@ class PlacementWatch:
             log.warning(unplaced_message(late, self.request, waited))
         return late
 
-    def cancel(self) -> None:
-        self.pending.clear()
-
 
 def unplaced_message(names: list[str], request: dict[str, float], waited: float) -> str:
     """What the user reads: which actors wait, what each needs, what the cluster has free of its total."""
