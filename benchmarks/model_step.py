@@ -40,7 +40,7 @@ import pstats
 import resource
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -52,6 +52,7 @@ from aime.config.loader import CONFIG_DIR, build, read_yaml
 from aime.models import ModelConfig, WorldModel
 from aime.models.balancing import GradientBalancer
 from aime.models.config import BalancingConfig
+from aime.models.rollout_compile import captures_keep_allocator_cache
 from aime.models.summary import count_flops
 from aime.train.profiling import summarize
 
@@ -102,21 +103,6 @@ def make_batch(cfg: ModelConfig, B: int, T: int, device: torch.device) -> dict[s
     return {k: v.to(device) for k, v in batch.items()}
 
 
-@contextlib.contextmanager
-def empty_cache_during_warmup(enabled: bool) -> Iterator[None]:
-    """With ``enabled`` False, ``torch.cuda.empty_cache`` does nothing inside (torch.cuda.graph calls it
-    by attribute before each capture, so replacing the attribute reaches it)."""
-    if enabled:
-        yield
-        return
-    original = torch.cuda.empty_cache
-    torch.cuda.empty_cache = lambda: None
-    try:
-        yield
-    finally:
-        torch.cuda.empty_cache = original
-
-
 def top_functions(profiler: cProfile.Profile, count: int = 25) -> list[dict]:
     """The profile's functions by cumulative seconds: where a slow warm-up step goes."""
     stats = pstats.Stats(profiler)
@@ -160,7 +146,7 @@ def run(cfg: ModelConfig, args: argparse.Namespace, mode: str, balancing: str, d
         return float(loss.total.detach())
 
     warmup_seconds, warmup_profile = [], None
-    with empty_cache_during_warmup(args.capture_empty_cache == "on"):
+    with captures_keep_allocator_cache(args.capture_empty_cache == "off"):
         for number in range(1, args.warmup + 1):
             profiler = cProfile.Profile() if number == args.profile_warmup_step else None
             sync(device)
