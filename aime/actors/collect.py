@@ -28,9 +28,9 @@ from tqdm import tqdm
 
 from aime import metrics as M
 from aime.actors.lockstep_size import envs_per_worker, resolve_envs_per_worker
-from aime.actors.placement import PlacementWatch, actor_request
+from aime.actors.placement import PlacementWatch
 from aime.actors.policy import make_policy
-from aime.actors.remote import CALLS_IN_FLIGHT, rollout_actor
+from aime.actors.remote import CALLS_IN_FLIGHT, actor_request, rollout_actor
 from aime.actors.rollout import EpisodeRecord
 from aime.config import Config
 from aime.envs import make_env_from_config
@@ -201,7 +201,7 @@ class _Actors:
             num_envs=envs_per_worker(c),
             egl_device=cfg.env.egl_device,
         )
-        self.placement = PlacementWatch(actor_request(c.cpus_per_worker, c.resources), c.placement_warning_s)
+        self.placement = PlacementWatch(actor_request(c), c.placement_warning_s)
         self.generation = [0] * c.workers
         self.handles = [self._start(i) for i in range(c.workers)]
 

@@ -72,8 +72,3 @@ def unplaced_message(names: list[str], request: dict[str, float], waited: float)
         f"collect: {len(names)} rollout actor(s) not started after {waited:.0f} s, waiting for resources "
         f"({', '.join(names)}): each needs {needs}; the cluster has {have}; {why}"
     )
-
-
-def actor_request(num_cpus: float, resources: dict[str, float]) -> dict[str, float]:
-    """One rollout actor's Ray resource request, as ``ray.available_resources()`` names it."""
-    return {"CPU": float(num_cpus), **{key: float(value) for key, value in resources.items()}}

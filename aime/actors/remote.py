@@ -11,6 +11,11 @@ from aime.config import CollectConfig
 CALLS_IN_FLIGHT = 2
 
 
+def actor_request(cfg: CollectConfig) -> dict[str, float]:
+    """What one rollout actor asks Ray for (below), as ``ray.available_resources()`` names it."""
+    return {"CPU": float(cfg.cpus_per_worker), **{key: float(value) for key, value in cfg.resources.items()}}
+
+
 def rollout_actor(cfg: CollectConfig, name: str | None = None, **worker_kwargs: Any) -> Any:
     """A RolloutWorker actor. Ray restarts a crashed actor (``max_restarts``) and re-runs its
     interrupted call (``max_task_retries``); slots make the re-run idempotent. One thread per queued

@@ -185,10 +185,12 @@ def test_an_actor_ray_cannot_place_is_named_with_what_it_needs_and_starts_once_f
 
 
 def test_an_actor_no_node_can_hold_is_told_apart_from_one_waiting_for_freed_resources(ray_local):
-    from aime.actors.placement import actor_request, unplaced_message
+    from aime.actors.placement import unplaced_message
+    from aime.actors.remote import actor_request
+    from aime.config import CollectConfig
 
-    message = unplaced_message(["a"], actor_request(64, {}), waited=61)
+    message = unplaced_message(["a"], actor_request(CollectConfig(cpus_per_worker=64)), waited=61)
     assert "not started after 61 s" in message and "each needs CPU 64;" in message
     assert "no node has that much" in message and "lower collect.cpus_per_worker" in message
-    gpus = unplaced_message(["a"], actor_request(1, {"rollout": 1}), waited=5)
+    gpus = unplaced_message(["a"], actor_request(CollectConfig(resources={"rollout": 1})), waited=5)
     assert "rollout 0 free of 0" in gpus and "fix collect.resources" in gpus
