@@ -19,10 +19,11 @@ in ``warmup_step_s``: with CUDA graphs the first step runs the compiled steps as
 second records their graphs), then ``--steps`` timed ones, the clock read after a
 ``torch.cuda.synchronize`` at both ends. ``--cudagraph-asserts off`` turns off the checks CUDA graph
 trees make of their memory pool while they warm up and record (inductor's
-``triton.slow_path_cudagraph_asserts``; on by default, as in torch). ``--capture-empty-cache off``
-makes ``torch.cuda.empty_cache`` a no-op during the warm-up steps: ``torch.cuda.graph`` calls it before
-every capture, and CUDA graph trees capture one graph per call of the compiled steps in the second
-step. ``--profile-warmup-step N`` runs warm-up step N under cProfile and adds its functions by
+``triton.slow_path_cudagraph_asserts``; on by default, as in torch). ``--cudagraph-lookups torch``
+runs CUDA graph trees' own lookups of each recorded tensor, ``reordered`` (the default, as training)
+aime's (``aime/models/cudagraph_lookups.py``): the second warm-up step records one graph per call of
+the compiled steps, and each recording looks up its tensors among those recorded before it.
+``--profile-warmup-step N`` runs warm-up step N under cProfile and adds its functions by
 cumulative time (``warmup_profile``). A step is forward, losses,
 balancing and backward (no optimizer update). MFU is the model FLOPs of a step (counted once in fp32
 by ``aime.models.summary.count_flops``; RGB counts one backward per task) times steps per second,
@@ -52,7 +53,7 @@ from aime.config.loader import CONFIG_DIR, build, read_yaml
 from aime.models import ModelConfig, WorldModel
 from aime.models.balancing import GradientBalancer
 from aime.models.config import BalancingConfig
-from aime.models.rollout_compile import captures_keep_allocator_cache
+from aime.models.cudagraph_lookups import reordered_cudagraph_lookups
 from aime.models.summary import count_flops
 from aime.train.profiling import summarize
 
@@ -80,10 +81,10 @@ def parse_args() -> argparse.Namespace:
         help="CUDA graph trees' memory-pool checks",
     )
     p.add_argument(
-        "--capture-empty-cache",
-        choices=("on", "off"),
-        default="on",
-        help="off: torch.cuda.empty_cache does nothing during the warm-up steps (each capture calls it)",
+        "--cudagraph-lookups",
+        choices=("reordered", "torch"),
+        default="reordered",
+        help="whose lookups of recorded tensors CUDA graph trees use in the warm-up steps",
     )
     p.add_argument(
         "--profile-warmup-step", type=int, default=None, help="cProfile this warm-up step (1-based)"
@@ -146,7 +147,7 @@ def run(cfg: ModelConfig, args: argparse.Namespace, mode: str, balancing: str, d
         return float(loss.total.detach())
 
     warmup_seconds, warmup_profile = [], None
-    with captures_keep_allocator_cache(args.capture_empty_cache == "off"):
+    with reordered_cudagraph_lookups(args.cudagraph_lookups == "reordered"):
         for number in range(1, args.warmup + 1):
             profiler = cProfile.Profile() if number == args.profile_warmup_step else None
             sync(device)
@@ -255,7 +256,7 @@ def main() -> None:
         "torch": torch.__version__,
         "preset": args.preset,
         "cudagraph_asserts": args.cudagraph_asserts,
-        "capture_empty_cache": args.capture_empty_cache,
+        "cudagraph_lookups": args.cudagraph_lookups,
         "batch_size": args.batch_size,
         "seq_len": args.seq_len,
         "parameters": sum(p.numel() for p in WorldModel(cfg).parameters()),

@@ -112,10 +112,10 @@ class TrainConfig:
     # torch.compile mode of the model's per-frame rollout step (its launch-bound loop); auto:
     # reduce-overhead (CUDA graphs) on GPUs under ZeRO 0-2, eager on CPUs and under ZeRO-3
     compile_rollout: Literal["auto", "none", "default", "reduce-overhead", "max-autotune"] = "auto"
-    # Under CUDA graphs, torch empties the allocator's cache before each of the ~100 captures of a
-    # run's second step; false keeps it through the first two steps (aime/models/rollout_compile.py).
-    # On as in torch until measured on a GPU (README, "The first step with the stream fix").
-    cudagraph_capture_empty_cache: bool = True
+    # Under CUDA graphs, a run's second step records ~100 graphs; CUDA graph trees' lookups of each
+    # tensor among the outputs recorded before it, reordered to compare data pointers first (the same
+    # answers; aime/models/cudagraph_lookups.py); false runs torch's own
+    cudagraph_reordered_lookups: bool = True
     grad_accum: int = 1  # micro-batches per optimizer step
     warmup_steps: int = 100  # linear warm-up from 0 to the model's lr
     min_lr_ratio: float = 0.1  # the cosine decays to lr * min_lr_ratio at `steps`

@@ -8,8 +8,7 @@ reuses it.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, Literal, get_args
 
 import torch
@@ -35,24 +34,3 @@ def compiled(step: Callable[..., Any], mode: str) -> Callable[..., Any]:
         torch._functorch.config.donated_buffer = False
         _COMPILED[step, mode] = torch.compile(step, mode=mode, dynamic=False)
     return _COMPILED[step, mode]
-
-
-@contextlib.contextmanager
-def captures_keep_allocator_cache(keep: bool) -> Iterator[None]:
-    """With ``keep``, ``torch.cuda.empty_cache`` does nothing inside, process-wide.
-
-    ``torch.cuda.graph`` empties the caching allocator before every capture, and CUDA graph trees
-    capture one graph per call of the compiled steps in the second step (about a hundred for the
-    gpu preset): each time the cache's free blocks go back to the driver and the next allocations
-    ask for them again. Only a capture's headroom depends on the emptying, never a result. Whether it
-    is what makes that step slow is measured by ``benchmarks/model_step.py --capture-empty-cache off``.
-    """
-    if not keep:
-        yield
-        return
-    original = torch.cuda.empty_cache
-    torch.cuda.empty_cache = lambda: None  # torch.cuda.graph looks the attribute up on each capture
-    try:
-        yield
-    finally:
-        torch.cuda.empty_cache = original

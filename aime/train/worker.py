@@ -102,7 +102,7 @@ class TrainLoop:
     run_dir: Path
 
     def run(self, batches: Iterator[dict[str, Any]], step: int, clock: StartupClock) -> None:
-        from aime.models.rollout_compile import captures_keep_allocator_cache
+        from aime.models.cudagraph_lookups import reordered_cudagraph_lookups
 
         t, cuda = self.cfg.train, self.device.type == "cuda"
         params = [p for p in self.engine.module.parameters() if p.requires_grad]
@@ -117,7 +117,7 @@ class TrainLoop:
             if t.inject_failure_at_step == step + 1 and self.rank == self.world - 1:
                 _fail_once(self.run_dir, step + 1)
             capturing = cuda and step < first_step + 1  # warm-up, then CUDA graph trees' recording
-            with captures_keep_allocator_cache(capturing and not t.cudagraph_capture_empty_cache):
+            with reordered_cudagraph_lookups(capturing and t.cudagraph_reordered_lookups):
                 losses, balanced, waited = self._step(batches, params, step, bf16)
             step += 1
             since_log += 1

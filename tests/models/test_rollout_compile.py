@@ -73,17 +73,3 @@ def test_eager_rollout_switches_compilation_off_for_its_duration_only(tiny_cfg):
         assert model.rollout_compile is None
         raise RuntimeError("an evaluation that fails")
     assert model.rollout_compile == "reduce-overhead"
-
-
-def test_captures_keep_the_allocator_cache_only_inside_and_even_after_an_error():
-    from aime.models.rollout_compile import captures_keep_allocator_cache
-
-    original = torch.cuda.empty_cache
-    with pytest.raises(KeyError):
-        with captures_keep_allocator_cache(True):
-            assert torch.cuda.empty_cache is not original
-            torch.cuda.empty_cache()  # a no-op, even without CUDA
-            raise KeyError("a failing step")
-    assert torch.cuda.empty_cache is original
-    with captures_keep_allocator_cache(False):
-        assert torch.cuda.empty_cache is original
