@@ -2,11 +2,12 @@
 
 In a run's second step CUDA graph trees record one graph per call of the compiled per-frame steps
 (about a hundred for the gpu preset), all on one path of the tree. For every input and output of
-each recording, torch (2.13) walks every output recorded before it on the path and for each one first
-asks whether its storage is still alive (a use count read through a weak reference, in C++) and only
-then compares data pointers: quadratic in the recordings, with a C++ call in the inner loop. Under
-cProfile on an H100 these lookups took 81 of that step's 118 s: 12,423 lookups, 36 million liveness
-checks (benchmarks/results/h100/step2_20261205/).
+each recording, torch (2.11 and 2.13 alike) walks every output recorded before it on the path, and
+for each one first asks whether its storage is still alive (a use count read through a weak
+reference, in C++) and only then compares data pointers: quadratic in the recordings, with a C++
+call in the inner loop. Under cProfile on an H100 these lookups took 81 of that step's 118 s:
+12,423 lookups, 36 million liveness checks. Reordered, that step took 13.3 s against torch's 36.6 s,
+unprofiled (benchmarks/results/h100/step2_20261205/, README "Step 2: CUDA graph trees' lookups").
 
 The replacements compare the recorded data pointer (an int the wrapper stores) first and ask for
 liveness only on a match: the same answer for every tensor (tests/models/test_cudagraph_lookups.py
