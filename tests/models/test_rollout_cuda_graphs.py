@@ -1,6 +1,8 @@
 """The rollout as CUDA graphs (``compile_rollout("reduce-overhead")``, what training uses on GPUs): the
 eager values and gradients on every call, through warm-up, recording and replay, and with RGB's two
-per-task gradient passes over one retained graph. Runs only where CUDA is (the GPU machine)."""
+per-task gradient passes over one retained graph, with CUDA graph trees' own lookups of recorded
+tensors and with aime's reordered ones (what training's first two steps use). Runs only where CUDA is
+(the GPU machine)."""
 
 from __future__ import annotations
 
@@ -10,11 +12,13 @@ from model_helpers import moving_squares
 
 from aime.models import WorldModel
 from aime.models.common import episode_resets
+from aime.models.cudagraph_lookups import reordered_cudagraph_lookups
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA GPU")
 
 
-def test_cuda_graph_rollouts_repeat_the_eager_values_and_per_task_gradients(tiny_cfg):
+@pytest.mark.parametrize("lookups", ["torch", "reordered"])
+def test_cuda_graph_rollouts_repeat_the_eager_values_and_per_task_gradients(tiny_cfg, lookups):
     torch.manual_seed(0)
     model = WorldModel(tiny_cfg).cuda().eval()  # eval: the codebook and spectral norms stay put
     params = [p for p in model.parameters() if p.requires_grad]
@@ -39,14 +43,15 @@ def test_cuda_graph_rollouts_repeat_the_eager_values_and_per_task_gradients(tiny
     torch._dynamo.utils.counters.clear()
     model.compile_rollout("reduce-overhead")
     try:
-        for _call in range(3):  # warm-up, recording, replay
-            compiled, compiled_grads = rollout_and_task_grads()
-            for name in eager:
-                torch.testing.assert_close(compiled[name], eager[name], rtol=1e-3, atol=1e-4)
-            for g, g_eager in zip(compiled_grads, eager_grads, strict=True):
-                assert (g is None) == (g_eager is None)
-                if g is not None:
-                    torch.testing.assert_close(g, g_eager, rtol=1e-3, atol=1e-3)
+        with reordered_cudagraph_lookups(lookups == "reordered"):
+            for _call in range(3):  # warm-up, recording, replay
+                compiled, compiled_grads = rollout_and_task_grads()
+                for name in eager:
+                    torch.testing.assert_close(compiled[name], eager[name], rtol=1e-3, atol=1e-4)
+                for g, g_eager in zip(compiled_grads, eager_grads, strict=True):
+                    assert (g is None) == (g_eager is None)
+                    if g is not None:
+                        torch.testing.assert_close(g, g_eager, rtol=1e-3, atol=1e-3)
     finally:
         model.compile_rollout(None)
     # Inductor falls back to plain launches, silently, where it cannot record a graph.
