@@ -74,3 +74,11 @@ def test_the_methods_are_replaced_inside_only_and_restored_after_an_error():
     assert CUDAGraphNode._is_cuda_graph_recorded_tensor is TORCH_RECORDED
     with reordered_cudagraph_lookups(False):
         assert CUDAGraphNode._is_alias_of_live_recorded_tensor is TORCH_ALIAS
+
+
+def test_a_torch_without_the_lookups_runs_its_own_and_says_so(monkeypatch, caplog):
+    monkeypatch.delattr(CUDAGraphNode, "_is_cuda_graph_recorded_tensor")
+    with caplog.at_level("WARNING", logger="aime.models.cudagraph_lookups"):
+        with reordered_cudagraph_lookups(True):
+            assert CUDAGraphNode._is_alias_of_live_recorded_tensor is TORCH_ALIAS
+    assert "lack the lookups aime reorders" in caplog.text and torch.__version__ in caplog.text
