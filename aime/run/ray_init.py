@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,6 +19,7 @@ log = logging.getLogger(__name__)
 ROLLOUT_MODULES = ("aime.actors.rollout", "dm_control.suite")
 
 HEALTH_CHECK_INTERVAL = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"  # read by Ray Train's controller
+DASHBOARD_PORT = 8265  # Ray's own default, where a local Ray's dashboard goes if it is free
 
 
 def worker_environment() -> dict[str, str]:
@@ -76,6 +78,8 @@ def init_ray(cfg: RayConfig, address: str | None = None, *, collects: bool = Fal
         # file) advertises on this machine: joining a cluster is what an address is for.
         kwargs["address"] = "local"
         kwargs["include_dashboard"] = cfg.include_dashboard
+        if cfg.include_dashboard:
+            kwargs |= own_state_api()
         if cfg.num_cpus is not None:
             kwargs["num_cpus"] = cfg.num_cpus
         if cfg.object_store_memory_mb is not None:
@@ -85,6 +89,34 @@ def init_ray(cfg: RayConfig, address: str | None = None, *, collects: bool = Fal
     context = ray.init(**kwargs)
     console.drop_forwarded_noise()
     return context
+
+
+def own_state_api() -> dict[str, Any]:
+    """``ray.init`` arguments that put a new local Ray's dashboard on 127.0.0.1 (Ray's port 8265 where
+    it is free, else one the system picks), and ``RAY_API_SERVER_ADDRESS`` (set here, inherited by
+    its processes) pointing there.
+
+    Ray's state API finds a Ray that nobody named by looking at this machine: the cluster that
+    ``ray start`` last recorded, else the one GCS process running. Ray Train's controller and its
+    placement-group cleaner query it from inside their workers. With a ``ray start`` cluster on the
+    same machine the cleaner asked that cluster about this run's controller, was told it did not
+    exist, judged it dead and quit (by its code it removes the run's placement group, and the training
+    workers in it, if one is registered by then); with a second local Ray it died of "Found multiple
+    active Ray instances". Naming the address makes both ask this Ray. A variable the user set is
+    replaced: it would name another Ray."""
+    port = _free_port(DASHBOARD_PORT) or _free_port(0)  # free now; Ray binds it a moment later
+    os.environ["RAY_API_SERVER_ADDRESS"] = f"http://127.0.0.1:{port}"
+    return {"dashboard_host": "127.0.0.1", "dashboard_port": port}
+
+
+def _free_port(port: int) -> int | None:
+    """``port`` (0: any) if 127.0.0.1 has it free, as the port number; None if it is taken."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return None
+        return int(probe.getsockname()[1])
 
 
 def live_nodes() -> int:

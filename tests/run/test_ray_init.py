@@ -82,3 +82,37 @@ def test_a_collecting_commands_workers_import_the_rollout_modules_before_their_f
         "True": {"worker": ["aime.actors.rollout", "dm_control.suite"], "driver_has_dm_control": False},
         "False": {"worker": [], "driver_has_dm_control": False},
     }
+
+
+STATE_PROBE = """
+import json, ray
+from aime.config import RayConfig
+from aime.run.ray_init import init_ray
+
+@ray.remote(num_cpus=0)
+class Marker:
+    def ready(self):
+        return True
+
+@ray.remote(num_cpus=0)
+def state_of(actor_id):  # as Ray Train's placement-group cleaner asks about its controller
+    from ray.util.state import get_actor
+    found = get_actor(actor_id, timeout=30)
+    return None if found is None else found.state
+
+init_ray(RayConfig(num_cpus=1))
+marker = Marker.remote()
+ray.get(marker.ready.remote())
+print(json.dumps({"state": ray.get(state_of.remote(marker._actor_id.hex()))}))
+"""
+
+
+def test_workers_ask_their_own_rays_state_api_with_another_ray_on_the_machine(ray_local):
+    # The session's Ray is the other one; unnamed, the state API found both (or a `ray start`
+    # cluster's recorded address) and could not tell which one was asked about.
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS")}
+    out = subprocess.run(
+        [sys.executable, "-c", STATE_PROBE], env=env, capture_output=True, text=True, timeout=240
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"state": "ALIVE"}
