@@ -27,8 +27,6 @@ import torch
 
 log = logging.getLogger(__name__)
 
-_METHODS = ("_is_alias_of_live_recorded_tensor", "_is_cuda_graph_recorded_tensor")
-
 
 def alias_of_live_recorded_tensor(node: Any, t: torch.Tensor) -> tuple[int, int] | None:
     """(depth, output index) of the live recorded output that shares ``t``'s storage, or None."""
@@ -46,6 +44,13 @@ def is_cuda_graph_recorded_tensor(node: Any, t: torch.Tensor) -> bool:
     return any(ref is not None and ref.data_ptr() == ptr for refs in node.path_weakrefs for ref in refs)
 
 
+# CUDAGraphNode's methods, by name, and what replaces each.
+_REPLACEMENTS = {
+    "_is_alias_of_live_recorded_tensor": alias_of_live_recorded_tensor,
+    "_is_cuda_graph_recorded_tensor": is_cuda_graph_recorded_tensor,
+}
+
+
 @contextlib.contextmanager
 def reordered_cudagraph_lookups(on: bool = True) -> Iterator[None]:
     """With ``on``, CUDA graph trees' nodes use the lookups above inside, process-wide."""
@@ -53,9 +58,9 @@ def reordered_cudagraph_lookups(on: bool = True) -> Iterator[None]:
     if node_class is None:
         yield
         return
-    originals = {name: node_class.__dict__[name] for name in _METHODS}
-    setattr(node_class, _METHODS[0], alias_of_live_recorded_tensor)
-    setattr(node_class, _METHODS[1], is_cuda_graph_recorded_tensor)
+    originals = {name: node_class.__dict__[name] for name in _REPLACEMENTS}
+    for name, method in _REPLACEMENTS.items():
+        setattr(node_class, name, method)
     try:
         yield
     finally:
@@ -67,7 +72,7 @@ def _graph_node_class() -> type | None:
     from torch._inductor import cudagraph_trees
 
     node_class = getattr(cudagraph_trees, "CUDAGraphNode", None)
-    if node_class is None or any(name not in vars(node_class) for name in _METHODS):
+    if node_class is None or any(name not in vars(node_class) for name in _REPLACEMENTS):
         log.warning(
             "torch %s's CUDA graph trees lack the lookups aime reorders; recording runs as torch's own",
             torch.__version__,
