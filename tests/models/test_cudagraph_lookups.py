@@ -35,10 +35,12 @@ def _path(depths: int = 4, outputs: int = 5):
 
 
 def test_lookups_give_torchs_answers_for_live_freed_aliased_and_unrelated_tensors():
+    # made before the path so that no freed output's address can be handed to one of them
+    unrecorded = [torch.zeros(4), torch.empty(0)]  # never recorded; an empty storage (pointer 0)
     node, kept = _path()
     assert any(ref is not None and ref() is None for refs in node.path_weakrefs for ref in refs)
     queries = [t for t, _, _ in kept] + [t[1:] for t, _, _ in kept]  # outputs and views into them
-    queries += [torch.zeros(4), torch.empty(0)]  # never recorded; an empty storage (pointer 0)
+    queries += unrecorded
     answers = {
         "alias": [alias_of_live_recorded_tensor(node, t) for t in queries],
         "recorded": [is_cuda_graph_recorded_tensor(node, t) for t in queries],
