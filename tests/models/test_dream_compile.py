@@ -9,7 +9,7 @@ import torch
 from model_helpers import moving_squares
 from test_overshoot import with_overshoot
 
-from aime.models import WorldModel, noise
+from aime.models import WorldModel, noise, rollout_compile
 from aime.models.common import episode_resets
 from aime.models.imagine import dream_advance, dream_predict
 from aime.models.overshoot import overshoot, start_steps
@@ -51,12 +51,28 @@ def _fixed_normal(x: torch.Tensor) -> torch.Tensor:
     return torch.sin(torch.arange(x.numel(), dtype=x.dtype, device=x.device).view_as(x))
 
 
+def _through_aot_autograd(monkeypatch) -> None:
+    """``torch.compile`` as the model calls it, but with AOTAutograd's graphs run eagerly instead of
+    Inductor's generated code. What aime controls is all still compiled: Dynamo's tracing, its guards
+    (the graph count below) and AOTAutograd's forward and backward. Inductor's C++ kernels are torch's:
+    on this CPU it compiles 99 of them for this loss, 75 s of a CI run; ``test_rollout_compile.py``
+    runs Inductor here and the CUDA-only tests run it on a GPU."""
+    compile_with_inductor = torch.compile
+
+    def compile_through_aot_autograd(step, mode=None, **options):
+        return compile_with_inductor(step, backend="aot_eager", **options)
+
+    monkeypatch.setattr(torch, "compile", compile_through_aot_autograd)
+    monkeypatch.setattr(rollout_compile, "_COMPILED", {})  # no step an earlier test compiled
+
+
 def test_the_compiled_open_loop_loss_gives_the_eager_values_and_gradients(tiny_cfg, monkeypatch):
     """The model's draws (the prior's sticks, among others) are fixed values here: a compiled graph
     may order its random draws differently from eager code (torch 2.11 on the H200 machine did, 2.13
     here did not), and that would compare draws, not the math."""
     monkeypatch.setattr(noise, "rand_like", _fixed_uniform)
     monkeypatch.setattr(noise, "randn_like", _fixed_normal)
+    _through_aot_autograd(monkeypatch)
     torch.manual_seed(0)
     model = WorldModel(with_overshoot(tiny_cfg)).eval()  # train mode moves the codebook between calls
     batch = moving_squares(model.cfg, batch=2, steps=8)
