@@ -55,7 +55,7 @@ def _through_aot_autograd(monkeypatch) -> None:
     """``torch.compile`` as the model calls it, but with AOTAutograd's graphs run eagerly instead of
     Inductor's generated code. What aime controls is all still compiled: Dynamo's tracing, its guards
     (the graph count below) and AOTAutograd's forward and backward. Inductor's C++ kernels are torch's:
-    on this CPU it compiles 99 of them for this loss, 75 s of a CI run; ``test_rollout_compile.py``
+    on this CPU it compiles 99 of them for this loss, about 75 s on 2 cores; ``test_rollout_compile.py``
     runs Inductor here and the CUDA-only tests run it on a GPU."""
     compile_with_inductor = torch.compile
 
